@@ -1,0 +1,73 @@
+// The storage node's API types: what crosses the network between it and computes, the control plane and tools.
+
+/** Postgres pages are 8 KiB; every page read returns exactly this many bytes. */
+export const PAGE_SIZE = 8192;
+
+/**
+ * A path inside the data directory: POSIX, relative, normalised (no leading '/', no '.' or '..' segments,
+ * no empty segments). The data directory itself is ''.
+ */
+export type DataPath = string;
+
+export type FileOp =
+  | { op: 'write'; path: DataPath; offset: number; data: Uint8Array }
+  | { op: 'create'; path: DataPath }
+  | { op: 'truncate'; path: DataPath; size: number }
+  | { op: 'unlink'; path: DataPath }
+  | { op: 'rename'; from: DataPath; to: DataPath }
+  | { op: 'mkdir'; path: DataPath }
+  | { op: 'rmdir'; path: DataPath };
+
+export type FileOpName = FileOp['op'];
+
+export interface WriteBatch {
+  /** The LSN the writer believes is the timeline's last; a mismatch means a second writer and is refused. */
+  expectedLsn?: number;
+  ops: FileOp[];
+}
+
+export interface BatchAck {
+  lsn: number;
+  /** Commit time of the batch, ISO 8601. */
+  time: string;
+}
+
+export interface TimelineInfo {
+  timelineId: string;
+  ancestorTimelineId: string | null;
+  ancestorLsn: number | null;
+  /** LSN of the last acknowledged batch (equals ancestorLsn for a branch with no writes yet; 0 for a new empty timeline). */
+  lastLsn: number;
+  /** Oldest LSN that can still be read (the GC horizon). */
+  oldestReadableLsn: number;
+  /** Bytes of all files' sizes at lastLsn. */
+  logicalSize: number;
+  createdAt: string;
+  /** Timelines branched from this one. */
+  children: string[];
+}
+
+export interface CreateTimelineRequest {
+  timelineId?: string;
+  ancestorTimelineId?: string;
+  /** Branch at this LSN of the ancestor (default: its head). */
+  ancestorLsn?: number;
+  /** Branch at the ancestor's state as of this time (ISO 8601); exclusive with ancestorLsn. */
+  ancestorTimestamp?: string;
+}
+
+export interface FileEntry {
+  path: DataPath;
+  type: 'file' | 'dir';
+  size: number;
+}
+
+export interface PageRef {
+  path: DataPath;
+  page: number;
+}
+
+/** Error body of every 4xx/5xx response. */
+export interface ApiErrorBody {
+  error: { code: string; message: string };
+}
