@@ -25,7 +25,7 @@ export class StorageClient {
     this.baseUrl = baseUrl.replace(/\/+$/, '');
   }
 
-  private async call(method: string, path: string, body?: BodyInit, contentType?: string): Promise<Response> {
+  private async call(method: string, path: string, body?: string | Uint8Array, contentType?: string): Promise<Response> {
     const headers: Record<string, string> = {};
     if (contentType) headers['content-type'] = contentType;
     let res: Response;
