@@ -674,6 +674,8 @@ export class StorageEngine {
     this.closed = true;
     if (this.timer) clearInterval(this.timer);
     while (this.backgroundRunning) await new Promise((r) => setTimeout(r, 10));
+    // Let in-flight freezes and manifest uploads finish before files are closed.
+    await Promise.all([...this.states.values()].map((st) => st.lock.run(async () => {})));
     if (options.flush !== false) {
       for (const st of this.states.values()) {
         if (st.timeline && !st.fenced && !st.deleted && (st.unfrozen.length > 0 || st.etag === null)) await this.freezeInBackground(st);
