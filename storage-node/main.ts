@@ -16,6 +16,7 @@ Options (environment variable in brackets):
   --port N              listen port, 0 for any [LAKEBASE_STORAGE_PORT] (9870)
   --durability MODE     local | object-store [LAKEBASE_DURABILITY] (local)
   --retention-hours N   history kept for branching and time travel [LAKEBASE_RETENTION_HOURS] (168)
+  --max-batch-bytes N   largest write batch accepted [LAKEBASE_STORAGE_MAX_BATCH_BYTES] (67108864)
 Object store: LAKEBASE_OBJECT_STORE_DIR (.lakebase/objects), or LAKEBASE_S3_BUCKET with LAKEBASE_S3_ENDPOINT,
 LAKEBASE_S3_REGION, LAKEBASE_S3_PREFIX, LAKEBASE_S3_FORCE_PATH_STYLE, LAKEBASE_S3_ACCESS_KEY_ID, LAKEBASE_S3_SECRET_ACCESS_KEY.`;
 
@@ -34,6 +35,7 @@ const { values } = parseArgs({
     port: { type: 'string' },
     durability: { type: 'string' },
     'retention-hours': { type: 'string' },
+    'max-batch-bytes': { type: 'string' },
     help: { type: 'boolean', short: 'h' },
   },
 }).valueOf() as { values: Record<string, string | boolean | undefined> };
@@ -51,6 +53,9 @@ if (!Number.isInteger(port) || port < 0 || port > 65535) fail(`--port must be 0.
 const retentionHours = Number(values['retention-hours'] ?? env.LAKEBASE_RETENTION_HOURS ?? 168);
 if (!(retentionHours >= 0)) fail('--retention-hours must be a non-negative number');
 
+const maxBatchBytes = Number(values['max-batch-bytes'] ?? env.LAKEBASE_STORAGE_MAX_BATCH_BYTES ?? 64 * 1024 * 1024);
+if (!Number.isSafeInteger(maxBatchBytes) || maxBatchBytes < 1024) fail('--max-batch-bytes must be an integer of at least 1024');
+
 const metrics = new StorageMetrics();
 let objectStore;
 try {
@@ -65,6 +70,7 @@ const node = await startStorageNode({
   port,
   durability: durability as Durability,
   retentionMs: retentionHours * 3600_000,
+  maxBatchBytes,
   objectStore,
   metrics,
   logger: log,
