@@ -17,6 +17,7 @@ Options (environment variable in brackets):
   --durability MODE     local | object-store [LAKEBASE_DURABILITY] (local)
   --retention-hours N   history kept for branching and time travel [LAKEBASE_RETENTION_HOURS] (168)
   --max-batch-bytes N   largest write batch accepted [LAKEBASE_STORAGE_MAX_BATCH_BYTES] (67108864)
+  --freeze-mb N         freeze a timeline's recent writes into a layer at this size [LAKEBASE_STORAGE_FREEZE_MB] (16)
 Object store: LAKEBASE_OBJECT_STORE_DIR (.lakebase/objects), or LAKEBASE_S3_BUCKET with LAKEBASE_S3_ENDPOINT,
 LAKEBASE_S3_REGION, LAKEBASE_S3_PREFIX, LAKEBASE_S3_FORCE_PATH_STYLE, LAKEBASE_S3_ACCESS_KEY_ID, LAKEBASE_S3_SECRET_ACCESS_KEY.`;
 
@@ -36,6 +37,7 @@ const { values } = parseArgs({
     durability: { type: 'string' },
     'retention-hours': { type: 'string' },
     'max-batch-bytes': { type: 'string' },
+    'freeze-mb': { type: 'string' },
     help: { type: 'boolean', short: 'h' },
   },
 }).valueOf() as { values: Record<string, string | boolean | undefined> };
@@ -56,6 +58,9 @@ if (!(retentionHours >= 0)) fail('--retention-hours must be a non-negative numbe
 const maxBatchBytes = Number(values['max-batch-bytes'] ?? env.LAKEBASE_STORAGE_MAX_BATCH_BYTES ?? 64 * 1024 * 1024);
 if (!Number.isSafeInteger(maxBatchBytes) || maxBatchBytes < 1024) fail('--max-batch-bytes must be an integer of at least 1024');
 
+const freezeMb = Number(values['freeze-mb'] ?? env.LAKEBASE_STORAGE_FREEZE_MB ?? 16);
+if (!(freezeMb > 0)) fail('--freeze-mb must be a positive number');
+
 const metrics = new StorageMetrics();
 let objectStore;
 try {
@@ -71,6 +76,7 @@ const node = await startStorageNode({
   durability: durability as Durability,
   retentionMs: retentionHours * 3600_000,
   maxBatchBytes,
+  freezeBytes: Math.round(freezeMb * 1024 * 1024),
   objectStore,
   metrics,
   logger: log,

@@ -1,0 +1,18 @@
+// `npm run bench [-- storage|compute|proxy ...]`: runs the benchmarks and prints their tables (Markdown).
+import { runStorageBenchmarks } from './storage-node.ts';
+
+const suites: Record<string, () => Promise<string[]>> = {
+  storage: runStorageBenchmarks,
+};
+
+const wanted = process.argv.slice(2).filter((a) => !a.startsWith('-'));
+const names = wanted.length > 0 ? wanted : Object.keys(suites);
+for (const name of names) {
+  const run = suites[name];
+  if (!run) {
+    process.stderr.write(`unknown benchmark suite ${JSON.stringify(name)}; choose from ${Object.keys(suites).join(', ')}\n`);
+    process.exit(2);
+  }
+  process.stdout.write(`\n## ${name}\n\n`);
+  await run();
+}
