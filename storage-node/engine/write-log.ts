@@ -59,6 +59,7 @@ interface Segment {
 }
 
 interface Pending {
+  rec: LogRecord;
   bytes: Buffer;
   resolve: () => void;
   reject: (e: Error) => void;
@@ -70,6 +71,7 @@ export class WriteLog {
   private fh: FileHandle | null = null;
   private size = 0;
   private queue: Pending[] = [];
+  private rotateWaiters: (() => void)[] = [];
   private flushing: Promise<void> | null = null;
   /** Counts fsyncs, to show group commit at work. */
   fsyncs = 0;
@@ -126,20 +128,33 @@ export class WriteLog {
   /** Resolves once the record is on disk (fsynced). */
   append(rec: LogRecord): Promise<void> {
     const bytes = encodeRecord(rec);
-    this.note(this.segments.at(-1)!, rec);
     return new Promise<void>((resolve, reject) => {
-      this.queue.push({ bytes, resolve, reject });
-      if (!this.flushing) this.flushing = this.flushLoop();
+      this.queue.push({ rec, bytes, resolve, reject });
+      this.kick();
     });
   }
 
+  private kick(): void {
+    // Cleared in a later microtask, never inside flushLoop: a loop that finishes without awaiting must not
+    // leave a settled promise behind as "flushing".
+    // Work queued between the loop's end and this callback is picked up by a new loop.
+    if (this.flushing) return;
+    this.flushing = this.flushLoop().finally(() => {
+      this.flushing = null;
+      if (this.queue.length > 0 || this.rotateWaiters.length > 0) this.kick();
+    });
+  }
+
+  // The only code that touches the segment file: writes, fsyncs and rolls never overlap.
   private async flushLoop(): Promise<void> {
-    try {
-      while (this.queue.length > 0) {
+    while (this.queue.length > 0 || this.rotateWaiters.length > 0) {
+      if (this.queue.length > 0) {
         const group = this.queue.splice(0);
         const started = process.hrtime.bigint();
+        const seg = this.segments.at(-1)!;
         try {
           const bytes = Buffer.concat(group.map((p) => p.bytes));
+          for (const p of group) this.note(seg, p.rec); // noted in the segment that really holds it
           await this.fh!.write(bytes);
           await this.fh!.datasync();
           this.fsyncs++;
@@ -149,17 +164,19 @@ export class WriteLog {
         } catch (e) {
           for (const p of group) p.reject(e as Error);
         }
-        if (this.size >= SEGMENT_BYTES) await this.roll();
       }
-    } finally {
-      this.flushing = null;
+      const waiters = this.rotateWaiters.splice(0);
+      if ((this.size >= SEGMENT_BYTES || waiters.length > 0) && this.size > 0) await this.roll();
+      for (const w of waiters) w();
     }
   }
 
   /** Starts a new segment, so that everything logged so far can be trimmed once it is persisted. */
-  async rotate(): Promise<void> {
-    while (this.flushing) await this.flushing;
-    if (this.size > 0) await this.roll();
+  rotate(): Promise<void> {
+    return new Promise<void>((resolve) => {
+      this.rotateWaiters.push(resolve);
+      this.kick();
+    });
   }
 
   /**
