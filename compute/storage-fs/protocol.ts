@@ -1,0 +1,81 @@
+// Messages between a compute's parent thread (compute/compute.ts) and its worker (worker.ts).
+import type { FileEntry, PageRef } from '../../storage-node/api/types.ts';
+import type { StorageFsStats } from './storage-fs.ts';
+
+export interface WorkerInit {
+  memory: SharedArrayBuffer;
+  readOnly: boolean;
+  database: string;
+  username: string;
+  /** Precompiled pglite.wasm; without it the worker reads and compiles the wasm itself. */
+  wasmModule?: WebAssembly.Module;
+  cacheBytes?: number;
+  maxUnshippedBytes?: number;
+  startParams: string[];
+  ioTimeoutMs: number;
+  /** Rewrite the prefetch hint at a clean stop when the pages read at start differ from it. */
+  updateHint: boolean;
+  debug: boolean;
+}
+
+export interface BootMessage {
+  t: 'boot';
+  lsn: number;
+  files: FileEntry[];
+  refs: PageRef[];
+  data: Uint8Array;
+  hint: PageRef[];
+}
+
+export type CallOp = 'query' | 'exec' | 'protocol' | 'stats' | 'startPages' | 'stop';
+
+export interface CallMessage {
+  t: 'call';
+  id: number;
+  op: CallOp;
+  sql?: string;
+  params?: unknown[];
+  bytes?: Uint8Array;
+}
+
+export interface SerializedError {
+  name: string;
+  message: string;
+  [field: string]: string | number | undefined;
+}
+
+export interface WorkerStats extends StorageFsStats {
+  bridgeRoundTrips: number;
+  bridgeWaitMs: number;
+}
+
+export type WorkerMessage =
+  | { t: 'loaded' }
+  | { t: 'ready'; pgliteStartMs: number; stats: WorkerStats }
+  | { t: 'fatal'; error: SerializedError }
+  | { t: 'reply'; id: number; ok: true; value: unknown; lsn: number }
+  | { t: 'reply'; id: number; ok: false; error: SerializedError; lsn: number };
+
+export function serializeError(e: unknown): SerializedError {
+  if (!(e instanceof Error)) return { name: 'Error', message: String(e) };
+  const out: SerializedError = { name: e.name, message: e.message };
+  for (const [k, v] of Object.entries(e)) {
+    if (typeof v === 'string' || typeof v === 'number') out[k] = v;
+  }
+  return out;
+}
+
+/** An error raised inside a compute (a Postgres error keeps its fields: code, detail, hint, position, ...). */
+export class ComputeError extends Error {
+  code?: string;
+  detail?: string;
+  hint?: string;
+  severity?: string;
+  position?: string;
+  [field: string]: unknown;
+  constructor(s: SerializedError) {
+    super(s.message);
+    for (const [k, v] of Object.entries(s)) if (k !== 'message' && k !== 'name' && k !== 'stack') this[k] = v;
+    this.name = s.name === 'Error' ? 'ComputeError' : s.name;
+  }
+}
