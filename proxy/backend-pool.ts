@@ -1,0 +1,129 @@
+// Idle compute connections for SQL over HTTP, per (endpoint, database, user). A connection goes back to the
+// pool only after Neon's session reset succeeded, so SET, a lone BEGIN, temp tables, prepared statements,
+// cursors, advisory locks and LISTENs never reach the next request; anything doubtful is closed instead.
+import type { BackendConnection } from './backend-connection.ts';
+import type { ComputeConnector } from './compute-connector.ts';
+import { runSimple } from './sql-executor.ts';
+
+export const RESET_SQL =
+  'ROLLBACK; CLOSE ALL; SET SESSION AUTHORIZATION DEFAULT; RESET ALL; DEALLOCATE ALL; UNLISTEN *; SELECT pg_advisory_unlock_all(); DISCARD TEMP; DISCARD SEQUENCES;';
+
+export interface PoolOptions {
+  maxIdlePerKey: number;
+  idleTimeoutMs: number;
+}
+
+interface Idle {
+  conn: BackendConnection;
+  since: number;
+}
+
+export class BackendPool {
+  private readonly idle = new Map<string, Idle[]>();
+  /** Connections being reset, and requests waiting for one of them, per key. */
+  private readonly resetting = new Map<string, number>();
+  private readonly waiters = new Map<string, ((conn: BackendConnection | null) => void)[]>();
+  private readonly sweeper: NodeJS.Timeout;
+  private readonly connector: ComputeConnector;
+  private readonly opts: PoolOptions;
+  private closed = false;
+
+  constructor(connector: ComputeConnector, opts: PoolOptions) {
+    this.connector = connector;
+    this.opts = opts;
+    this.sweeper = setInterval(() => this.sweep(), Math.min(opts.idleTimeoutMs, 30_000));
+    this.sweeper.unref();
+  }
+
+  /** Pool key; the endpoint is part of it, so one endpoint can never get another's connection. */
+  static key(endpointId: string, database: string, user: string): string {
+    return `${endpointId}\0${database}\0${user}`;
+  }
+
+  async acquire(endpointId: string, database: string, user: string): Promise<BackendConnection> {
+    const key = BackendPool.key(endpointId, database, user);
+    const list = this.idle.get(key);
+    while (list && list.length > 0) {
+      const { conn } = list.pop() as Idle;
+      if (!conn.closed) return conn;
+    }
+    // A reset takes a fraction of a millisecond, a new connection several (SCRAM): wait for an unclaimed one.
+    const waiting = this.waiters.get(key) ?? [];
+    if (waiting.length < (this.resetting.get(key) ?? 0)) {
+      const conn = await new Promise<BackendConnection | null>((resolve) => {
+        waiting.push(resolve);
+        this.waiters.set(key, waiting);
+      });
+      if (conn) return conn;
+    }
+    return this.connector.connect(endpointId, { user, database, extra: { client_encoding: 'UTF8' } });
+  }
+
+  /** Resets the session in the background and keeps the connection if that worked. */
+  release(endpointId: string, database: string, user: string, conn: BackendConnection): void {
+    if (conn.closed || this.closed) {
+      conn.destroy();
+      return;
+    }
+    const key = BackendPool.key(endpointId, database, user);
+    this.resetting.set(key, (this.resetting.get(key) ?? 0) + 1);
+    const done = (ok: boolean): void => {
+      const n = (this.resetting.get(key) ?? 1) - 1;
+      if (n > 0) this.resetting.set(key, n);
+      else this.resetting.delete(key);
+      const usable = ok && !this.closed && !conn.closed && conn.txStatus === 'I';
+      const waiter = this.waiters.get(key)?.shift();
+      if (waiter) {
+        waiter(usable ? conn : null);
+        if (usable) return;
+      }
+      // Fewer resets in flight than waiters now: the surplus connect on their own.
+      const waiting = this.waiters.get(key) ?? [];
+      while (waiting.length > (this.resetting.get(key) ?? 0)) (waiting.pop() as (c: null) => void)(null);
+      if (!usable) {
+        conn.destroy();
+        return;
+      }
+      const list = this.idle.get(key) ?? [];
+      if (list.length >= this.opts.maxIdlePerKey) {
+        conn.close();
+        return;
+      }
+      list.push({ conn, since: Date.now() });
+      this.idle.set(key, list);
+    };
+    runSimple(conn, RESET_SQL).then(
+      () => done(true),
+      () => done(false),
+    );
+  }
+
+  private sweep(): void {
+    const cutoff = Date.now() - this.opts.idleTimeoutMs;
+    for (const [key, list] of this.idle) {
+      const keep = list.filter((i) => {
+        if (i.since >= cutoff && !i.conn.closed) return true;
+        i.conn.close();
+        return false;
+      });
+      if (keep.length) this.idle.set(key, keep);
+      else this.idle.delete(key);
+    }
+  }
+
+  /** Idle connection count (for tests and metrics). */
+  get idleCount(): number {
+    let n = 0;
+    for (const list of this.idle.values()) n += list.length;
+    return n;
+  }
+
+  close(): void {
+    this.closed = true;
+    clearInterval(this.sweeper);
+    for (const list of this.waiters.values()) for (const w of list) w(null);
+    this.waiters.clear();
+    for (const list of this.idle.values()) for (const i of list) i.conn.close();
+    this.idle.clear();
+  }
+}

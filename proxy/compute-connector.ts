@@ -1,0 +1,114 @@
+// From an endpoint id to an authenticated compute connection: wake (single-flight per endpoint, bounded
+// retries with backoff), cache the address, connect with retries, and wake again when a cached address
+// turns out to be stale (the compute was suspended since).
+import type { Logger } from '../lib/logger.ts';
+import { BackendConnection, ConnectError, type StartupParams } from './backend-connection.ts';
+import { DirectoryError, type ComputeAddress, type EndpointDirectory } from './backend-directory.ts';
+import { PgServerError, couldNotConnect, fromDirectoryError, rateLimited } from './errors.ts';
+import type { EndpointRateLimiter } from './rate-limit.ts';
+
+export interface RetryPolicy {
+  retries: number;
+  baseDelayMs: number;
+  factor: number;
+}
+
+export interface ConnectorOptions {
+  /** Neon: 8 retries, 100 ms x 1.6^n. */
+  wakeRetry: RetryPolicy;
+  /** Neon: 5 retries, 200 ms x 2^n. */
+  connectRetry: RetryPolicy;
+  /** Per TCP attempt (Neon: 2 s). */
+  connectTimeoutMs: number;
+  /** Forget a cached compute address after this long unused (Neon: 4 min). */
+  addressIdleTtlMs: number;
+  onWake?: (endpointId: string, seconds: number, ok: boolean) => void;
+  rateLimiter?: EndpointRateLimiter;
+  logger: Logger;
+}
+
+// SQLSTATEs of a compute that is up but not ready yet: worth another attempt.
+const RETRIABLE_LOGIN_CODES = new Set(['57P03', '53300']);
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+export class ComputeConnector {
+  private readonly inflight = new Map<string, Promise<ComputeAddress>>();
+  private readonly cache = new Map<string, { address: ComputeAddress; lastUsed: number }>();
+  private readonly directory: EndpointDirectory;
+  private readonly opts: ConnectorOptions;
+
+  constructor(directory: EndpointDirectory, opts: ConnectorOptions) {
+    this.directory = directory;
+    this.opts = opts;
+  }
+
+  /** The compute's address, waking it if needed; concurrent callers share one wake. */
+  wake(endpointId: string): Promise<ComputeAddress> {
+    const cached = this.cache.get(endpointId);
+    if (cached && Date.now() - cached.lastUsed < this.opts.addressIdleTtlMs) {
+      cached.lastUsed = Date.now();
+      return Promise.resolve(cached.address);
+    }
+    let p = this.inflight.get(endpointId);
+    if (!p) {
+      p = this.wakeWithRetries(endpointId).finally(() => this.inflight.delete(endpointId));
+      this.inflight.set(endpointId, p);
+    }
+    return p;
+  }
+
+  invalidate(endpointId: string, address?: ComputeAddress): void {
+    const cached = this.cache.get(endpointId);
+    if (cached && (!address || cached.address === address)) this.cache.delete(endpointId);
+  }
+
+  private async wakeWithRetries(endpointId: string): Promise<ComputeAddress> {
+    const { retries, baseDelayMs, factor } = this.opts.wakeRetry;
+    const started = performance.now();
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const address = await this.directory.wake(endpointId);
+        this.cache.set(endpointId, { address, lastUsed: Date.now() });
+        this.opts.onWake?.(endpointId, (performance.now() - started) / 1000, true);
+        return address;
+      } catch (err) {
+        // Transport failures (no DirectoryError) are retried too: the control plane may be restarting.
+        const retriable = !(err instanceof DirectoryError) || err.retriable;
+        this.opts.logger.warn({ endpointId, attempt, err: String(err), retriable }, 'wake failed');
+        if (!retriable || attempt >= retries) {
+          this.opts.onWake?.(endpointId, (performance.now() - started) / 1000, false);
+          throw fromDirectoryError(err);
+        }
+        await sleep(baseDelayMs * factor ** attempt);
+      }
+    }
+  }
+
+  /** An authenticated connection to the endpoint's compute. Throws ProxyError or PgServerError (login). */
+  async connect(endpointId: string, startup: StartupParams): Promise<BackendConnection> {
+    if (this.opts.rateLimiter && !this.opts.rateLimiter.tryAcquire(endpointId)) throw rateLimited();
+    const { retries, baseDelayMs, factor } = this.opts.connectRetry;
+    let rewoken = false;
+    for (let attempt = 0; ; attempt++) {
+      const fromCache = this.cache.has(endpointId);
+      const address = await this.wake(endpointId);
+      try {
+        return await BackendConnection.connect(address, startup, this.opts.connectTimeoutMs);
+      } catch (err) {
+        const retriableLogin = err instanceof PgServerError && RETRIABLE_LOGIN_CODES.has(err.code);
+        if (!(err instanceof ConnectError) && !retriableLogin) throw err;
+        this.opts.logger.warn({ endpointId, attempt, err: String(err) }, 'connect to compute failed');
+        this.invalidate(endpointId, address);
+        // A cached address may point at a compute that was suspended since: wake at once, no backoff.
+        if (fromCache && !rewoken) {
+          rewoken = true;
+          attempt--;
+          continue;
+        }
+        if (attempt >= retries) throw err instanceof PgServerError ? err : couldNotConnect();
+        await sleep(baseDelayMs * factor ** attempt);
+      }
+    }
+  }
+}

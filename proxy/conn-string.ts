@@ -1,0 +1,48 @@
+// The Neon-Connection-String header: database, user, password and endpoint of an HTTP query, with Neon's
+// error texts (reference §1.2, get_conn_info). Everything here is a 400.
+import net from 'node:net';
+import { ProxyError } from './errors.ts';
+import { normalizeEndpointId } from './endpoint-id.ts';
+
+export interface ConnInfo {
+  user: string;
+  password: string;
+  database: string;
+  /** Normalised endpoint id (first DNS label, `-pooler` stripped). */
+  endpointId: string;
+}
+
+const bad = (message: string): ProxyError => new ProxyError(message, 400, 'bad_request');
+
+function decode(s: string): string {
+  try {
+    return decodeURIComponent(s);
+  } catch {
+    throw bad('invalid connection string: invalid percent-encoding');
+  }
+}
+
+export function parseConnectionString(header: string | undefined, authorization: string | undefined): ConnInfo {
+  // eslint-disable-next-line no-control-regex
+  if (header === undefined || !/^[\x00-\x7f]*$/.test(header)) throw bad('invalid header: neon-connection-string');
+  let url: URL;
+  try {
+    url = new URL(header);
+  } catch (err) {
+    throw bad(`invalid connection string: ${err instanceof Error ? err.message : String(err)}`);
+  }
+  if (url.protocol !== 'postgres:' && url.protocol !== 'postgresql:') throw bad('incorrect scheme');
+  const database = decode(url.pathname.replace(/^\//, '').split('/')[0] ?? '');
+  if (database === '') throw bad('missing database name');
+  const user = decode(url.username);
+  if (user === '') throw bad('missing username');
+  if (authorization !== undefined || url.password === '') {
+    throw bad('missing authentication credentials: required password');
+  }
+  const password = decode(url.password);
+  const host = url.hostname;
+  if (host === '' || net.isIP(host) || host.startsWith('[')) throw bad('missing hostname');
+  const dot = host.indexOf('.');
+  const endpointId = normalizeEndpointId(dot < 0 ? host : host.slice(0, dot));
+  return { user, password, database, endpointId };
+}

@@ -1,0 +1,91 @@
+// EndpointDirectory over HTTP, for a proxy running apart from the control plane. JSON routes:
+//   GET  /v1/endpoints/:id/roles/:role  -> 200 {"verifier": "SCRAM-SHA-256$..."} | 404 (unknown endpoint or role)
+//   POST /v1/endpoints/:id/wake         -> 200 {"host": "...", "port": 5432, "password": "..."} once the compute
+//                                          accepts connections; an error status otherwise, with an optional body
+//                                          {"message": "<user-facing text>", "reason": "ENDPOINT_IDLE", "retriable": true}
+//   POST /v1/endpoints/:id/activity     -> 204 (best effort, throttled per endpoint)
+// An optional bearer token authenticates the proxy to the service.
+import { DirectoryError, type ComputeAddress, type EndpointDirectory, type RoleSecret } from './backend-directory.ts';
+
+// Neon's transient control-plane reasons: worth a retry.
+const TRANSIENT_REASONS = new Set(['RUNNING_OPERATIONS', 'CONCURRENCY_LIMIT_REACHED', 'LOCK_ALREADY_TAKEN', 'ENDPOINT_IDLE', 'PROJECT_UNDER_MAINTENANCE']);
+
+export interface HttpDirectoryOptions {
+  token?: string;
+  /** Per request (Neon: 60 s; a wake may legitimately take a while). */
+  timeoutMs?: number;
+  activityIntervalMs?: number;
+}
+
+interface ErrorBody {
+  message?: unknown;
+  reason?: unknown;
+  retriable?: unknown;
+}
+
+export class HttpEndpointDirectory implements EndpointDirectory {
+  private readonly base: string;
+  private readonly opts: HttpDirectoryOptions;
+  private readonly lastActivity = new Map<string, number>();
+
+  constructor(baseUrl: string, opts: HttpDirectoryOptions = {}) {
+    this.base = baseUrl.replace(/\/+$/, '');
+    this.opts = opts;
+  }
+
+  private async request(method: string, path: string): Promise<Response> {
+    const headers: Record<string, string> = { accept: 'application/json' };
+    if (this.opts.token) headers.authorization = `Bearer ${this.opts.token}`;
+    try {
+      return await fetch(this.base + path, { method, headers, signal: AbortSignal.timeout(this.opts.timeoutMs ?? 60_000) });
+    } catch (err) {
+      // Transport failure: the control plane may be restarting, so retriable.
+      throw new DirectoryError(`control plane unreachable: ${String(err)}`, { status: 502, retriable: true });
+    }
+  }
+
+  private static async failure(res: Response): Promise<DirectoryError> {
+    let body: ErrorBody = {};
+    try {
+      body = (await res.json()) as ErrorBody;
+    } catch {
+      body = {};
+    }
+    const reason = typeof body.reason === 'string' ? body.reason : undefined;
+    const retriable = body.retriable === true || (reason !== undefined && TRANSIENT_REASONS.has(reason)) || res.status === 503;
+    const userMessage = typeof body.message === 'string' && body.message !== '' ? body.message : undefined;
+    return new DirectoryError(`control plane answered ${res.status}${reason ? ` (${reason})` : ''}`, { status: res.status, retriable, userMessage });
+  }
+
+  async lookupRole(endpointId: string, role: string): Promise<RoleSecret | null> {
+    const res = await this.request('GET', `/v1/endpoints/${encodeURIComponent(endpointId)}/roles/${encodeURIComponent(role)}`);
+    if (res.status === 404) {
+      await res.body?.cancel();
+      return null;
+    }
+    if (!res.ok) throw await HttpEndpointDirectory.failure(res);
+    const body = (await res.json()) as { verifier?: unknown };
+    if (typeof body.verifier !== 'string') throw new DirectoryError('control plane sent no verifier');
+    return { verifier: body.verifier };
+  }
+
+  async wake(endpointId: string): Promise<ComputeAddress> {
+    const res = await this.request('POST', `/v1/endpoints/${encodeURIComponent(endpointId)}/wake`);
+    if (!res.ok) throw await HttpEndpointDirectory.failure(res);
+    const body = (await res.json()) as { host?: unknown; port?: unknown; password?: unknown };
+    if (typeof body.host !== 'string' || typeof body.port !== 'number' || typeof body.password !== 'string') {
+      throw new DirectoryError('control plane sent a malformed compute address');
+    }
+    return { host: body.host, port: body.port, password: body.password };
+  }
+
+  noteActivity(endpointId: string): void {
+    const now = Date.now();
+    if (now - (this.lastActivity.get(endpointId) ?? 0) < (this.opts.activityIntervalMs ?? 10_000)) return;
+    this.lastActivity.set(endpointId, now);
+    this.request('POST', `/v1/endpoints/${encodeURIComponent(endpointId)}/activity`).then(
+      (res) => res.body?.cancel(),
+      () => {},
+    );
+  }
+}

@@ -1,0 +1,71 @@
+// Reading and decoding the SQL-over-HTTP request body: size limit (413) while streaming, then Neon's
+// "untagged" payload decode: a single query first, then a batch (400 with Neon's message prefix).
+import { ProxyError } from './errors.ts';
+import { paramToText, type Json } from './json-values.ts';
+
+export interface SingleQuery {
+  query: string;
+  params: (string | null)[];
+  arrayMode: boolean | undefined;
+}
+
+export type Payload = { kind: 'single'; query: SingleQuery } | { kind: 'batch'; queries: SingleQuery[] };
+
+export const tooLarge = (max: number): ProxyError =>
+  new ProxyError(`request is too large (max is ${max} bytes)`, 413, 'request_too_large');
+
+export async function readBody(body: ReadableStream<Uint8Array> | null, max: number): Promise<Buffer> {
+  if (!body) return Buffer.alloc(0);
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  const reader = body.getReader();
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      size += value.byteLength;
+      if (size > max) {
+        await reader.cancel().catch(() => {});
+        throw tooLarge(max);
+      }
+      chunks.push(value);
+    }
+  } catch (err) {
+    if (err instanceof ProxyError) throw err;
+    throw new ProxyError(`could not read the HTTP request body: ${err instanceof Error ? err.message : String(err)}`, 400, 'bad_request');
+  }
+  return Buffer.concat(chunks);
+}
+
+const UNTAGGED = 'data did not match any variant of untagged enum Payload';
+
+const badBody = (detail: string): ProxyError =>
+  new ProxyError(`could not parse the HTTP request body: ${detail}`, 400, 'bad_request');
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function single(v: unknown): SingleQuery | null {
+  if (!isObject(v) || typeof v.query !== 'string') return null;
+  if (v.params !== undefined && v.params !== null && !Array.isArray(v.params)) return null;
+  if (v.arrayMode !== undefined && v.arrayMode !== null && typeof v.arrayMode !== 'boolean') return null;
+  const params = ((v.params as Json[] | undefined | null) ?? []).map(paramToText);
+  return { query: v.query, params, arrayMode: (v.arrayMode as boolean | null | undefined) ?? undefined };
+}
+
+export function decodePayload(raw: Buffer): Payload {
+  let doc: unknown;
+  try {
+    doc = JSON.parse(raw.toString('utf8'));
+  } catch (err) {
+    throw badBody(err instanceof Error ? err.message : String(err));
+  }
+  const q = single(doc);
+  if (q) return { kind: 'single', query: q };
+  if (isObject(doc) && Array.isArray(doc.queries)) {
+    const queries = doc.queries.map(single);
+    if (queries.every((x): x is SingleQuery => x !== null)) return { kind: 'batch', queries };
+  }
+  throw badBody(UNTAGGED);
+}

@@ -1,0 +1,123 @@
+// The proxy as a process: `node proxy/main.ts --directory-url http://control-plane:port [flags]`.
+// Every flag can also come from the environment as LAKEBASE_PROXY_<FLAG> (e.g. --http-port -> LAKEBASE_PROXY_HTTP_PORT);
+// a flag wins over the environment. Prints one JSON line {"httpPort":..,"tcpPort":..} on stdout when listening.
+import { readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { createLogger } from '../lib/logger.ts';
+import { HttpEndpointDirectory } from './directory-http.ts';
+import type { RateWindow } from './rate-limit.ts';
+import { startProxy } from './server.ts';
+
+const HELP = `lakebase proxy: Neon-compatible SQL over HTTP, WebSocket and Postgres TCP in front of lakebase computes.
+
+  --directory-url URL        control plane (EndpointDirectory over HTTP, see proxy/directory-http.ts)  [required]
+  --directory-token TOKEN    bearer token for the directory
+  --host ADDR                listen address (default 127.0.0.1)
+  --http-port N              HTTP + WebSocket port (default 4444; 0 = any)
+  --tcp-port N|off           Postgres TCP port (default 5432; 0 = any; off = none)
+  --base-domain D[,D...]     domains whose first label names an endpoint (WebSocket Host, TLS SNI)
+  --max-request-bytes N      SQL-over-HTTP request limit (default 10485760)
+  --max-response-bytes N     SQL-over-HTTP response limit (default 10485760)
+  --rate-limits SPEC         per-endpoint new-connection limits, e.g. 500/1000,300/60000,200/600000 (rps/windowMs)
+  --pool-max-idle N          idle compute connections kept per (endpoint, database, role) (default 20)
+  --pool-idle-timeout-ms N   close idle pooled connections after this (default 300000)
+  --handshake-timeout-ms N   wire startup must finish within this (default 15000)
+  --tls-cert FILE --tls-key FILE   TLS on the TCP port (SSLRequest answered 'S'; SNI routing)
+  --https-port N             with TLS: also serve HTTPS + WSS on this port
+  --tcp-default-endpoint ID  endpoint for TCP clients that name none
+  --tcp-allow-cleartext      let plain-TCP clients use the endpoint=<id>;<password> cleartext form
+  --help
+Environment: LAKEBASE_PROXY_<FLAG> for each flag, LAKEBASE_LOG_LEVEL for logs.
+HTTP clients may send Lakebase-Statement-Timeout: <ms> to bound the statements of one request.
+GET /metrics on the HTTP port serves Prometheus metrics.`;
+
+const FLAGS = {
+  'directory-url': { type: 'string' },
+  'directory-token': { type: 'string' },
+  host: { type: 'string' },
+  'http-port': { type: 'string' },
+  'tcp-port': { type: 'string' },
+  'base-domain': { type: 'string' },
+  'max-request-bytes': { type: 'string' },
+  'max-response-bytes': { type: 'string' },
+  'rate-limits': { type: 'string' },
+  'pool-max-idle': { type: 'string' },
+  'pool-idle-timeout-ms': { type: 'string' },
+  'handshake-timeout-ms': { type: 'string' },
+  'tls-cert': { type: 'string' },
+  'tls-key': { type: 'string' },
+  'https-port': { type: 'string' },
+  'tcp-default-endpoint': { type: 'string' },
+  'tcp-allow-cleartext': { type: 'boolean' },
+  help: { type: 'boolean' },
+} as const;
+
+type Flag = keyof typeof FLAGS;
+
+function main(): Promise<void> | void {
+  const { values } = parseArgs({ options: FLAGS, strict: true });
+  const get = (flag: Flag): string | undefined => {
+    const v = values[flag];
+    if (v !== undefined) return String(v);
+    return process.env[`LAKEBASE_PROXY_${flag.toUpperCase().replace(/-/g, '_')}`];
+  };
+  const num = (flag: Flag): number | undefined => {
+    const v = get(flag);
+    if (v === undefined) return undefined;
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 0) throw new Error(`--${flag} must be a non-negative integer, got ${v}`);
+    return n;
+  };
+  if (values.help) {
+    console.log(HELP);
+    return;
+  }
+  const directoryUrl = get('directory-url');
+  if (!directoryUrl) {
+    console.error('--directory-url is required\n\n' + HELP);
+    process.exit(2);
+  }
+  const rateLimits: RateWindow[] | undefined = get('rate-limits')
+    ?.split(',')
+    .map((spec) => {
+      const [rps, windowMs] = spec.split('/').map(Number);
+      if (!(rps > 0 && windowMs > 0)) throw new Error(`bad --rate-limits entry ${spec}`);
+      return { rps, windowMs };
+    });
+  const cert = get('tls-cert');
+  const key = get('tls-key');
+  const tcpPortFlag = get('tcp-port');
+  const logger = createLogger('proxy');
+  return startProxy({
+    directory: new HttpEndpointDirectory(directoryUrl, { token: get('directory-token') }),
+    host: get('host'),
+    httpPort: num('http-port') ?? 4444,
+    tcpPort: tcpPortFlag === 'off' ? null : (num('tcp-port') ?? 5432),
+    baseDomains: get('base-domain')?.split(',').filter(Boolean),
+    maxRequestBytes: num('max-request-bytes'),
+    maxResponseBytes: num('max-response-bytes'),
+    rateLimits,
+    pool: { maxIdlePerKey: num('pool-max-idle') ?? 20, idleTimeoutMs: num('pool-idle-timeout-ms') ?? 300_000 },
+    handshakeTimeoutMs: num('handshake-timeout-ms'),
+    tls: cert && key ? { cert: readFileSync(cert), key: readFileSync(key) } : undefined,
+    httpsPort: num('https-port'),
+    tcpDefaultEndpoint: get('tcp-default-endpoint'),
+    tcpAllowCleartext: get('tcp-allow-cleartext') === 'true',
+    logger,
+  }).then((proxy) => {
+    process.stdout.write(JSON.stringify({ httpPort: proxy.httpPort, httpsPort: proxy.httpsPort, tcpPort: proxy.tcpPort }) + '\n');
+    const stop = (): void => {
+      logger.info('shutting down');
+      void proxy.close().then(() => process.exit(0));
+    };
+    process.once('SIGTERM', stop);
+    process.once('SIGINT', stop);
+  });
+}
+
+try {
+  await main();
+} catch (err) {
+  console.error(err instanceof Error ? err.message : String(err));
+  process.exit(1);
+}

@@ -1,0 +1,63 @@
+// Prometheus metrics of one proxy instance, in a registry of its own (several proxies may share a process).
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+export type Protocol = 'http' | 'websocket' | 'tcp';
+
+export class ProxyMetrics {
+  readonly registry = new Registry();
+  readonly activeSessions = new Gauge({
+    name: 'lakebase_proxy_active_sessions',
+    help: 'Client sessions in progress (HTTP requests, WebSocket and TCP connections)',
+    labelNames: ['protocol'],
+    registers: [this.registry],
+  });
+  readonly sessions = new Counter({
+    name: 'lakebase_proxy_sessions_total',
+    help: 'Client sessions started',
+    labelNames: ['protocol'],
+    registers: [this.registry],
+  });
+  readonly queries = new Counter({
+    name: 'lakebase_proxy_http_queries_total',
+    help: 'SQL-over-HTTP queries run (each query of a batch counts)',
+    registers: [this.registry],
+  });
+  readonly wakes = new Counter({
+    name: 'lakebase_proxy_wake_total',
+    help: 'Compute wake requests to the directory, by outcome',
+    labelNames: ['outcome'],
+    registers: [this.registry],
+  });
+  readonly wakeSeconds = new Histogram({
+    name: 'lakebase_proxy_wake_duration_seconds',
+    help: 'Time to wake a compute, retries included',
+    buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+    registers: [this.registry],
+  });
+  readonly errors = new Counter({
+    name: 'lakebase_proxy_errors_total',
+    help: 'Errors returned to clients, by protocol and code (HTTP status, SQLSTATE or proxy error kind)',
+    labelNames: ['protocol', 'code'],
+    registers: [this.registry],
+  });
+
+  constructor() {
+    collectDefaultMetrics({ register: this.registry, prefix: 'lakebase_proxy_' });
+  }
+
+  sessionStarted(protocol: Protocol): () => void {
+    this.sessions.inc({ protocol });
+    this.activeSessions.inc({ protocol });
+    let ended = false;
+    return () => {
+      if (ended) return;
+      ended = true;
+      this.activeSessions.dec({ protocol });
+    };
+  }
+
+  wake(seconds: number, ok: boolean): void {
+    this.wakes.inc({ outcome: ok ? 'ok' : 'error' });
+    this.wakeSeconds.observe(seconds);
+  }
+}

@@ -1,0 +1,167 @@
+// SCRAM-SHA-256 (RFC 5802 / 7677) in the Postgres flavour: verifiers in Postgres' own format
+// `SCRAM-SHA-256$<iter>:<salt>$<StoredKey>:<ServerKey>`, cleartext checks against them, the server side of
+// the exchange (TCP clients) and the client side (computes that ask the proxy for SCRAM).
+import { createHash, createHmac, pbkdf2, randomBytes, timingSafeEqual } from 'node:crypto';
+import { promisify } from 'node:util';
+
+const pbkdf2Async = promisify(pbkdf2);
+
+export interface ScramVerifier {
+  iterations: number;
+  salt: Buffer;
+  storedKey: Buffer;
+  serverKey: Buffer;
+}
+
+export function parseVerifier(text: string): ScramVerifier | null {
+  const m = /^SCRAM-SHA-256\$(\d+):([A-Za-z0-9+/=]+)\$([A-Za-z0-9+/=]+):([A-Za-z0-9+/=]+)$/.exec(text);
+  if (!m) return null;
+  const storedKey = Buffer.from(m[3], 'base64');
+  const serverKey = Buffer.from(m[4], 'base64');
+  if (storedKey.length !== 32 || serverKey.length !== 32) return null;
+  return { iterations: Number(m[1]), salt: Buffer.from(m[2], 'base64'), storedKey, serverKey };
+}
+
+/**
+ * Approximate SASLprep (RFC 4013) as Postgres applies it: non-ASCII spaces become spaces, "mapped to
+ * nothing" characters vanish, then NFKC. Postgres falls back to the raw bytes when prep fails; ASCII is
+ * unchanged either way.
+ */
+export function saslprep(password: string): string {
+  // eslint-disable-next-line no-control-regex
+  if (/^[\x00-\x7f]*$/.test(password)) return password;
+  return password
+    .replace(/[\u00a0\u1680\u2000-\u200b\u202f\u205f\u3000]/g, ' ')
+    .replace(/[\u00ad\u034f\u1806\u180b-\u180d\u200c\u200d\u2060\ufe00-\ufe0f\ufeff]/g, '')
+    .normalize('NFKC');
+}
+
+function hmac(key: Buffer, data: string | Buffer): Buffer {
+  return createHmac('sha256', key).update(data).digest();
+}
+
+function sha256(data: Buffer): Buffer {
+  return createHash('sha256').update(data).digest();
+}
+
+function xor(a: Buffer, b: Buffer): Buffer {
+  const out = Buffer.alloc(a.length);
+  for (let i = 0; i < a.length; i++) out[i] = a[i] ^ b[i];
+  return out;
+}
+
+async function saltedPassword(password: string, salt: Buffer, iterations: number): Promise<Buffer> {
+  return pbkdf2Async(saslprep(password), salt, iterations, 32, 'sha256');
+}
+
+/** A new verifier for `password`; what a control plane stores instead of the password. */
+export async function makeVerifier(password: string, iterations = 4096, salt = randomBytes(16)): Promise<string> {
+  const sp = await saltedPassword(password, salt, iterations);
+  const storedKey = sha256(hmac(sp, 'Client Key'));
+  const serverKey = hmac(sp, 'Server Key');
+  return `SCRAM-SHA-256$${iterations}:${salt.toString('base64')}$${storedKey.toString('base64')}:${serverKey.toString('base64')}`;
+}
+
+/** Checks a cleartext password against a verifier in constant time. */
+export async function verifyCleartext(verifier: ScramVerifier, password: string): Promise<boolean> {
+  const sp = await saltedPassword(password, verifier.salt, verifier.iterations);
+  const storedKey = sha256(hmac(sp, 'Client Key'));
+  return timingSafeEqual(storedKey, verifier.storedKey);
+}
+
+/** A verifier that no password matches, so an unknown role fails exactly like a wrong password. */
+export function mockVerifier(): ScramVerifier {
+  return { iterations: 4096, salt: randomBytes(16), storedKey: randomBytes(32), serverKey: randomBytes(32) };
+}
+
+function parseAttributes(msg: string): Map<string, string> {
+  const attrs = new Map<string, string>();
+  for (const part of msg.split(',')) {
+    const eq = part.indexOf('=');
+    if (eq === 1) attrs.set(part[0], part.slice(2));
+  }
+  return attrs;
+}
+
+/** Server side of one SCRAM-SHA-256 exchange (no channel binding). */
+export class ScramServer {
+  private clientFirstBare = '';
+  private serverFirst = '';
+  private nonce = '';
+  private gs2Header = '';
+  private readonly verifier: ScramVerifier;
+
+  constructor(verifier: ScramVerifier) {
+    this.verifier = verifier;
+  }
+
+  /** Takes client-first-message, returns server-first-message. Throws on malformed input. */
+  clientFirst(msg: string): string {
+    const m = /^([ny]),(a=[^,]*)?,(.*)$/.exec(msg);
+    if (!m) throw new Error('malformed SCRAM client-first-message (channel binding is not supported)');
+    this.gs2Header = `${m[1]},${m[2] ?? ''},`;
+    this.clientFirstBare = m[3];
+    const clientNonce = parseAttributes(this.clientFirstBare).get('r');
+    if (!clientNonce || /[^\x21-\x2b\x2d-\x7e]/.test(clientNonce)) throw new Error('malformed SCRAM client nonce');
+    this.nonce = clientNonce + randomBytes(18).toString('base64');
+    this.serverFirst = `r=${this.nonce},s=${this.verifier.salt.toString('base64')},i=${this.verifier.iterations}`;
+    return this.serverFirst;
+  }
+
+  /** Takes client-final-message; returns server-final-message if the proof is right, else null. */
+  clientFinal(msg: string): string | null {
+    const pIdx = msg.lastIndexOf(',p=');
+    if (pIdx < 0) return null;
+    const withoutProof = msg.slice(0, pIdx);
+    const attrs = parseAttributes(withoutProof);
+    if (attrs.get('c') !== Buffer.from(this.gs2Header).toString('base64')) return null;
+    if (attrs.get('r') !== this.nonce) return null;
+    const proof = Buffer.from(msg.slice(pIdx + 3), 'base64');
+    if (proof.length !== 32) return null;
+    const authMessage = `${this.clientFirstBare},${this.serverFirst},${withoutProof}`;
+    const clientKey = xor(proof, hmac(this.verifier.storedKey, authMessage));
+    if (!timingSafeEqual(sha256(clientKey), this.verifier.storedKey)) return null;
+    return `v=${hmac(this.verifier.serverKey, authMessage).toString('base64')}`;
+  }
+}
+
+/** Client side of SCRAM-SHA-256, for computes that ask the proxy to authenticate with SCRAM (R/10). */
+export class ScramClient {
+  private readonly clientNonce = randomBytes(18).toString('base64');
+  private clientFirstBare = '';
+  private expectedServerSignature: Buffer | null = null;
+  private readonly password: string;
+
+  constructor(password: string) {
+    this.password = password;
+  }
+
+  first(): string {
+    this.clientFirstBare = `n=*,r=${this.clientNonce}`;
+    return `n,,${this.clientFirstBare}`;
+  }
+
+  async final(serverFirst: string): Promise<string> {
+    const attrs = parseAttributes(serverFirst);
+    const nonce = attrs.get('r');
+    const salt = attrs.get('s');
+    const iterations = Number(attrs.get('i'));
+    if (!nonce || !nonce.startsWith(this.clientNonce) || !salt || !(iterations > 0)) {
+      throw new Error('malformed SCRAM server-first-message');
+    }
+    const sp = await saltedPassword(this.password, Buffer.from(salt, 'base64'), iterations);
+    const clientKey = hmac(sp, 'Client Key');
+    const withoutProof = `c=biws,r=${nonce}`;
+    const authMessage = `${this.clientFirstBare},${serverFirst},${withoutProof}`;
+    const proof = xor(clientKey, hmac(sha256(clientKey), authMessage));
+    this.expectedServerSignature = hmac(hmac(sp, 'Server Key'), authMessage);
+    return `${withoutProof},p=${proof.toString('base64')}`;
+  }
+
+  verifyServerFinal(serverFinal: string): boolean {
+    const v = parseAttributes(serverFinal).get('v');
+    if (!v || !this.expectedServerSignature) return false;
+    const got = Buffer.from(v, 'base64');
+    return got.length === 32 && timingSafeEqual(got, this.expectedServerSignature);
+  }
+}

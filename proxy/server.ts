@@ -1,0 +1,217 @@
+// In-process entry: starts the proxy's listeners. HTTP (/sql, /metrics) and WebSocket (upgrade on any path)
+// share one port; the Postgres TCP port is separate.
+import type http from 'node:http';
+import https from 'node:https';
+import net from 'node:net';
+import tls from 'node:tls';
+import { createAdaptorServer } from '@hono/node-server';
+import { WebSocketServer } from 'ws';
+import { createLogger, type Logger } from '../lib/logger.ts';
+import { Authenticator } from './auth.ts';
+import type { EndpointDirectory } from './backend-directory.ts';
+import { BackendPool, type PoolOptions } from './backend-pool.ts';
+import { CancelRegistry } from './cancel-registry.ts';
+import { tcpTransport, wsTransport, type ClientTransport } from './client-transport.ts';
+import { ComputeConnector, type RetryPolicy } from './compute-connector.ts';
+import { endpointFromAddress, endpointFromHost } from './endpoint-id.ts';
+import { createHttpApp } from './http-sql.ts';
+import { ProxyMetrics } from './metrics.ts';
+import { EndpointRateLimiter, NEON_RATE_WINDOWS, type RateWindow } from './rate-limit.ts';
+import { runWireSession, type WireSessionDeps } from './wire-session.ts';
+
+export interface ProxyConfig {
+  directory: EndpointDirectory;
+  /** Listen address for every port (default 127.0.0.1). */
+  host?: string;
+  /** HTTP + WebSocket port (default 0: any free port). */
+  httpPort?: number;
+  /** Postgres TCP port (default 0: any free port; null: no TCP listener). */
+  tcpPort?: number | null;
+  /** Domains whose first label names an endpoint in a WebSocket Host header or TLS SNI, e.g. `lakebase.local`. */
+  baseDomains?: string[];
+  /** SQL-over-HTTP body limit (default 10 MiB, 413 above). */
+  maxRequestBytes?: number;
+  /** SQL-over-HTTP encoded rows limit (default 10 MiB, 507 above). */
+  maxResponseBytes?: number;
+  /** Wire startup handshake must finish within this (default 15 s). */
+  handshakeTimeoutMs?: number;
+  /** Per-endpoint limits on new compute connections (default Neon's). */
+  rateLimits?: RateWindow[];
+  pool?: Partial<PoolOptions>;
+  wakeRetry?: Partial<RetryPolicy>;
+  connectRetry?: Partial<RetryPolicy>;
+  connectTimeoutMs?: number;
+  addressIdleTtlMs?: number;
+  /** TLS for the TCP port (SSLRequest answered 'S'; without it, 'N') and for `httpsPort`. */
+  tls?: { cert: string | Buffer; key: string | Buffer };
+  /** With `tls`: also serve HTTPS + WSS (same routes) on this port (0: any free port). */
+  httpsPort?: number;
+  /** TCP clients that name no endpoint (no options, no SNI) get this one. */
+  tcpDefaultEndpoint?: string;
+  /** Let TCP clients without TLS use the `endpoint=<id>;<password>` cleartext form (default false). */
+  tcpAllowCleartext?: boolean;
+  /** Serve GET /metrics on the HTTP port (default true). */
+  exposeMetrics?: boolean;
+  logger?: Logger;
+}
+
+export interface RunningProxy {
+  httpPort: number;
+  httpsPort: number | null;
+  tcpPort: number | null;
+  metrics: ProxyMetrics;
+  close(): Promise<void>;
+}
+
+function listen(server: net.Server, port: number, host: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve((server.address() as net.AddressInfo).port);
+    });
+  });
+}
+
+export async function startProxy(config: ProxyConfig): Promise<RunningProxy> {
+  const logger = config.logger ?? createLogger('proxy');
+  const host = config.host ?? '127.0.0.1';
+  const baseDomains = config.baseDomains ?? [];
+  const metrics = new ProxyMetrics();
+  const directory = config.directory;
+  const noteActivity = directory.noteActivity ? (id: string) => directory.noteActivity?.(id) : undefined;
+  const connector = new ComputeConnector(directory, {
+    wakeRetry: { retries: 8, baseDelayMs: 100, factor: 1.6, ...config.wakeRetry },
+    connectRetry: { retries: 5, baseDelayMs: 200, factor: 2, ...config.connectRetry },
+    connectTimeoutMs: config.connectTimeoutMs ?? 2000,
+    addressIdleTtlMs: config.addressIdleTtlMs ?? 4 * 60_000,
+    onWake: (_id, seconds, ok) => metrics.wake(seconds, ok),
+    rateLimiter: new EndpointRateLimiter(config.rateLimits ?? NEON_RATE_WINDOWS),
+    logger,
+  });
+  const auth = new Authenticator(directory);
+  const pool = new BackendPool(connector, { maxIdlePerKey: 20, idleTimeoutMs: 5 * 60_000, ...config.pool });
+  const cancels = new CancelRegistry();
+  const wireDeps: WireSessionDeps = {
+    auth,
+    connector,
+    cancels,
+    metrics,
+    logger,
+    handshakeTimeoutMs: config.handshakeTimeoutMs ?? 15_000,
+    noteActivity,
+  };
+
+  // ---- HTTP + WebSocket ----
+  const app = createHttpApp({
+    auth,
+    pool,
+    metrics,
+    logger,
+    maxRequestBytes: config.maxRequestBytes ?? 10 * 1024 * 1024,
+    maxResponseBytes: config.maxResponseBytes ?? 10 * 1024 * 1024,
+    noteActivity,
+    exposeMetrics: config.exposeMetrics ?? true,
+  });
+  const httpServer = createAdaptorServer({ fetch: app.fetch }) as http.Server;
+  const httpsServer =
+    config.tls && config.httpsPort !== undefined
+      ? (createAdaptorServer({ fetch: app.fetch, createServer: https.createServer, serverOptions: { cert: config.tls.cert, key: config.tls.key } }) as https.Server)
+      : null;
+  // No compression and no subprotocol, like Neon; the driver's permessage-deflate offer is declined.
+  const wss = new WebSocketServer({ noServer: true, perMessageDeflate: false });
+  const onUpgrade = (req: http.IncomingMessage, socket: net.Socket, head: Buffer): void => {
+    socket.on('error', () => socket.destroy());
+    if (req.headers.upgrade?.toLowerCase() !== 'websocket') {
+      socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+      return;
+    }
+    wss.handleUpgrade(req, socket, head, (ws) => {
+      let address: string | null = null;
+      try {
+        address = new URL(req.url ?? '/', 'http://x').searchParams.get('address');
+      } catch {
+        address = null;
+      }
+      const endpointHint = endpointFromHost(req.headers.host, baseDomains) ?? endpointFromAddress(address);
+      void runWireSession(wsTransport(ws), wireDeps, { protocol: 'websocket', endpointHint, cleartextAllowed: true, scram: false });
+    });
+  };
+  for (const server of [httpServer, httpsServer]) {
+    if (!server) continue;
+    server.on('clientError', (_err, socket) => socket.destroy());
+    server.on('upgrade', onUpgrade);
+  }
+  const httpPort = await listen(httpServer, config.httpPort ?? 0, host);
+  const httpsPort = httpsServer ? await listen(httpsServer, config.httpsPort ?? 0, host) : null;
+
+  // ---- Postgres TCP ----
+  let tcpServer: net.Server | null = null;
+  let tcpPort: number | null = null;
+  const tcpSockets = new Set<net.Socket>();
+  if (config.tcpPort !== null) {
+    const secureContext = config.tls ? tls.createSecureContext({ cert: config.tls.cert, key: config.tls.key }) : null;
+    tcpServer = net.createServer((socket) => {
+      tcpSockets.add(socket);
+      socket.on('close', () => tcpSockets.delete(socket));
+      const startTls = secureContext
+        ? (buffered: Buffer) => upgradeToTls(socket, buffered, secureContext, baseDomains, tcpSockets)
+        : undefined;
+      void runWireSession(tcpTransport(socket), wireDeps, {
+        protocol: 'tcp',
+        endpointHint: null,
+        defaultEndpoint: config.tcpDefaultEndpoint ?? null,
+        cleartextAllowed: config.tcpAllowCleartext ?? false,
+        scram: true,
+        startTls,
+      });
+    });
+    tcpPort = await listen(tcpServer, config.tcpPort ?? 0, host);
+  }
+  logger.info({ httpPort, httpsPort, tcpPort, host }, 'proxy listening');
+
+  return {
+    httpPort,
+    httpsPort,
+    tcpPort,
+    metrics,
+    async close() {
+      for (const ws of wss.clients) ws.terminate();
+      wss.close();
+      for (const s of tcpSockets) s.destroy();
+      httpServer.closeAllConnections();
+      httpsServer?.closeAllConnections();
+      await Promise.all([
+        new Promise<void>((r) => httpServer.close(() => r())),
+        httpsServer ? new Promise<void>((r) => httpsServer.close(() => r())) : Promise.resolve(),
+        tcpServer ? new Promise<void>((r) => tcpServer.close(() => r())) : Promise.resolve(),
+      ]);
+      pool.close();
+    },
+  };
+}
+
+/** Switches a TCP client to TLS after 'S'; bytes it already pipelined (its ClientHello) are replayed. */
+function upgradeToTls(
+  socket: net.Socket,
+  buffered: Buffer,
+  secureContext: tls.SecureContext,
+  baseDomains: string[],
+  tracked: Set<net.Socket>,
+): Promise<{ transport: ClientTransport; endpointHint: string | null }> {
+  socket.removeAllListeners('data');
+  if (buffered.length) socket.unshift(buffered);
+  const secure = new tls.TLSSocket(socket, { isServer: true, secureContext, minVersion: 'TLSv1.2' });
+  tracked.add(secure);
+  return new Promise((resolve, reject) => {
+    secure.once('secure', () => {
+      const servername = (secure as tls.TLSSocket & { servername?: string | false }).servername;
+      resolve({
+        transport: tcpTransport(secure),
+        endpointHint: servername ? endpointFromHost(servername, baseDomains) : null,
+      });
+    });
+    secure.once('error', reject);
+    secure.once('close', () => reject(new Error('client closed during TLS handshake')));
+  });
+}
