@@ -140,7 +140,7 @@ export class StorageClient {
     return this.json('POST', `/v1/timelines/${encodeURIComponent(timelineId)}/checkpoint`, {});
   }
 
-  compact(timelineId: string): Promise<{ imageLayer: string | null; pages: number }> {
+  compact(timelineId: string): Promise<{ imageLayer: string | null; parts: number; pages: number }> {
     return this.json('POST', `/v1/timelines/${encodeURIComponent(timelineId)}/compact`, {});
   }
 

@@ -35,6 +35,8 @@ export interface EngineConfig {
   compactAfterDeltaLayers: number;
   /** History younger than this is kept for branching and reads in the past. */
   retentionMs: number;
+  /** Pages per part of an image layer (8192: 64 MiB). */
+  imagePartPages: number;
   /** How often background work (freeze, compaction, GC) looks for something to do; 0 disables it. */
   backgroundIntervalMs: number;
   events?: EngineEvents;
@@ -55,6 +57,7 @@ export const DEFAULT_ENGINE_CONFIG = {
   freezeIdleMs: 10_000,
   compactAfterDeltaLayers: 10,
   retentionMs: 7 * 24 * 3600 * 1000,
+  imagePartPages: 8192,
   backgroundIntervalMs: 1000,
 };
 
@@ -122,6 +125,7 @@ interface TimelineState {
 }
 
 const TIMELINE_ID_RE = /^[0-9a-f]{32}$/;
+
 
 export function newTimelineId(): string {
   return randomUUID().replace(/-/g, '');
@@ -561,41 +565,54 @@ export class StorageEngine {
    * live file, plus a full snapshot of file metadata. Reads then never walk more than one image back, and GC
    * can drop the layers before it.
    */
-  async compact(id: string): Promise<{ imageLayer: string | null; pages: number }> {
+  async compact(id: string): Promise<{ imageLayer: string | null; parts: number; pages: number }> {
     const st = this.state(id);
     const t = await this.load(id);
     await this.freeze(st);
     return st.lock.run(async () => {
       if (st.fenced) throw st.fenced;
       const at = st.manifest.uploadedLsn;
-      if (st.manifest.layers.some((l) => l.kind === 'image' && l.lsnEnd === at)) return { imageLayer: null, pages: 0 };
-      const content: LayerContent = { timelineId: id, kind: 'image', lsnStart: at, lsnEnd: at, ns: [], sizes: [], pages: [], times: [] };
+      if (st.manifest.layers.some((l) => l.kind === 'image' && l.lsnEnd === at)) return { imageLayer: null, parts: 0, pages: 0 };
       const live = new Map<string, number>(); // inode -> size
       for (const f of t.listFiles(at)) {
         const e = t.entryAt(f.path, at);
         if (e?.type === 'file') live.set(e.ino, f.size);
       }
+      const first: LayerContent = { timelineId: id, kind: 'image', lsnStart: at, lsnEnd: at, ns: [], sizes: [], pages: [], times: [] };
       const allPaths = new Set<string>();
       for (let cur: Timeline | null = t; cur; cur = cur.ancestor) for (const p of cur.ns.keys()) allPaths.add(p);
-      for (const p of allPaths) content.ns.push([p, at, t.entryAt(p, at)]);
-      for (const [ino, size] of live) content.sizes.push([ino, at, { size, cut: size }]);
-            for (const key of t.pages.keys()) {
+      for (const p of allPaths) first.ns.push([p, at, t.entryAt(p, at)]);
+      for (const [ino, size] of live) first.sizes.push([ino, at, { size, cut: size }]);
+      // Written in parts of at most imagePartPages pages (the first also holds the metadata snapshot), yielding
+      // between pages, so that compacting a large timeline never holds the event loop or a huge buffer.
+      const written: { name: string; index: LayerIndex }[] = [];
+      let part = first;
+      let pages = 0;
+      for (const key of [...t.pages.keys()]) {
         const slash = key.lastIndexOf('/');
         const ino = key.slice(0, slash);
         const page = Number(key.slice(slash + 1));
         const size = live.get(ino);
         if (size === undefined || page * PAGE_SIZE >= size) continue;
         const bytes = await t.readInodePage(ino, page, at, this.loadBlob);
-        content.pages.push([key, at, { kind: 'image', bytes } satisfies PageData]);
+        part.pages.push([key, at, { kind: 'image', bytes } satisfies PageData]);
+        pages++;
+        if (pages % 256 === 0) await new Promise((r) => setImmediate(r));
+        if (part.pages.length >= this.config.imagePartPages) {
+          written.push(await this.writeLayer(st, part));
+          part = { ...first, ns: [], sizes: [], pages: [] };
+        }
       }
-      const { name, index } = await this.writeLayer(st, content);
+      if (part.pages.length > 0 || part === first) written.push(await this.writeLayer(st, part));
       await this.uploadManifest(st);
-      for (const [key, lsn, , offset, length] of index.pages) {
-        t.insertPageVersion(key, { lsn, kind: 'image', ref: { timelineId: id, layer: name, offset, length } });
+      for (const { name, index } of written) {
+        for (const [key, lsn, , offset, length] of index.pages) {
+          t.insertPageVersion(key, { lsn, kind: 'image', ref: { timelineId: id, layer: name, offset, length } });
+        }
       }
-      for (const [p, lsn, value] of content.ns) t.insertMeta(t.ns, p, { lsn, value });
-      for (const [ino, lsn, value] of content.sizes) t.insertMeta(t.sizes, ino, { lsn, value });
-      return { imageLayer: name, pages: content.pages.length };
+      for (const [p, lsn, value] of first.ns) t.insertMeta(t.ns, p, { lsn, value });
+      for (const [ino, lsn, value] of first.sizes) t.insertMeta(t.sizes, ino, { lsn, value });
+      return { imageLayer: written[0].name, parts: written.length, pages };
     });
   }
 

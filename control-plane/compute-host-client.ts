@@ -1,0 +1,81 @@
+// Client of a compute host's control API (compute/main.ts): start, list and stop computes.
+
+export interface StartComputeRequest {
+  computeId: string;
+  timelineId: string;
+  lsn?: number;
+  readOnly?: boolean;
+  database?: string;
+  username?: string;
+}
+
+export interface ComputeInfo {
+  computeId: string;
+  host: string;
+  port: number;
+  timelineId?: string;
+  lastActivityAt?: string | null;
+  activeSessions?: number;
+  inTransaction?: boolean;
+}
+
+export class ComputeHostError extends Error {
+  readonly status: number;
+  constructor(status: number, message: string) {
+    super(message);
+    this.name = 'ComputeHostError';
+    this.status = status;
+  }
+}
+
+export class ComputeHostClient {
+  readonly baseUrl: string;
+
+  constructor(baseUrl: string) {
+    this.baseUrl = baseUrl.replace(/\/+$/, '');
+  }
+
+  private async call<T>(method: string, path: string, body?: unknown): Promise<T> {
+    let res: Response;
+    try {
+      res = await fetch(this.baseUrl + path, {
+        method,
+        headers: body === undefined ? {} : { 'content-type': 'application/json' },
+        body: body === undefined ? undefined : JSON.stringify(body),
+        signal: AbortSignal.timeout(60_000),
+      });
+    } catch (e) {
+      throw new ComputeHostError(0, `compute host ${this.baseUrl} is unreachable: ${(e as Error).message}`);
+    }
+    const text = await res.text();
+    if (!res.ok) {
+      let message = text;
+      try {
+        const parsed = JSON.parse(text) as { error?: { message?: string }; message?: string };
+        message = parsed.error?.message ?? parsed.message ?? text;
+      } catch {
+        // keep the raw text
+      }
+      throw new ComputeHostError(res.status, `compute host ${this.baseUrl}: ${message}`);
+    }
+    return (text ? JSON.parse(text) : {}) as T;
+  }
+
+  start(req: StartComputeRequest): Promise<ComputeInfo> {
+    return this.call('POST', '/v1/computes', req);
+  }
+
+  async list(): Promise<ComputeInfo[]> {
+    const r = await this.call<{ computes: ComputeInfo[] } | ComputeInfo[]>('GET', '/v1/computes');
+    return Array.isArray(r) ? r : r.computes;
+  }
+
+  async stop(computeId: string): Promise<void> {
+    try {
+      await this.call('DELETE', `/v1/computes/${encodeURIComponent(computeId)}`);
+    } catch (e) {
+      if (e instanceof ComputeHostError && e.status === 404) return; // already gone
+      throw e;
+    }
+  }
+}

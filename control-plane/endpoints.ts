@@ -1,0 +1,186 @@
+// Endpoint lifecycle: wake (start a compute for the endpoint's branch, once however many callers ask at the same
+// time) and suspend (stop it), plus the loop that suspends endpoints idle longer than their suspend timeout.
+import type { Logger } from '../lib/logger.ts';
+import { ComputeHostClient } from './compute-host-client.ts';
+import type { ComputeInfo } from './compute-host-client.ts';
+import { effectiveSuspendTimeout } from './model.ts';
+import type { StateStore } from './state-store.ts';
+
+export interface ComputeLocation {
+  host: string;
+  port: number;
+  hostUrl: string;
+}
+
+export class EndpointNotFoundError extends Error {
+  constructor(id: string) {
+    super(`endpoint ${id} not found`);
+    this.name = 'EndpointNotFoundError';
+  }
+}
+
+export class EndpointDisabledError extends Error {
+  constructor(id: string) {
+    super(`endpoint ${id} is disabled`);
+    this.name = 'EndpointDisabledError';
+  }
+}
+
+export interface EndpointEvents {
+  wake?(seconds: number): void;
+  suspend?(): void;
+}
+
+export class EndpointManager {
+  private readonly state: StateStore;
+  private readonly hosts: ComputeHostClient[];
+  private readonly log: Logger;
+  private readonly events: EndpointEvents;
+  /** Where each running compute is; lost on restart and rebuilt from the hosts (reconcile). */
+  private readonly running = new Map<string, ComputeLocation>();
+  private readonly waking = new Map<string, Promise<ComputeLocation>>();
+  private readonly lastActivity = new Map<string, number>();
+  private timer: NodeJS.Timeout | null = null;
+
+  constructor(state: StateStore, hostUrls: string[], log: Logger, events: EndpointEvents = {}) {
+    this.state = state;
+    this.hosts = hostUrls.map((u) => new ComputeHostClient(u));
+    this.log = log;
+    this.events = events;
+  }
+
+  /** Learns which computes are already running (after a control-plane restart) and fixes endpoint states. */
+  async reconcile(): Promise<void> {
+    for (const h of this.hosts) {
+      let list: ComputeInfo[] = [];
+      try {
+        list = await h.list();
+      } catch (e) {
+        this.log.warn({ err: e, host: h.baseUrl }, 'compute host not reachable during reconcile');
+        continue;
+      }
+      for (const c of list) {
+        if (this.state.current.endpoints[c.computeId]) this.running.set(c.computeId, { host: c.host, port: c.port, hostUrl: h.baseUrl });
+        else await h.stop(c.computeId); // a compute of an endpoint that no longer exists
+      }
+    }
+    await this.state.mutate((s) => {
+      for (const ep of Object.values(s.endpoints)) ep.current_state = this.running.has(ep.id) ? 'active' : 'idle';
+    });
+  }
+
+  location(endpointId: string): ComputeLocation | undefined {
+    return this.running.get(endpointId);
+  }
+
+  noteActivity(endpointId: string): void {
+    this.lastActivity.set(endpointId, Date.now());
+  }
+
+  /** Starts the endpoint's compute unless it runs; concurrent callers share one start. */
+  wake(endpointId: string): Promise<ComputeLocation> {
+    this.noteActivity(endpointId);
+    const running = this.running.get(endpointId);
+    if (running) return Promise.resolve(running);
+    let p = this.waking.get(endpointId);
+    if (!p) {
+      p = this.start(endpointId).finally(() => this.waking.delete(endpointId));
+      this.waking.set(endpointId, p);
+    }
+    return p;
+  }
+
+  private async start(endpointId: string): Promise<ComputeLocation> {
+    const s = this.state.current;
+    const ep = s.endpoints[endpointId];
+    if (!ep) throw new EndpointNotFoundError(endpointId);
+    if (ep.disabled) throw new EndpointDisabledError(endpointId);
+    const branch = s.branches[ep.branch_id];
+    const started = Date.now();
+    const host = this.pickHost();
+    const db = s.databases.find((d) => d.branch_id === branch.id);
+    const info = await host.start({
+      computeId: endpointId,
+      timelineId: branch.timeline_id,
+      readOnly: ep.type === 'read_only',
+      database: db?.name ?? 'neondb',
+    });
+    const loc: ComputeLocation = { host: info.host, port: info.port, hostUrl: host.baseUrl };
+    this.running.set(endpointId, loc);
+    this.lastActivity.set(endpointId, Date.now());
+    await this.state.mutate((d) => {
+      const e = d.endpoints[endpointId];
+      if (e) {
+        e.current_state = 'active';
+        e.last_active = new Date().toISOString();
+      }
+    });
+    const seconds = (Date.now() - started) / 1000;
+    this.events.wake?.(seconds);
+    this.log.info({ endpointId, timelineId: branch.timeline_id, ms: Math.round(seconds * 1000), port: info.port }, 'endpoint woken');
+    return loc;
+  }
+
+  private pickHost(): ComputeHostClient {
+    // Least loaded by the computes this control plane placed there.
+    const load = new Map<string, number>();
+    for (const loc of this.running.values()) load.set(loc.hostUrl, (load.get(loc.hostUrl) ?? 0) + 1);
+    return [...this.hosts].sort((a, b) => (load.get(a.baseUrl) ?? 0) - (load.get(b.baseUrl) ?? 0))[0];
+  }
+
+  /** Stops the endpoint's compute (flushing it) and marks the endpoint idle. */
+  async suspend(endpointId: string): Promise<void> {
+    await this.waking.get(endpointId)?.catch(() => undefined);
+    const loc = this.running.get(endpointId);
+    if (loc) {
+      const host = this.hosts.find((h) => h.baseUrl === loc.hostUrl);
+      await host?.stop(endpointId);
+      this.running.delete(endpointId);
+      this.events.suspend?.();
+      this.log.info({ endpointId }, 'endpoint suspended');
+    }
+    await this.state.mutate((d) => {
+      const e = d.endpoints[endpointId];
+      if (e) e.current_state = 'idle';
+    });
+  }
+
+  /** Suspends endpoints whose computes saw no query for longer than their suspend timeout. */
+  async suspendIdle(now = Date.now()): Promise<string[]> {
+    const suspended: string[] = [];
+    const byHost = new Map<string, ComputeInfo[]>();
+    for (const h of this.hosts) {
+      try {
+        byHost.set(h.baseUrl, await h.list());
+      } catch {
+        // an unreachable host is handled by wake's retries; nothing to suspend there now
+      }
+    }
+    for (const [id, loc] of [...this.running]) {
+      const ep = this.state.current.endpoints[id];
+      if (!ep) continue;
+      const timeout = effectiveSuspendTimeout(ep);
+      if (timeout < 0) continue;
+      const info = byHost.get(loc.hostUrl)?.find((c) => c.computeId === id);
+      if (info?.inTransaction) continue; // an open transaction is not idleness
+      const hostActivity = info?.lastActivityAt ? Date.parse(info.lastActivityAt) : 0;
+      const last = Math.max(hostActivity, this.lastActivity.get(id) ?? 0);
+      if (now - last >= timeout * 1000) {
+        await this.suspend(id);
+        suspended.push(id);
+      }
+    }
+    return suspended;
+  }
+
+  startSuspendLoop(intervalMs = 1000): void {
+    this.timer = setInterval(() => {
+      this.suspendIdle().catch((e: unknown) => this.log.warn({ err: e }, 'suspend loop failed'));
+    }, intervalMs);
+    this.timer.unref();
+  }
+
+  async close(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+  }
+}

@@ -1,0 +1,84 @@
+// Starts a control plane: loads its durable state, makes sure the template timeline exists, learns which computes
+// run, then serves the public API (/api/v2) and the proxies' internal API (/v1) on one port.
+import { serve } from '@hono/node-server';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { Hono } from 'hono';
+import { createTemplateTimeline } from '../compute/template.ts';
+import { createLogger } from '../lib/logger.ts';
+import type { Logger } from '../lib/logger.ts';
+import type { ObjectStore } from '../storage-node/object-store/object-store.ts';
+import { EndpointManager } from './endpoints.ts';
+import { internalApi } from './http/internal-api.ts';
+import { publicApi } from './http/public-api.ts';
+import { DEFAULT_DATABASE, Projects, TEMPLATE_SETUP_SQL } from './projects.ts';
+import { StateStore } from './state-store.ts';
+
+export interface ControlPlaneConfig {
+  storageUrl: string;
+  computeHostUrls: string[];
+  /** Where the control plane keeps its state (the same bucket as the storage node is fine). */
+  objectStore: ObjectStore;
+  apiKey: string;
+  /** Shared with the proxies (internal API). */
+  internalToken: string;
+  /** The compute hosts' internal password, handed to proxies on wake. */
+  computePassword: string;
+  baseDomain: string;
+  proxyPort: number;
+  host?: string;
+  port?: number;
+  suspendCheckIntervalMs?: number;
+  logger?: Logger;
+}
+
+export interface ControlPlane {
+  url: string;
+  port: number;
+  projects: Projects;
+  endpoints: EndpointManager;
+  close(): Promise<void>;
+}
+
+export async function startControlPlane(config: ControlPlaneConfig): Promise<ControlPlane> {
+  const log = config.logger ?? createLogger('control-plane');
+  const state = new StateStore(config.objectStore);
+  await state.load();
+  const projects = new Projects(state, config.storageUrl);
+  const started = Date.now();
+  const template = await projects.ensureTemplate(async () => {
+    log.info('creating the template timeline (initdb, once)');
+    const t = await createTemplateTimeline({ storageUrl: config.storageUrl, database: DEFAULT_DATABASE, setupSql: TEMPLATE_SETUP_SQL });
+    return t.timelineId;
+  });
+  log.info({ template, ms: Date.now() - started }, 'template timeline ready');
+  const endpoints = new EndpointManager(state, config.computeHostUrls, log);
+  await endpoints.reconcile();
+  endpoints.startSuspendLoop(config.suspendCheckIntervalMs ?? 1000);
+
+  const app = new Hono();
+  app.get('/healthz', (c) => c.json({ status: 'ok' }));
+  // Proxies use <url>/internal as their directory URL (proxy/directory-http.ts).
+  app.route('/internal', internalApi(projects, endpoints, config.internalToken, config.computePassword));
+  app.route('/', publicApi(state, projects, endpoints, { apiKey: config.apiKey, baseDomain: config.baseDomain, proxyPort: config.proxyPort }));
+  const host = config.host ?? '127.0.0.1';
+  const { server, port } = await new Promise<{ server: Server; port: number }>((resolve, reject) => {
+    const s = serve({ fetch: app.fetch, port: config.port ?? 0, hostname: host }, (info: AddressInfo) => resolve({ server: s as Server, port: info.port }));
+    s.once('error', reject);
+  });
+  const url = `http://${host}:${port}`;
+  log.info({ url }, 'control plane listening');
+  return {
+    url,
+    port,
+    projects,
+    endpoints,
+    close: async () => {
+      await endpoints.close();
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeIdleConnections();
+      });
+    },
+  };
+}
