@@ -2,7 +2,7 @@
 // error texts (reference §1.2, get_conn_info). Everything here is a 400.
 import net from 'node:net';
 import { ProxyError } from './errors.ts';
-import { normalizeEndpointId } from './endpoint-id.ts';
+import { endpointFromOptions, normalizeEndpointId } from './endpoint-id.ts';
 
 export interface ConnInfo {
   user: string;
@@ -40,8 +40,13 @@ export function parseConnectionString(header: string | undefined, authorization:
     throw bad('missing authentication credentials: required password');
   }
   const password = decode(url.password);
+  // Beyond Neon: `options=endpoint=<id>` in the string names the endpoint too, as it does on WebSocket and TCP,
+  // so one connection string with host 127.0.0.1 serves psql, pg and the driver alike on a local lakebase.
+  const fromOptions = endpointFromOptions(url.searchParams.get('options') ?? undefined).endpoint;
   const host = url.hostname;
-  if (host === '' || net.isIP(host) || host.startsWith('[')) throw bad('missing hostname');
+  const isName = host !== '' && !net.isIP(host) && !host.startsWith('[');
+  if (fromOptions !== null) return { user, password, database, endpointId: normalizeEndpointId(fromOptions) };
+  if (!isName) throw bad('missing hostname');
   const dot = host.indexOf('.');
   const endpointId = normalizeEndpointId(dot < 0 ? host : host.slice(0, dot));
   return { user, password, database, endpointId };
