@@ -40,13 +40,15 @@ export function parseConnectionString(header: string | undefined, authorization:
     throw bad('missing authentication credentials: required password');
   }
   const password = decode(url.password);
-  // Beyond Neon: `options=endpoint=<id>` in the string names the endpoint too, as it does on WebSocket and TCP,
-  // so one connection string with host 127.0.0.1 serves psql, pg and the driver alike on a local lakebase.
-  const fromOptions = endpointFromOptions(url.searchParams.get('options') ?? undefined).endpoint;
   const host = url.hostname;
-  const isName = host !== '' && !net.isIP(host) && !host.startsWith('[');
-  if (fromOptions !== null) return { user, password, database, endpointId: normalizeEndpointId(fromOptions) };
-  if (!isName) throw bad('missing hostname');
+  if (host === '' || net.isIP(host) || host.startsWith('[')) {
+    // Beyond Neon: with an IP host (which names no endpoint), `options=endpoint=<id>` does, as on WebSocket and
+    // TCP; so one local connection string (host 127.0.0.1) serves psql, pg and the driver alike. A DNS host
+    // keeps Neon's rule: its first label is the endpoint and options are ignored.
+    const fromOptions = endpointFromOptions(url.searchParams.get('options') ?? undefined).endpoint;
+    if (fromOptions === null) throw bad('missing hostname');
+    return { user, password, database, endpointId: normalizeEndpointId(fromOptions) };
+  }
   const dot = host.indexOf('.');
   const endpointId = normalizeEndpointId(dot < 0 ? host : host.slice(0, dot));
   return { user, password, database, endpointId };

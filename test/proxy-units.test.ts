@@ -76,7 +76,8 @@ describe('endpoint naming', () => {
     expect(() => parseConnectionString('postgresql://u:p@[::1]/db', undefined)).toThrow('missing hostname');
     // Beyond Neon: the endpoint may come from options, so an IP host works for a local lakebase.
     expect(parseConnectionString('postgresql://u:p@127.0.0.1:5432/db?options=endpoint%3Dep-quiet-lake-123', undefined).endpointId).toBe('ep-quiet-lake-123');
-    expect(parseConnectionString('postgresql://u:p@ep-a.x.y/db?options=endpoint%3Dep-b-pooler', undefined).endpointId).toBe('ep-b');
+    expect(parseConnectionString('postgresql://u:p@127.0.0.1/db?options=endpoint%3Dep-b-pooler', undefined).endpointId).toBe('ep-b');
+    expect(parseConnectionString('postgresql://u:p@ep-a.x.y/db?options=endpoint%3Dep-b', undefined).endpointId).toBe('ep-a');
     expect(() => parseConnectionString('postgresql://ü:p@h.x/db', undefined)).toThrow('invalid header: neon-connection-string');
   });
 });
