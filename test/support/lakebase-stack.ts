@@ -1,0 +1,81 @@
+// The whole lakebase as real processes, started the way a user starts it: `lakebase start` in a temporary
+// directory with free ports. Tests read the addresses from the local.json it writes.
+import { spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { LocalInfo } from '../../cli/start.ts';
+
+const CLI = fileURLToPath(new URL('../../cli/lakebase.ts', import.meta.url));
+
+export interface LakebaseStack extends LocalInfo {
+  dir: string;
+  /** The control plane's base URL (the API is at apiUrl = base + /api/v2). */
+  controlPlaneUrl: string;
+  /** Calls the public API with the stack's API key. */
+  api<T>(method: string, path: string, body?: unknown): Promise<T>;
+  suspend(endpointId?: string): Promise<void>;
+  /** Ctrl-C equivalent: every service flushes and exits. */
+  stop(): Promise<void>;
+  /** The processes' combined log, for failure messages. */
+  log(): string;
+}
+
+export async function startLakebaseStack(opts: { dir?: string; env?: Record<string, string> } = {}): Promise<LakebaseStack> {
+  const dir = opts.dir ?? (await mkdtemp(join(tmpdir(), 'lakebase-stack-')));
+  const ownsDir = opts.dir === undefined;
+  const child: ChildProcess = spawn(process.execPath, [CLI, 'start', '--dir', dir, '--auto-ports'], {
+    env: { ...process.env, LAKEBASE_LOG_LEVEL: 'info', ...opts.env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+  const exited = new Promise<void>((r) => child.once('exit', () => r()));
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`lakebase start did not finish in 120 s:\n${out.slice(-4000)}`)), 120_000);
+    const check = () => {
+      if (out.includes('lakebase is running')) {
+        clearTimeout(timer);
+        resolve();
+      }
+    };
+    child.stdout!.on('data', check);
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`lakebase start exited with ${code}:\n${out.slice(-4000)}`));
+    });
+  });
+  const localPath = join(dir, 'local.json');
+  if (!existsSync(localPath)) throw new Error(`lakebase start wrote no ${localPath}`);
+  const local = JSON.parse(await readFile(localPath, 'utf8')) as LocalInfo;
+  const controlPlaneUrl = local.apiUrl.replace(/\/api\/v2$/, '');
+  const api = async <T>(method: string, path: string, body?: unknown): Promise<T> => {
+    const res = await fetch(local.apiUrl + path, {
+      method,
+      headers: { authorization: `Bearer ${local.apiKey}`, 'content-type': 'application/json' },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    const text = await res.text();
+    if (!res.ok) throw new Error(`${method} ${path} -> ${res.status}: ${text}`);
+    return (text ? JSON.parse(text) : {}) as T;
+  };
+  return {
+    ...local,
+    dir,
+    controlPlaneUrl,
+    api,
+    suspend: async (endpointId = local.project.endpointId) => {
+      await api('POST', `/projects/${local.project.id}/endpoints/${endpointId}/suspend`);
+    },
+    stop: async () => {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGINT');
+      await exited;
+      if (ownsDir) await rm(dir, { recursive: true, force: true });
+    },
+    log: () => out,
+  };
+}
