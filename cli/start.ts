@@ -112,9 +112,13 @@ export async function start(argv: string[]): Promise<void> {
   };
   const secrets = await loadSecrets(dir);
   const quiet = values.quiet ?? false;
-  const supervisor = new Supervisor((line) => {
-    if (!quiet) process.stderr.write(line + '\n');
-  });
+  // services.json names each service's pid (updated when one restarts), for operators and crash tests.
+  const supervisor = new Supervisor(
+    (line) => {
+      if (!quiet) process.stderr.write(line + '\n');
+    },
+    (pids) => void writeFile(join(dir, 'services.json'), JSON.stringify(pids, null, 2) + '\n').catch(() => {}),
+  );
   const storeEnv: Record<string, string> = {};
   if (!env.LAKEBASE_S3_BUCKET && !env.LAKEBASE_OBJECT_STORE_DIR) storeEnv.LAKEBASE_OBJECT_STORE_DIR = join(dir, 'objects');
   const stopAll = () => supervisor.stopAll();

@@ -22,9 +22,16 @@ export class Supervisor {
   private readonly children = new Map<string, ChildProcess>();
   private stopping = false;
   private readonly onLog: (line: string) => void;
+  private readonly onChange: (pids: Record<string, number>) => void;
 
-  constructor(onLog: (line: string) => void) {
+  constructor(onLog: (line: string) => void, onChange: (pids: Record<string, number>) => void = () => {}) {
     this.onLog = onLog;
+    this.onChange = onChange;
+  }
+
+  /** The pid of each running service. */
+  pids(): Record<string, number> {
+    return Object.fromEntries([...this.children].map(([name, c]) => [name, c.pid ?? -1]));
   }
 
   /** Starts a service and waits for its ready line; later crashes restart it. */
@@ -42,6 +49,7 @@ export class Supervisor {
         this.onLog(line);
         if (ready || !line.includes(`"${spec.readyMessage}"`)) return;
         ready = true;
+        this.onChange(this.pids());
         resolve({ spec, ready: JSON.parse(line) as Record<string, unknown> });
       };
       child.stdout!.on('data', (d: Buffer) => {

@@ -4,6 +4,7 @@ import { serve } from '@hono/node-server';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Hono } from 'hono';
+import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { createTemplateTimeline } from '../compute/template.ts';
 import { createLogger } from '../lib/logger.ts';
 import type { Logger } from '../lib/logger.ts';
@@ -52,12 +53,20 @@ export async function startControlPlane(config: ControlPlaneConfig): Promise<Con
     return t.timelineId;
   });
   log.info({ template, ms: Date.now() - started }, 'template timeline ready');
-  const endpoints = new EndpointManager(state, config.computeHostUrls, log);
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+  const wakes = new Histogram({ name: 'control_plane_wake_seconds', help: 'Time to start a compute for an endpoint', buckets: [0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10], registers: [registry] });
+  const suspends = new Counter({ name: 'control_plane_suspends_total', help: 'Endpoints suspended (compute stopped)', registers: [registry] });
+  const endpoints = new EndpointManager(state, config.computeHostUrls, log, {
+    wake: (seconds) => wakes.observe(seconds),
+    suspend: () => suspends.inc(),
+  });
   await endpoints.reconcile();
   endpoints.startSuspendLoop(config.suspendCheckIntervalMs ?? 1000);
 
   const app = new Hono();
   app.get('/healthz', (c) => c.json({ status: 'ok' }));
+  app.get('/metrics', async (c) => c.text(await registry.metrics(), 200, { 'content-type': registry.contentType }));
   // Proxies use <url>/internal as their directory URL (proxy/directory-http.ts).
   app.route('/internal', internalApi(projects, endpoints, config.internalToken, config.computePassword));
   app.route('/', publicApi(state, projects, endpoints, { apiKey: config.apiKey, baseDomain: config.baseDomain, proxyPort: config.proxyPort }));

@@ -18,8 +18,8 @@ export interface LakebaseStack extends LocalInfo {
   /** Calls the public API with the stack's API key. */
   api<T>(method: string, path: string, body?: unknown): Promise<T>;
   suspend(endpointId?: string): Promise<void>;
-  /** Ctrl-C equivalent: every service flushes and exits. */
-  stop(): Promise<void>;
+  /** Ctrl-C equivalent: every service flushes and exits. The directory is removed unless keepDir. */
+  stop(opts?: { keepDir?: boolean }): Promise<void>;
   /** The processes' combined log, for failure messages. */
   log(): string;
 }
@@ -71,10 +71,10 @@ export async function startLakebaseStack(opts: { dir?: string; env?: Record<stri
     suspend: async (endpointId = local.project.endpointId) => {
       await api('POST', `/projects/${local.project.id}/endpoints/${endpointId}/suspend`);
     },
-    stop: async () => {
+    stop: async ({ keepDir = false } = {}) => {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGINT');
       await exited;
-      if (ownsDir) await rm(dir, { recursive: true, force: true });
+      if (ownsDir && !keepDir) await rm(dir, { recursive: true, force: true });
     },
     log: () => out,
   };
