@@ -1,8 +1,10 @@
 // `npm run bench [-- storage|compute|proxy ...]`: runs the benchmarks and prints their tables (Markdown).
+import { runProxyBenchmarks } from './proxy.ts';
 import { runStorageBenchmarks } from './storage-node.ts';
 
 const suites: Record<string, () => Promise<string[]>> = {
   storage: runStorageBenchmarks,
+  proxy: runProxyBenchmarks,
 };
 
 const wanted = process.argv.slice(2).filter((a) => !a.startsWith('-'));
