@@ -15,6 +15,7 @@ import type { ReadSource } from './layer-store.ts';
 import { keys, lsnHex, newManifest, parseManifest } from './manifest.ts';
 import type { Manifest } from './manifest.ts';
 import type { PageData } from './page.ts';
+import { ConflictError, InvalidRequestError, NotFoundError } from './errors.ts';
 import { Timeline } from './timeline.ts';
 import type { BlobLoader, PageVersion, PreparedBatch } from './timeline.ts';
 import { WriteLog, decodeRecords, encodeRecord } from './write-log.ts';
@@ -60,36 +61,6 @@ export const DEFAULT_ENGINE_CONFIG = {
   imagePartPages: 8192,
   backgroundIntervalMs: 1000,
 };
-
-/** A request that names something that does not exist (404). */
-export class NotFoundError extends Error {
-  readonly code: string;
-  constructor(code: string, message: string) {
-    super(message);
-    this.name = 'NotFoundError';
-    this.code = code;
-  }
-}
-
-/** A request that conflicts with the state (409): children exist, another writer or node got there first. */
-export class ConflictError extends Error {
-  readonly code: string;
-  constructor(code: string, message: string) {
-    super(message);
-    this.name = 'ConflictError';
-    this.code = code;
-  }
-}
-
-/** A request whose arguments are wrong (400). */
-export class InvalidRequestError extends Error {
-  readonly code: string;
-  constructor(code: string, message: string) {
-    super(message);
-    this.name = 'InvalidRequestError';
-    this.code = code;
-  }
-}
 
 interface Unfrozen {
   batch: PreparedBatch;

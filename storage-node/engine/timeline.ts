@@ -3,6 +3,7 @@
 import { PAGE_SIZE } from '../api/types.ts';
 import type { FileEntry, FileOp, WriteBatch } from '../api/types.ts';
 import { parentOf } from '../api/paths.ts';
+import { BatchRejectedError, FileNotFoundError, LsnOutOfRangeError } from './errors.ts';
 import { mergeWrite, reconstructPage, decodeDelta } from './page.ts';
 import type { DeltaRange, PageData } from './page.ts';
 
@@ -32,24 +33,6 @@ export interface SizeValue {
 export interface MetaVersion<T> {
   lsn: number;
   value: T;
-}
-
-/** A batch refused for what it asks (4xx): nothing of it was applied. */
-export class BatchRejectedError extends Error {
-  readonly code: string;
-  constructor(code: string, message: string) {
-    super(message);
-    this.name = 'BatchRejectedError';
-    this.code = code;
-  }
-}
-
-export class LsnOutOfRangeError extends Error {
-  readonly code = 'lsn_out_of_range';
-  constructor(message: string) {
-    super(message);
-    this.name = 'LsnOutOfRangeError';
-  }
 }
 
 /** The changes a validated batch will make, computed before it is made durable. */
@@ -459,14 +442,6 @@ export class Timeline {
     while (i > 0 && this.times[i - 1].lsn > lsn) i--;
     if (i > 0 && this.times[i - 1].lsn === lsn) return;
     this.times.splice(i, 0, { lsn, ms });
-  }
-}
-
-export class FileNotFoundError extends Error {
-  readonly code = 'no_such_file';
-  constructor(path: string, lsn: number) {
-    super(`file ${JSON.stringify(path)} does not exist at LSN ${lsn}`);
-    this.name = 'FileNotFoundError';
   }
 }
 

@@ -5,9 +5,8 @@ import { bodyLimit } from 'hono/body-limit';
 import { BatchDecodeError, decodeBatch } from '../api/batch-codec.ts';
 import { InvalidPathError, normaliseDataPath } from '../api/paths.ts';
 import type { CreateTimelineRequest, PageRef } from '../api/types.ts';
-import { ConflictError, InvalidRequestError, NotFoundError } from '../engine/storage-engine.ts';
+import { BatchRejectedError, ConflictError, FileNotFoundError, InvalidRequestError, LsnOutOfRangeError, NotFoundError } from '../engine/errors.ts';
 import type { StorageEngine } from '../engine/storage-engine.ts';
-import { BatchRejectedError, FileNotFoundError, LsnOutOfRangeError } from '../engine/timeline.ts';
 import type { StorageMetrics } from '../metrics.ts';
 
 export interface AppOptions {
