@@ -7,10 +7,11 @@ import type { Results } from '@electric-sql/pglite';
 import { StorageClient } from '../storage-node/client.ts';
 import type { PageRef, WriteBatch } from '../storage-node/api/types.ts';
 import { PAGE_SIZE } from '../storage-node/api/types.ts';
-import { BridgeServer, createBridgeMemory } from './storage-fs/bridge.ts';
+import { BridgeServer, createBridgeMemory, requestCancel } from './storage-fs/bridge.ts';
+import type { BridgeIo } from './storage-fs/bridge.ts';
 import { bootstrap } from './storage-fs/prefetch.ts';
 import { ComputeError } from './storage-fs/protocol.ts';
-import type { BootMessage, CallMessage, CallOp, SerializedError, WorkerInit, WorkerMessage, WorkerStats } from './storage-fs/protocol.ts';
+import type { BootMessage, CallMessage, CallOp, ComputeConfig, SerializedError, WorkerInit, WorkerMessage, WorkerStats } from './storage-fs/protocol.ts';
 import { getPgliteWasmModule } from './wasm.ts';
 
 export { ComputeError } from './storage-fs/protocol.ts';
@@ -60,6 +61,11 @@ export interface ComputeOptions {
   /** How long a blocked page read or batch may take before Postgres sees an I/O error (default 120 s). */
   ioTimeoutMs?: number;
   debug?: boolean;
+  /**
+   * A worker spawned earlier by spawnComputeWorker() (a pool): PGlite is already loaded and its wasm
+   * instantiated, so the start is the Postgres start-up alone. Its wasmModule/ioTimeoutMs/debug apply.
+   */
+  worker?: ComputeWorker;
 }
 
 export interface ComputeStats extends WorkerStats {
@@ -73,10 +79,12 @@ export interface ComputeStats extends WorkerStats {
   /** What the start cost. */
   start: {
     totalMs: number;
-    /** From new Worker() until the worker's modules (PGlite's JS included) are loaded. */
+    /** From new Worker() until the worker's modules (PGlite's JS included) are loaded (0: a pooled worker). */
     workerLoadMs: number;
-    /** PGlite.create() in the worker: wasm instantiation, Postgres start-up on the timeline. */
+    /** From the boot message (the timeline) until Postgres is up, in the worker (wasm instantiation included unless pooled). */
     pgliteStartMs: number;
+    /** The worker came from a pool, with PGlite already instantiated and waiting for a timeline. */
+    pooled: boolean;
     bootstrapMs: number;
     prefetchedPages: number;
     bootstrapRoundTrips: number;
@@ -93,10 +101,87 @@ interface Pending {
   reject: (e: Error) => void;
 }
 
+/**
+ * A compute worker thread, spawned before its timeline is known: its modules load, the wasm is instantiated and
+ * PGlite waits for a timeline (startCompute({ worker })). Hold a few in a pool to take that work off a start.
+ */
+export interface ComputeWorker {
+  readonly worker: Worker;
+  readonly memory: SharedArrayBuffer;
+  readonly exited: Promise<void>;
+  /** ms from spawn until the worker's modules were loaded. */
+  readonly loaded: Promise<number>;
+  /** ms from spawn until PGlite was instantiated and waiting for a timeline. */
+  readonly prestarted: Promise<number>;
+  /** Storage I/O requests being served (a replacement must wait for them after a kill). */
+  readonly inflight: Set<Promise<void>>;
+  /** Where the bridge sends the worker's page reads and write batches (set when it gets a timeline). */
+  bind(io: BridgeIo): void;
+  /** Ends the thread (an unused pooled worker). */
+  terminate(): Promise<void>;
+}
+
+export interface SpawnOptions {
+  wasmModule?: WebAssembly.Module | null;
+  ioTimeoutMs?: number;
+  debug?: boolean;
+}
+
+/** Spawns a compute worker; it loads PGlite and instantiates the wasm, then waits for startCompute({ worker }). */
+export async function spawnComputeWorker(opts: SpawnOptions = {}): Promise<ComputeWorker> {
+  const wasmModule = opts.wasmModule === null ? undefined : (opts.wasmModule ?? (await getPgliteWasmModule()));
+  const memory = createBridgeMemory();
+  let io: BridgeIo | null = null;
+  const unbound = (): never => {
+    throw new Error('the compute worker has no timeline yet');
+  };
+  const server = new BridgeServer(memory, {
+    readPages: (refs, lsn) => (io ? io.readPages(refs, lsn) : unbound()),
+    writeBatch: (batch) => (io ? io.writeBatch(batch) : unbound()),
+  });
+  const init: WorkerInit = { memory, wasmModule, ioTimeoutMs: opts.ioTimeoutMs ?? 120_000, debug: opts.debug ?? false };
+  const spawnedAt = performance.now();
+  const worker = new Worker(new URL('./storage-fs/worker.ts', import.meta.url), { workerData: init });
+  const exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
+  const inflight = new Set<Promise<void>>();
+  worker.on('message', (msg: unknown) => {
+    if (!BridgeServer.isRequest(msg)) return;
+    const p = server.handle(msg);
+    inflight.add(p);
+    void p.finally(() => inflight.delete(p));
+  });
+  // a worker that dies before it is used must not leave an unhandled rejection behind
+  worker.on('error', () => {});
+  const phase = (t: 'loaded' | 'prestarted'): Promise<number> => {
+    const p = new Promise<number>((resolve, reject) => {
+      worker.on('message', (msg: WorkerMessage) => {
+        if (msg.t === t) resolve(performance.now() - spawnedAt);
+      });
+      void exited.then(() => reject(new Error('the compute worker exited')));
+    });
+    p.catch(() => {});
+    return p;
+  };
+  return {
+    worker, memory, exited, inflight,
+    loaded: phase('loaded'),
+    prestarted: phase('prestarted'),
+    bind: (target) => {
+      if (io) throw new Error('the compute worker already has a timeline');
+      io = target;
+    },
+    terminate: async () => {
+      await worker.terminate();
+    },
+  };
+}
+
 export class Compute {
   readonly timelineId: string;
   readonly readOnly: boolean;
   private readonly worker: Worker;
+  private readonly memory: SharedArrayBuffer;
+  private readonly inflight: Set<Promise<void>>;
   private readonly calls = new Map<number, Pending>();
   private nextId = 1;
   private lastLsn: number;
@@ -105,17 +190,21 @@ export class Compute {
   private workerStats: WorkerStats;
   private readonly io: IoCounters;
   private readonly startStats: ComputeStats['start'];
+  private runningProtocolCall = 0;
+  private readonly deathListeners: ((e: Error) => void)[] = [];
 
   /** Use startCompute(). */
-  constructor(args: { worker: Worker; timelineId: string; readOnly: boolean; lsn: number; io: IoCounters; stats: WorkerStats; start: ComputeStats['start']; exited: Promise<void> }) {
-    this.worker = args.worker;
+  constructor(args: { cw: ComputeWorker; timelineId: string; readOnly: boolean; lsn: number; io: IoCounters; stats: WorkerStats; start: ComputeStats['start'] }) {
+    this.worker = args.cw.worker;
+    this.memory = args.cw.memory;
+    this.inflight = args.cw.inflight;
     this.timelineId = args.timelineId;
     this.readOnly = args.readOnly;
     this.lastLsn = args.lsn;
     this.io = args.io;
     this.workerStats = args.stats;
     this.startStats = args.start;
-    this.exited = args.exited;
+    this.exited = args.cw.exited;
     this.worker.on('message', (msg: WorkerMessage) => {
       if (msg.t !== 'reply') return;
       const p = this.calls.get(msg.id);
@@ -130,14 +219,28 @@ export class Compute {
   }
 
   private fail(e: Error): void {
+    const first = this.dead === null;
     this.dead ??= e;
     for (const p of this.calls.values()) p.reject(e);
     this.calls.clear();
+    if (first) for (const l of this.deathListeners) l(e);
   }
 
-  private call<T>(op: CallOp, fields: Omit<CallMessage, 't' | 'id' | 'op'> = {}): Promise<T> {
+  /** Called once if the worker fails or exits (a stop or kill included). */
+  onDeath(listener: (e: Error) => void): void {
+    if (this.dead) listener(this.dead);
+    else this.deathListeners.push(listener);
+  }
+
+  /** Why the compute is not running any more, or null. */
+  get failure(): Error | null {
+    return this.dead;
+  }
+
+  private call<T>(op: CallOp, fields: Omit<CallMessage, 't' | 'id' | 'op'> = {}, onId?: (id: number) => void): Promise<T> {
     if (this.dead) return Promise.reject(new Error(`compute for timeline ${this.timelineId} is not running: ${this.dead.message}`));
     const id = this.nextId++;
+    onId?.(id);
     return new Promise<T>((resolve, reject) => {
       this.calls.set(id, { resolve: resolve as (v: unknown) => void, reject });
       const msg: CallMessage = { t: 'call', id, op, ...fields };
@@ -159,8 +262,27 @@ export class Compute {
    * Raw Postgres wire protocol messages in, raw backend messages out (PGlite's execProtocolRaw). The writes
    * they made are durable when this resolves, so a proxy can relay the ReadyForQuery.
    */
-  execProtocolRaw(bytes: Uint8Array): Promise<Uint8Array> {
-    return this.call<Uint8Array>('protocol', { bytes });
+  async execProtocolRaw(bytes: Uint8Array): Promise<Uint8Array> {
+    let id = 0;
+    try {
+      return await this.call<Uint8Array>('protocol', { bytes }, (n) => (id = this.runningProtocolCall = n));
+    } finally {
+      if (this.runningProtocolCall === id) {
+        this.runningProtocolCall = 0;
+        requestCancel(this.memory, 0);
+      }
+    }
+  }
+
+  /**
+   * Asks the worker to interrupt the execProtocolRaw call in progress (if any): Postgres then fails the running
+   * statement with 57014 at its next page I/O or clock read (storage-fs/cancel-hook.ts). Returns false when no
+   * protocol call is running. A statement that never reaches such a point is not interrupted: see kill().
+   */
+  cancelRunning(): boolean {
+    if (this.runningProtocolCall === 0 || this.dead) return false;
+    requestCancel(this.memory, this.runningProtocolCall);
+    return true;
   }
 
   /** The LSN of the last batch this compute had acknowledged (or its start LSN). */
@@ -192,15 +314,19 @@ export class Compute {
     try {
       this.workerStats = await this.call<WorkerStats>('stop');
     } finally {
-      this.dead ??= new Error('stopped');
+      this.fail(new Error('stopped'));
       await this.worker.terminate();
     }
   }
 
-  /** Ends the worker at once, like a crash: nothing more is shipped. */
-  async kill(): Promise<void> {
-    this.fail(new Error('killed'));
+  /**
+   * Ends the worker at once, like a crash: nothing more is shipped. Resolves once the storage requests the
+   * worker had in flight are settled, so a compute started next on the timeline sees its final head.
+   */
+  async kill(reason = 'killed'): Promise<void> {
+    this.fail(new Error(reason));
     await this.worker.terminate();
+    await Promise.allSettled([...this.inflight]);
   }
 }
 
@@ -229,86 +355,77 @@ export async function startCompute(opts: ComputeOptions): Promise<Compute> {
   const t0 = performance.now();
   const readOnly = opts.readOnly ?? false;
   const client = new StorageClient(opts.storageUrl);
-  if (!readOnly && opts.lsn !== undefined) {
-    const info = await client.getTimeline(opts.timelineId);
-    if (info.lastLsn !== opts.lsn) {
-      throw new Error(`a read-write compute starts at the head of timeline ${opts.timelineId} (LSN ${info.lastLsn}), not at LSN ${opts.lsn}: start a read-only compute or branch at that LSN`);
-    }
-  }
-  const io: IoCounters = { pagesFetched: 0, bytesFetched: 0, readRequests: 0, batchesWritten: 0, bytesWritten: 0 };
-
-  // the listing and prefetch travel while the worker boots
-  const tb = performance.now();
-  let bootstrapMs = 0;
-  const booting = bootstrap(client, opts.timelineId, opts.lsn, { prefetch: opts.prefetch }).then((b) => {
-    bootstrapMs = performance.now() - tb;
-    io.pagesFetched += b.refs.length;
-    io.bytesFetched += b.refs.length * PAGE_SIZE;
-    io.readRequests += b.roundTrips - 1;
-    return b;
-  });
-  booting.catch(() => {});
-
-  const wasmModule = opts.wasmModule === null ? undefined : (opts.wasmModule ?? (await getPgliteWasmModule()));
-  const memory = createBridgeMemory();
-  const server = new BridgeServer(memory, {
-    readPages: async (refs, at) => {
-      const pages = await client.readPages(opts.timelineId, refs, at);
-      io.pagesFetched += refs.length;
-      io.bytesFetched += refs.length * PAGE_SIZE;
-      io.readRequests++;
-      return pages;
-    },
-    writeBatch: async (batch: WriteBatch) => {
-      if (readOnly) throw new Error('a read-only compute never writes to the storage node');
-      const ack = await client.writeBatch(opts.timelineId, batch);
-      io.batchesWritten++;
-      for (const op of batch.ops) io.bytesWritten += op.op === 'write' ? op.data.byteLength : 0;
-      return ack.lsn;
-    },
-  });
-  const init: WorkerInit = {
-    memory,
-    readOnly,
-    database: opts.database ?? 'neondb',
-    username: opts.username ?? 'postgres',
-    wasmModule,
-    cacheBytes: opts.cacheBytes,
-    maxUnshippedBytes: opts.maxUnshippedBytes,
-    startParams: startParams(readOnly, opts.postgresConfig),
-    ioTimeoutMs: opts.ioTimeoutMs ?? 120_000,
-    updateHint: opts.updatePrefetchHint ?? true,
-    debug: opts.debug ?? false,
-  };
-  const spawnedAt = performance.now();
-  let workerLoadMs = 0;
-  const worker = new Worker(new URL('./storage-fs/worker.ts', import.meta.url), { workerData: init });
-  const exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
-  worker.on('message', (msg: unknown) => {
-    if (BridgeServer.isRequest(msg)) void server.handle(msg);
-  });
-
-  const ready = new Promise<Extract<WorkerMessage, { t: 'ready' }>>((resolve, reject) => {
-    worker.on('message', (msg: WorkerMessage) => {
-      if (msg.t === 'loaded') workerLoadMs = performance.now() - spawnedAt;
-      else if (msg.t === 'ready') resolve(msg);
-      else if (msg.t === 'fatal') reject(new ComputeError(msg.error as SerializedError));
-    });
-    worker.once('error', reject);
-    void exited.then(() => reject(new Error('the compute worker exited during start')));
-  });
+  const pooled = opts.worker !== undefined;
+  // spawned first, so the worker loads while the storage node is asked for the timeline
+  const cw = opts.worker ?? (await spawnComputeWorker({ wasmModule: opts.wasmModule, ioTimeoutMs: opts.ioTimeoutMs, debug: opts.debug }));
   try {
+    if (!readOnly && opts.lsn !== undefined) {
+      const info = await client.getTimeline(opts.timelineId);
+      if (info.lastLsn !== opts.lsn) {
+        throw new Error(`a read-write compute starts at the head of timeline ${opts.timelineId} (LSN ${info.lastLsn}), not at LSN ${opts.lsn}: start a read-only compute or branch at that LSN`);
+      }
+    }
+    const io: IoCounters = { pagesFetched: 0, bytesFetched: 0, readRequests: 0, batchesWritten: 0, bytesWritten: 0 };
+
+    // the listing and prefetch travel while the worker boots
+    const tb = performance.now();
+    let bootstrapMs = 0;
+    const booting = bootstrap(client, opts.timelineId, opts.lsn, { prefetch: opts.prefetch }).then((b) => {
+      bootstrapMs = performance.now() - tb;
+      io.pagesFetched += b.refs.length;
+      io.bytesFetched += b.refs.length * PAGE_SIZE;
+      io.readRequests += b.roundTrips - 1;
+      return b;
+    });
+    booting.catch(() => {});
+
+    cw.bind({
+      readPages: async (refs, at) => {
+        const pages = await client.readPages(opts.timelineId, refs, at);
+        io.pagesFetched += refs.length;
+        io.bytesFetched += refs.length * PAGE_SIZE;
+        io.readRequests++;
+        return pages;
+      },
+      writeBatch: async (batch: WriteBatch) => {
+        if (readOnly) throw new Error('a read-only compute never writes to the storage node');
+        const ack = await client.writeBatch(opts.timelineId, batch);
+        io.batchesWritten++;
+        for (const op of batch.ops) io.bytesWritten += op.op === 'write' ? op.data.byteLength : 0;
+        return ack.lsn;
+      },
+    });
+    const config: ComputeConfig = {
+      readOnly,
+      database: opts.database ?? 'neondb',
+      username: opts.username ?? 'postgres',
+      cacheBytes: opts.cacheBytes,
+      maxUnshippedBytes: opts.maxUnshippedBytes,
+      startParams: startParams(readOnly, opts.postgresConfig),
+      updateHint: opts.updatePrefetchHint ?? true,
+    };
+    const ready = new Promise<Extract<WorkerMessage, { t: 'ready' }>>((resolve, reject) => {
+      cw.worker.on('message', (msg: WorkerMessage) => {
+        if (msg.t === 'ready') resolve(msg);
+        else if (msg.t === 'fatal') reject(new ComputeError(msg.error as SerializedError));
+      });
+      cw.worker.once('error', reject);
+      void cw.exited.then(() => reject(new Error('the compute worker exited during start')));
+    });
     const boot = await booting;
-    const msg: BootMessage = { t: 'boot', lsn: boot.lsn, files: boot.files, refs: boot.refs, data: boot.data, hint: boot.hint };
-    worker.postMessage(msg, [boot.data.buffer as ArrayBuffer]);
+    const msg: BootMessage = { t: 'boot', config, lsn: boot.lsn, files: boot.files, refs: boot.refs, data: boot.data, hint: boot.hint };
+    cw.worker.postMessage(msg, [boot.data.buffer as ArrayBuffer]);
     const r = await ready;
     const dataDirBytes = boot.files.reduce((n, f) => n + f.size, 0);
+    // a pooled worker was loaded before this start: its load is not part of it
+    const workerLoadMs = pooled ? 0 : await cw.loaded;
     return new Compute({
-      worker, timelineId: opts.timelineId, readOnly, lsn: r.stats.lsn, io, stats: r.stats, exited,
+      cw, timelineId: opts.timelineId, readOnly, lsn: r.stats.lsn, io, stats: r.stats,
       start: {
         totalMs: performance.now() - t0,
         workerLoadMs,
         pgliteStartMs: r.pgliteStartMs,
+        pooled,
         bootstrapMs,
         prefetchedPages: boot.refs.length,
         bootstrapRoundTrips: boot.roundTrips,
@@ -319,7 +436,7 @@ export async function startCompute(opts: ComputeOptions): Promise<Compute> {
       },
     });
   } catch (e) {
-    await worker.terminate();
+    await cw.terminate();
     throw e;
   }
 }

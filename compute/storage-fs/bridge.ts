@@ -7,6 +7,7 @@
 //   Int32 [0] state: 0 = request outstanding, 1 = answered
 //   Int32 [1] status: 0 = ok, 1 = error (data area holds a UTF-8 message of [2] bytes)
 //   Int32 [2] payload byte length
+//   Int32 [3] cancel: the id of a call the parent asks the worker to interrupt (0: none)
 //   Float64 at byte 16: the LSN of a write acknowledgement
 // Page data is answered in the data area (n * PAGE_SIZE bytes); a read asking for more pages than fit is split.
 import type { PageRef, WriteBatch } from '../../storage-node/api/types.ts';
@@ -17,6 +18,17 @@ const HEADER_BYTES = 64;
 const STATE = 0;
 const STATUS = 1;
 const LENGTH = 2;
+const CANCEL = 3;
+
+/** Parent side: asks the worker to interrupt call `callId` at its next cancel point (0 withdraws the request). */
+export function requestCancel(memory: SharedArrayBuffer, callId: number): void {
+  Atomics.store(new Int32Array(memory, 0, 4), CANCEL, callId);
+}
+
+/** Worker side: the call id whose cancellation was asked for (0: none). Cheap enough for hot paths. */
+export function cancelView(memory: SharedArrayBuffer): Int32Array {
+  return new Int32Array(memory, CANCEL * 4, 1);
+}
 
 export type BridgeRequest =
   | { t: 'io-read'; refs: PageRef[]; lsn: number }

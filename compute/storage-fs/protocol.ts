@@ -2,24 +2,35 @@
 import type { FileEntry, PageRef } from '../../storage-node/api/types.ts';
 import type { StorageFsStats } from './storage-fs.ts';
 
+/**
+ * What a worker needs before it knows its timeline: it loads PGlite, instantiates the wasm and sets up the
+ * runtime with this alone, then waits for a BootMessage (a pooled worker waits there until it is given a
+ * timeline).
+ */
 export interface WorkerInit {
   memory: SharedArrayBuffer;
-  readOnly: boolean;
-  database: string;
-  username: string;
   /** Precompiled pglite.wasm; without it the worker reads and compiles the wasm itself. */
   wasmModule?: WebAssembly.Module;
+  ioTimeoutMs: number;
+  debug: boolean;
+}
+
+/** The compute's own settings, sent with its timeline. */
+export interface ComputeConfig {
+  readOnly: boolean;
+  database: string;
+  /** Role to SET ROLE to after the start ('postgres', the bootstrap superuser, leaves the role alone). */
+  username: string;
   cacheBytes?: number;
   maxUnshippedBytes?: number;
   startParams: string[];
-  ioTimeoutMs: number;
   /** Rewrite the prefetch hint at a clean stop when the pages read at start differ from it. */
   updateHint: boolean;
-  debug: boolean;
 }
 
 export interface BootMessage {
   t: 'boot';
+  config: ComputeConfig;
   lsn: number;
   files: FileEntry[];
   refs: PageRef[];
@@ -47,10 +58,15 @@ export interface SerializedError {
 export interface WorkerStats extends StorageFsStats {
   bridgeRoundTrips: number;
   bridgeWaitMs: number;
+  /** Size of the wasm instance's linear memory (Postgres' heap, shared_buffers included). */
+  wasmMemoryBytes: number;
+  /** Statements interrupted by a cancel request (QueryCancelPending set from a hook). */
+  cancels: number;
 }
 
 export type WorkerMessage =
   | { t: 'loaded' }
+  | { t: 'prestarted'; ms: number }
   | { t: 'ready'; pgliteStartMs: number; stats: WorkerStats }
   | { t: 'fatal'; error: SerializedError }
   | { t: 'reply'; id: number; ok: true; value: unknown; lsn: number }

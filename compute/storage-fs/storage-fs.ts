@@ -27,6 +27,11 @@ export interface FsSnapshot {
   lsn: number;
   files: FileEntry[];
   pages?: { refs: PageRef[]; data: Uint8Array };
+  /**
+   * Settings known only once the timeline is (a pooled, pre-started filesystem is created before that);
+   * they replace the constructor's.
+   */
+  settings?: Partial<Pick<StorageFsOptions, 'readOnly' | 'cacheBytes' | 'maxUnshippedBytes'>>;
 }
 
 export interface StorageFsOptions {
@@ -41,7 +46,10 @@ export interface StorageFsOptions {
   smallFileBytes?: number;
   /** Largest sequential read-ahead, in pages (default 32). */
   maxReadaheadPages?: number;
-  /** Where the snapshot comes from; awaited in init() so it can arrive while the wasm module starts. */
+  /**
+   * Where the snapshot comes from; awaited in initialSyncFs(), which PGlite calls after the wasm module is
+   * instantiated and its runtime set up, so a filesystem can be handed to PGlite before its timeline is known.
+   */
   snapshot: FsSnapshot | Promise<FsSnapshot>;
   debug?: boolean;
 }
@@ -132,6 +140,14 @@ function norm(path: string): string {
   return p;
 }
 
+function cachePagesOf(bytes: number | undefined): number {
+  return Math.max(64, Math.floor((bytes ?? 64 * 1024 * 1024) / PAGE_SIZE));
+}
+
+function unshippedPagesOf(bytes: number | undefined): number {
+  return Math.max(64, Math.floor((bytes ?? 32 * 1024 * 1024) / PAGE_SIZE));
+}
+
 function parentOf(path: string): string {
   const i = path.lastIndexOf('/');
   return i < 0 ? '' : path.slice(0, i);
@@ -142,11 +158,11 @@ function baseName(path: string): string {
 }
 
 export class StorageFS extends BaseFilesystem {
-  readonly readOnly: boolean;
+  private ro: boolean;
   private readonly backend: SyncBackend;
   private readonly snapshotSource: FsSnapshot | Promise<FsSnapshot>;
-  private readonly cachePages: number;
-  private readonly maxUnshippedPages: number;
+  private cachePages: number;
+  private maxUnshippedPages: number;
   private readonly smallFileBytes: number;
   private readonly maxReadahead: number;
 
@@ -176,21 +192,26 @@ export class StorageFS extends BaseFilesystem {
   constructor(opts: StorageFsOptions) {
     super('', { debug: opts.debug ?? false });
     this.backend = opts.backend;
-    this.readOnly = opts.readOnly ?? false;
+    this.ro = opts.readOnly ?? false;
     this.snapshotSource = opts.snapshot;
-    this.cachePages = Math.max(64, Math.floor((opts.cacheBytes ?? 64 * 1024 * 1024) / PAGE_SIZE));
-    this.maxUnshippedPages = Math.max(64, Math.floor((opts.maxUnshippedBytes ?? 32 * 1024 * 1024) / PAGE_SIZE));
+    this.cachePages = cachePagesOf(opts.cacheBytes);
+    this.maxUnshippedPages = unshippedPagesOf(opts.maxUnshippedBytes);
     this.smallFileBytes = opts.smallFileBytes ?? 128 * 1024;
     this.maxReadahead = Math.max(1, opts.maxReadaheadPages ?? 32);
     this.dirs.set('', { mode: DEFAULT_DIR_MODE, mtime: Date.now(), children: new Set() });
   }
 
-  override async init(...args: Parameters<BaseFilesystem['init']>): ReturnType<BaseFilesystem['init']> {
-    await this.loadSnapshot();
-    return super.init(...args);
+  get readOnly(): boolean {
+    return this.ro;
   }
 
-  /** Loads the snapshot (PGlite's init() does it; call it yourself to use the filesystem without PGlite). */
+  // PGlite touches the data directory only after this resolves (it instantiates the wasm and sets up the runtime
+  // first), so waiting for the snapshot here is what lets a compute be pre-started before its timeline is known.
+  override async initialSyncFs(): Promise<void> {
+    await this.loadSnapshot();
+  }
+
+  /** Loads the snapshot (PGlite's initialSyncFs() does it; call it yourself to use the filesystem without PGlite). */
   async loadSnapshot(): Promise<void> {
     if (this.opened) return;
     this.opened = true;
@@ -205,6 +226,10 @@ export class StorageFS extends BaseFilesystem {
   // ---- state ------------------------------------------------------------------------------------------------
 
   private load(snap: FsSnapshot): void {
+    const set = snap.settings;
+    if (set?.readOnly !== undefined) this.ro = set.readOnly;
+    if (set?.cacheBytes !== undefined) this.cachePages = cachePagesOf(set.cacheBytes);
+    if (set?.maxUnshippedBytes !== undefined) this.maxUnshippedPages = unshippedPagesOf(set.maxUnshippedBytes);
     this.lsn = snap.lsn;
     const now = Date.now();
     const entries = [...snap.files].sort((a, b) => a.path.length - b.path.length);

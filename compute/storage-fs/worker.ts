@@ -1,35 +1,57 @@
-// The compute worker: PGlite over StorageFS. Requests from the parent run one at a time; after each one the
-// filesystem's pending changes are shipped as one batch and acknowledged before the reply is posted, so a
-// result never reaches a client before its writes are durable on the storage node.
+// The compute worker: PGlite over StorageFS. It starts PGlite at once, before it knows its timeline: the wasm is
+// instantiated and the Emscripten runtime set up, then PGlite waits in the filesystem's initialSyncFs() for the
+// boot message (timeline listing, prefetched pages, database, settings). A pooled worker waits there; a start
+// then costs only the Postgres start-up. Requests from the parent run one at a time; after each one the
+// filesystem's pending changes are shipped as one batch and acknowledged before the reply is posted, so a result
+// never reaches a client before its writes are durable on the storage node.
 import { parentPort, workerData } from 'node:worker_threads';
 import { PGlite } from '@electric-sql/pglite';
 import { StorageFS } from './storage-fs.ts';
 import type { FsSnapshot } from './storage-fs.ts';
-import { BridgeClient } from './bridge.ts';
+import { BridgeClient, cancelView } from './bridge.ts';
+import { createCancelHook } from './cancel-hook.ts';
 import { encodeHint, HINT_PATH, sameRefs } from './prefetch.ts';
 import { serializeError } from './protocol.ts';
-import type { BootMessage, CallMessage, WorkerInit, WorkerMessage, WorkerStats } from './protocol.ts';
+import type { BootMessage, CallMessage, ComputeConfig, WorkerInit, WorkerMessage, WorkerStats } from './protocol.ts';
 import type { PageRef } from '../../storage-node/api/types.ts';
 
 const port = parentPort!;
 const init = workerData as WorkerInit;
+const t0 = performance.now();
 post({ t: 'loaded' });
 const bridge = new BridgeClient(init.memory, port, init.ioTimeoutMs);
 
 let resolveBoot!: (m: BootMessage) => void;
 const booted = new Promise<BootMessage>((r) => (resolveBoot = r));
+let bootedAt = 0;
+let config: ComputeConfig | null = null;
 let hint: PageRef[] = [];
 let startPages: PageRef[] = [];
+// PGlite reads its start parameters from the options object only after initialSyncFs(): filled at boot.
+const startParams: string[] = [];
 
-const fs = new StorageFS({
+class ComputeFS extends StorageFS {
+  override async initialSyncFs(): Promise<void> {
+    post({ t: 'prestarted', ms: performance.now() - t0 });
+    const boot = await booted;
+    // the database is an argument of Postgres' main(), which PGlite takes from ENV right after this returns
+    const env = this.pg?.ENV as Record<string, string> | undefined;
+    if (env) env.PGDATABASE = boot.config.database;
+    startParams.splice(0, startParams.length, ...boot.config.startParams);
+    await super.initialSyncFs();
+  }
+}
+
+const fs = new ComputeFS({
   backend: bridge,
-  readOnly: init.readOnly,
-  cacheBytes: init.cacheBytes,
-  maxUnshippedBytes: init.maxUnshippedBytes,
   debug: init.debug,
   snapshot: booted.then((b): FsSnapshot => {
+    config = b.config;
     hint = b.hint;
-    return { lsn: b.lsn, files: b.files, pages: { refs: b.refs, data: b.data } };
+    return {
+      lsn: b.lsn, files: b.files, pages: { refs: b.refs, data: b.data },
+      settings: { readOnly: b.config.readOnly, cacheBytes: b.config.cacheBytes, maxUnshippedBytes: b.config.maxUnshippedBytes },
+    };
   }),
 });
 
@@ -37,13 +59,30 @@ function post(msg: WorkerMessage): void {
   port.postMessage(msg);
 }
 
+let pg: PGlite | null = null;
+// Postgres' own last words (e.g. `FATAL: database "x" does not exist` at start) explain a failed start
+const stderrTail: string[] = [];
+function onStderr(text: string): boolean {
+  stderrTail.push(text);
+  if (stderrTail.length > 20) stderrTail.shift();
+  return init.debug;
+}
+const cancelHook = createCancelHook(cancelView(init.memory), () => pg);
+
 function stats(): WorkerStats {
-  return { ...fs.getStats(), bridgeRoundTrips: bridge.roundTrips, bridgeWaitMs: bridge.waitedMs };
+  const heap = (pg?.Module as { HEAPU8?: Uint8Array } | undefined)?.HEAPU8;
+  return {
+    ...fs.getStats(), bridgeRoundTrips: bridge.roundTrips, bridgeWaitMs: bridge.waitedMs,
+    wasmMemoryBytes: heap?.buffer.byteLength ?? 0, cancels: cancelHook.cancels,
+  };
 }
 
-let pg: PGlite | null = null;
 let stopped = false;
 let queue: Promise<void> = Promise.resolve();
+
+function quoteIdent(name: string): string {
+  return '"' + name.replace(/"/g, '""') + '"';
+}
 
 async function handle(msg: CallMessage): Promise<unknown> {
   if (stopped) throw new Error('compute is stopped');
@@ -62,7 +101,7 @@ async function handle(msg: CallMessage): Promise<unknown> {
     case 'stop': {
       stopped = true;
       await db.close();
-      if (init.updateHint && !init.readOnly && startPages.length > 0 && !sameRefs(startPages, hint)) {
+      if (config?.updateHint && !fs.readOnly && startPages.length > 0 && !sameRefs(startPages, hint)) {
         fs.writeFile(HINT_PATH, encodeHint(startPages));
       }
       fs.flush();
@@ -73,6 +112,7 @@ async function handle(msg: CallMessage): Promise<unknown> {
 
 port.on('message', (msg: BootMessage | CallMessage) => {
   if (msg.t === 'boot') {
+    bootedAt = performance.now();
     resolveBoot(msg);
     return;
   }
@@ -80,11 +120,13 @@ port.on('message', (msg: BootMessage | CallMessage) => {
   queue = queue.then(async () => {
     let value: unknown;
     let error: unknown = null;
+    cancelHook.setCurrentCall(msg.id);
     try {
       value = await handle(msg);
     } catch (e) {
       error = e;
     }
+    cancelHook.setCurrentCall(0);
     // the durability point: ship this request's changes and wait for the acknowledgement
     try {
       if (!fs.fencedError) fs.flush();
@@ -98,19 +140,24 @@ port.on('message', (msg: BootMessage | CallMessage) => {
 });
 
 try {
-  const t0 = performance.now();
-  pg = await PGlite.create({
+  pg = new PGlite({
     fs,
-    database: init.database,
-    username: init.username,
     pgliteWasmModule: init.wasmModule,
-    startParams: init.startParams,
+    startParams,
+    extensions: { lakebaseCancel: cancelHook.extension },
     debug: init.debug ? 1 : undefined,
+    onStderr,
   });
-  const pgliteStartMs = performance.now() - t0;
+  await pg.waitReady;
+  const username = config!.username;
+  if (username !== 'postgres') await pg.exec(`SET ROLE ${quoteIdent(username)}`);
+  const pgliteStartMs = performance.now() - bootedAt;
   startPages = fs.endStartPhase();
   fs.flush();
   post({ t: 'ready', pgliteStartMs, stats: stats() });
 } catch (e) {
-  post({ t: 'fatal', error: serializeError(e) });
+  const error = serializeError(e);
+  const said = stderrTail.filter((l) => /FATAL|ERROR|PANIC/.test(l)).join('; ');
+  if (said) error.message += ` (Postgres: ${said.trim()})`;
+  post({ t: 'fatal', error });
 }

@@ -1,0 +1,243 @@
+// The compute host: the computes of this machine (one per active endpoint, each in its own worker thread with its
+// own wire port), a pool of pre-started workers, and the memory budget that bounds how many can run.
+import { StorageClient, StorageNodeError } from '../../storage-node/client.ts';
+import type { Logger } from '../../lib/logger.ts';
+import { getPgliteWasmModule } from '../wasm.ts';
+import { CancelKeys, HostedCompute } from './hosted-compute.ts';
+import type { ComputeInfo } from './hosted-compute.ts';
+import { HostMetrics } from './metrics.ts';
+import { WorkerPool } from './pool.ts';
+import type { SessionLimits } from './wire/session.ts';
+
+const MiB = 1024 * 1024;
+
+export interface HostOptions {
+  storageUrl: string;
+  /** The internal password every client (the proxy) must present. */
+  token: string;
+  /** Address the computes' wire servers listen on, and the one reported to callers. */
+  listenHost: string;
+  advertiseHost: string;
+  /** Pre-started workers kept ready (0: none). */
+  poolSize: number;
+  /** Memory the host may commit to computes and pooled workers. */
+  memoryBudgetBytes: number;
+  /** shared_buffers of each compute. */
+  sharedBuffersBytes: number;
+  /** Page cache of each compute (clean pages from the storage node). */
+  pageCacheBytes: number;
+  /**
+   * Memory counted per compute beyond shared_buffers and the page cache: the wasm heap Postgres uses besides
+   * shared_buffers (catalog caches, work_mem, ...) and the worker thread's V8 heap. See README for how it was measured.
+   */
+  computeOverheadBytes: number;
+  /** Memory counted per pooled (idle, pre-started) worker. */
+  pooledWorkerBytes: number;
+  limits: SessionLimits;
+  idleInTransactionTimeoutMs: number;
+  cancelGraceMs: number;
+  stopTimeoutMs: number;
+  log: Logger;
+}
+
+export const DEFAULT_HOST_OPTIONS = {
+  listenHost: '127.0.0.1',
+  poolSize: 2,
+  memoryBudgetBytes: 2048 * MiB,
+  sharedBuffersBytes: 16 * MiB,
+  pageCacheBytes: 32 * MiB,
+  computeOverheadBytes: 64 * MiB,
+  pooledWorkerBytes: 48 * MiB,
+  limits: { maxMessageBytes: 64 * MiB, maxCopyBytes: 256 * MiB, maxBufferedBytes: 8 * MiB, loginTimeoutMs: 10_000 },
+  idleInTransactionTimeoutMs: 60_000,
+  cancelGraceMs: 1000,
+  stopTimeoutMs: 10_000,
+} as const;
+
+/** A refused request: an HTTP status and a stable code. */
+export class HostError extends Error {
+  readonly status: 400 | 404 | 409 | 503;
+  readonly code: string;
+  constructor(status: HostError['status'], code: string, message: string) {
+    super(message);
+    this.name = 'HostError';
+    this.status = status;
+    this.code = code;
+  }
+}
+
+export interface StartRequest {
+  computeId: string;
+  timelineId: string;
+  lsn?: number;
+  readOnly?: boolean;
+  database?: string;
+  username?: string;
+}
+
+export interface StartAnswer {
+  computeId: string;
+  host: string;
+  port: number;
+  startMs: number;
+  pagesFetched: number;
+  pooled: boolean;
+  lsn: number | null;
+}
+
+export class ComputeHost {
+  readonly opts: HostOptions;
+  readonly metrics = new HostMetrics();
+  private readonly computes = new Map<string, HostedCompute>();
+  private readonly pool: WorkerPool;
+  private readonly keys = new CancelKeys();
+  private readonly storage: StorageClient;
+  private closing = false;
+
+  constructor(opts: HostOptions) {
+    this.opts = opts;
+    this.storage = new StorageClient(opts.storageUrl);
+    this.pool = new WorkerPool({ size: opts.poolSize, log: opts.log, onChange: (n) => this.metrics.poolIdle.set(n) });
+    this.metrics.memoryBudget.set(opts.memoryBudgetBytes);
+    this.updateGauges();
+  }
+
+  /** Compiles the wasm and fills the pool. */
+  async init(): Promise<void> {
+    await getPgliteWasmModule();
+    await this.pool.fill();
+  }
+
+  get perComputeBytes(): number {
+    return this.opts.sharedBuffersBytes + this.opts.pageCacheBytes + this.opts.computeOverheadBytes;
+  }
+
+  /** Memory held against the budget: running computes and the pool's workers. */
+  reservedBytes(): number {
+    let n = this.opts.poolSize * this.opts.pooledWorkerBytes;
+    for (const c of this.computes.values()) n += c.config.reservedBytes;
+    return n;
+  }
+
+  async start(req: StartRequest): Promise<StartAnswer> {
+    if (this.closing) throw new HostError(503, 'host_stopping', 'the compute host is shutting down');
+    if (this.computes.has(req.computeId)) throw new HostError(409, 'compute_exists', `compute ${req.computeId} already exists on this host`);
+    const readOnly = req.readOnly ?? false;
+    if (!readOnly) {
+      for (const c of this.computes.values()) {
+        if (c.config.timelineId === req.timelineId && !c.config.readOnly) {
+          throw new HostError(409, 'timeline_busy', `timeline ${req.timelineId} already has a read-write compute (${c.config.computeId}) on this host: a timeline has one writer`);
+        }
+      }
+    }
+    const need = this.perComputeBytes;
+    const reserved = this.reservedBytes();
+    if (reserved + need > this.opts.memoryBudgetBytes) {
+      throw new HostError(503, 'memory_budget_exceeded',
+        `starting compute ${req.computeId} needs ${Math.round(need / MiB)} MiB but ${Math.round(reserved / MiB)} of the host's ` +
+        `${Math.round(this.opts.memoryBudgetBytes / MiB)} MiB budget are reserved (${this.computes.size} computes, ${this.opts.poolSize} pooled workers): ` +
+        'stop a compute or start it on another host');
+    }
+    const hosted = new HostedCompute({
+      computeId: req.computeId, timelineId: req.timelineId, lsn: req.lsn, readOnly,
+      database: req.database ?? 'neondb', username: req.username ?? 'postgres', storageUrl: this.opts.storageUrl,
+      postgresConfig: { shared_buffers: `${Math.max(1, Math.round(this.opts.sharedBuffersBytes / MiB))}MB` },
+      cacheBytes: this.opts.pageCacheBytes, reservedBytes: need,
+    }, {
+      token: this.opts.token, listenHost: this.opts.listenHost, advertiseHost: this.opts.advertiseHost,
+      limits: this.opts.limits, idleInTransactionTimeoutMs: this.opts.idleInTransactionTimeoutMs,
+      cancelGraceMs: this.opts.cancelGraceMs, stopTimeoutMs: this.opts.stopTimeoutMs,
+      log: this.opts.log, metrics: this.metrics, keys: this.keys, takeWorker: () => this.pool.take(),
+    });
+    // reserved before the first await: a concurrent start with the same id is refused
+    this.computes.set(req.computeId, hosted);
+    this.updateGauges();
+    try {
+      await this.checkTimeline(req);
+      await hosted.start();
+    } catch (e) {
+      this.computes.delete(req.computeId);
+      this.updateGauges();
+      this.metrics.starts.inc({ outcome: 'error', pooled: String(hosted.pooled) });
+      throw this.translate(e);
+    }
+    this.metrics.starts.inc({ outcome: 'ok', pooled: String(hosted.pooled) });
+    this.metrics.startSeconds.observe({ pooled: String(hosted.pooled) }, hosted.startMs / 1000);
+    this.metrics.startPagesFetched.inc(hosted.pagesFetched);
+    this.updateGauges();
+    this.opts.log.info({ computeId: req.computeId, timelineId: req.timelineId, port: hosted.port, startMs: hosted.startMs, pooled: hosted.pooled, pagesFetched: hosted.pagesFetched }, 'compute started');
+    const d = hosted.describe();
+    return { computeId: req.computeId, host: d.host, port: d.port, startMs: d.startMs, pagesFetched: d.pagesFetched, pooled: d.pooled, lsn: d.lsn };
+  }
+
+  private async checkTimeline(req: StartRequest): Promise<void> {
+    let info;
+    try {
+      info = await this.storage.getTimeline(req.timelineId);
+    } catch (e) {
+      if (e instanceof StorageNodeError && e.status === 404) throw new HostError(404, 'timeline_not_found', `timeline ${req.timelineId} does not exist on the storage node`);
+      throw e;
+    }
+    if (req.lsn === undefined) return;
+    if (!(req.readOnly ?? false) && req.lsn !== info.lastLsn) {
+      throw new HostError(400, 'invalid_lsn', `a read-write compute starts at the head of timeline ${req.timelineId} (LSN ${info.lastLsn}), not at LSN ${req.lsn}: start a read-only compute or branch at that LSN`);
+    }
+    if (req.lsn > info.lastLsn || req.lsn < info.oldestReadableLsn) {
+      throw new HostError(400, 'lsn_out_of_range', `LSN ${req.lsn} is outside the readable range ${info.oldestReadableLsn}..${info.lastLsn} of timeline ${req.timelineId}`);
+    }
+  }
+
+  private translate(e: unknown): Error {
+    if (e instanceof HostError) return e;
+    const msg = (e as Error)?.message ?? String(e);
+    if (/database "[^"]*" does not exist/.test(msg)) return new HostError(400, 'database_not_found', msg);
+    if (e instanceof StorageNodeError && e.status === 404) return new HostError(404, 'timeline_not_found', msg);
+    return e as Error;
+  }
+
+  async stop(computeId: string): Promise<{ computeId: string; stopped: true; clean: boolean; lsn: number }> {
+    const c = this.computes.get(computeId);
+    if (!c) throw new HostError(404, 'compute_not_found', `no compute ${computeId} on this host`);
+    if (c.state === 'starting') throw new HostError(409, 'compute_starting', `compute ${computeId} is still starting; stop it once the start answered`);
+    const r = await c.stop();
+    this.computes.delete(computeId);
+    this.updateGauges();
+    this.opts.log.info({ computeId, clean: r.clean, lsn: r.lsn }, 'compute stopped');
+    return { computeId, stopped: true, clean: r.clean, lsn: r.lsn };
+  }
+
+  async list(): Promise<ComputeInfo[]> {
+    const all = [...this.computes.values()];
+    await Promise.all(all.map((c) => c.refreshStats()));
+    return all.map((c) => c.describe());
+  }
+
+  async get(computeId: string): Promise<ComputeInfo> {
+    const c = this.computes.get(computeId);
+    if (!c) throw new HostError(404, 'compute_not_found', `no compute ${computeId} on this host`);
+    await c.refreshStats();
+    return c.describe();
+  }
+
+  get computeCount(): number {
+    return this.computes.size;
+  }
+
+  poolStatus(): { size: number; idle: number } {
+    return { size: this.pool.size, idle: this.pool.idle };
+  }
+
+  private updateGauges(): void {
+    const counts = new Map<string, number>();
+    for (const c of this.computes.values()) counts.set(c.state, (counts.get(c.state) ?? 0) + 1);
+    for (const s of ['starting', 'running', 'restarting', 'stopping', 'failed']) this.metrics.computes.set({ state: s }, counts.get(s) ?? 0);
+    this.metrics.memoryReserved.set(this.reservedBytes());
+  }
+
+  /** Stops every compute cleanly and ends the pool. */
+  async close(): Promise<void> {
+    this.closing = true;
+    await Promise.all([...this.computes.keys()].map((id) => this.stop(id).catch(() => undefined)));
+    await this.pool.close();
+  }
+}

@@ -1,0 +1,379 @@
+// One compute as the host runs it: the PGlite worker (compute.ts), the multiplexer that shares its one backend
+// between sessions, and its Postgres wire server on its own port. It restarts the worker on its timeline when a
+// cancel cannot interrupt a statement or the backend fails, keeping the client connections.
+import * as net from 'node:net';
+import { startCompute } from '../compute.ts';
+import type { Compute, ComputeWorker } from '../compute.ts';
+import type { Logger } from '../../lib/logger.ts';
+import { BackendFailure, Multiplexer } from './multiplexer.ts';
+import type { Backend } from './multiplexer.ts';
+import { Session } from './wire/session.ts';
+import type { SessionContext, SessionLimits } from './wire/session.ts';
+import type { ErrorFields } from './wire/messages.ts';
+import type { HostMetrics } from './metrics.ts';
+
+export type ComputeState = 'starting' | 'running' | 'restarting' | 'stopping' | 'stopped' | 'failed';
+
+export interface HostedComputeConfig {
+  computeId: string;
+  timelineId: string;
+  lsn?: number;
+  readOnly: boolean;
+  database: string;
+  username: string;
+  storageUrl: string;
+  /** Postgres settings (`-c`), shared_buffers among them. */
+  postgresConfig: Record<string, string | number | boolean>;
+  /** Bound of the compute's page cache. */
+  cacheBytes: number;
+  /** Memory this compute holds against the host's budget. */
+  reservedBytes: number;
+}
+
+export interface HostedComputeDeps {
+  token: string;
+  listenHost: string;
+  advertiseHost: string;
+  limits: SessionLimits;
+  idleInTransactionTimeoutMs: number;
+  /** Time a cancel request has to interrupt a statement before the worker is restarted instead. */
+  cancelGraceMs: number;
+  /** Time a stop waits for a running batch before it kills the worker. */
+  stopTimeoutMs: number;
+  log: Logger;
+  metrics: HostMetrics;
+  keys: CancelKeys;
+  /** A pre-started worker for a (re)start, if the pool has one. */
+  takeWorker(): ComputeWorker | undefined;
+}
+
+/** Cancel keys (BackendKeyData) of the host's sessions: a CancelRequest may arrive on any compute's port. */
+export class CancelKeys {
+  private readonly keys = new Map<number, { secret: number; session: Session; compute: HostedCompute }>();
+
+  issue(session: Session, compute: HostedCompute): { pid: number; secret: number } {
+    let pid = 0;
+    while (pid === 0 || this.keys.has(pid)) pid = 1 + Math.floor(Math.random() * 0x7ffffffe);
+    const secret = (Math.random() * 0x100000000) | 0;
+    this.keys.set(pid, { secret, session, compute });
+    return { pid, secret };
+  }
+
+  release(pid: number): void {
+    this.keys.delete(pid);
+  }
+
+  cancel(pid: number, secret: number): string {
+    const k = this.keys.get(pid);
+    if (!k || k.secret !== secret) return 'unknown_key';
+    return k.compute.cancel(k.session);
+  }
+}
+
+const REPORTED = ['server_version', 'server_encoding', 'DateStyle', 'IntervalStyle', 'TimeZone', 'integer_datetimes', 'standard_conforming_strings', 'default_transaction_read_only', 'in_hot_standby', 'scram_iterations', 'search_path'];
+
+/** Restarts allowed in a minute before a compute that keeps failing is given up. */
+const MAX_RESTARTS_PER_MINUTE = 5;
+
+export class HostedCompute implements Backend {
+  readonly config: HostedComputeConfig;
+  private readonly deps: HostedComputeDeps;
+  readonly mux: Multiplexer;
+  private readonly log: Logger;
+  state: ComputeState = 'starting';
+  port = 0;
+  startMs = 0;
+  pagesFetched = 0;
+  pooled = false;
+  readonly createdAt = new Date();
+  restarts = 0;
+  failure: string | null = null;
+  private current: Promise<Compute> | null = null;
+  private latest: Compute | null = null;
+  private readonly killedFor = new WeakMap<Compute, BackendFailure['reason']>();
+  private server: net.Server | null = null;
+  private readonly sessions = new Set<Session>();
+  private parameters: [string, string][] = [];
+  private recentRestarts: number[] = [];
+
+  constructor(config: HostedComputeConfig, deps: HostedComputeDeps) {
+    this.config = config;
+    this.deps = deps;
+    this.log = deps.log.child({ computeId: config.computeId, timelineId: config.timelineId });
+    this.mux = new Multiplexer(this, {
+      idleInTransactionTimeoutMs: deps.idleInTransactionTimeoutMs,
+      onBatch: (ms, waitedMs) => {
+        deps.metrics.batches.inc();
+        deps.metrics.batchSeconds.observe(ms / 1000);
+        deps.metrics.queueSeconds.observe(waitedMs / 1000);
+      },
+      onInternalError: (what, err) => this.log.warn({ err: String(err) }, `${what} failed`),
+    });
+  }
+
+  /** Starts the compute and its wire server; resolves once it accepts connections. */
+  async start(): Promise<void> {
+    const t0 = performance.now();
+    const compute = await this.launch();
+    this.current = Promise.resolve(compute);
+    this.pagesFetched = compute.counters.start.pagesFetched;
+    this.pooled = compute.counters.start.pooled;
+    try {
+      const r = await compute.query<{ name: string; setting: string }>('SELECT name, setting FROM pg_settings WHERE name = ANY($1)', [REPORTED]);
+      this.parameters = r.rows.map((row) => [row.name, row.setting]);
+      this.port = await this.listen();
+    } catch (e) {
+      await compute.kill('start failed');
+      throw e;
+    }
+    this.startMs = performance.now() - t0;
+    this.state = 'running';
+  }
+
+  private async launch(): Promise<Compute> {
+    const c = this.config;
+    const worker = this.deps.takeWorker();
+    const compute = await startCompute({
+      storageUrl: c.storageUrl, timelineId: c.timelineId, lsn: c.lsn, readOnly: c.readOnly,
+      database: c.database, username: c.username, cacheBytes: c.cacheBytes, postgresConfig: c.postgresConfig, worker,
+    });
+    this.latest = compute;
+    compute.onDeath((e) => {
+      // an unexpected death between batches: restart now rather than on the next batch
+      if (this.latest === compute && !this.killedFor.has(compute) && this.state === 'running') {
+        this.log.warn({ err: e.message }, 'compute worker died');
+        this.restart('crash', compute);
+      }
+    });
+    return compute;
+  }
+
+  private listen(): Promise<number> {
+    const server = net.createServer((socket) => this.accept(socket));
+    this.server = server;
+    return new Promise((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(0, this.deps.listenHost, () => {
+        server.off('error', reject);
+        resolve((server.address() as net.AddressInfo).port);
+      });
+    });
+  }
+
+  private accept(socket: net.Socket): void {
+    const ctx: SessionContext = {
+      token: this.deps.token,
+      database: this.config.database,
+      mux: this.mux,
+      limits: this.deps.limits,
+      log: this.log,
+      refuseLogin: () => this.refuseLogin(),
+      parameters: (user, app) => this.sessionParameters(user, app),
+      issueKey: (s) => this.deps.keys.issue(s, this),
+      releaseKey: (pid) => this.deps.keys.release(pid),
+      cancelRequest: (pid, secret) => {
+        this.deps.metrics.cancels.inc({ kind: this.deps.keys.cancel(pid, secret) });
+      },
+      onLogin: (s, ok) => {
+        this.deps.metrics.logins.inc({ outcome: ok ? 'ok' : 'wrong_password' });
+        if (ok) this.deps.metrics.sessions.inc();
+      },
+      onClose: (s) => {
+        if (this.sessions.delete(s) && s.pid !== 0) this.deps.metrics.sessions.dec();
+      },
+    };
+    this.sessions.add(new Session(socket, ctx));
+  }
+
+  private refuseLogin(): ErrorFields | null {
+    if (this.state === 'running' || this.state === 'restarting') return null;
+    if (this.state === 'starting') return { severity: 'FATAL', code: '57P03', message: 'the database system is starting up' };
+    if (this.state === 'failed') return { severity: 'FATAL', code: '57P03', message: `the compute failed: ${this.failure}` };
+    return { severity: 'FATAL', code: '57P01', message: 'terminating connection due to administrator command' };
+  }
+
+  private sessionParameters(user: string, applicationName: string): [string, string][] {
+    const p = new Map<string, string>(this.parameters);
+    p.set('client_encoding', 'UTF8');
+    p.set('application_name', applicationName);
+    p.set('session_authorization', user);
+    p.set('is_superuser', user === 'postgres' ? 'on' : 'off');
+    return [...p.entries()].sort(([a], [b]) => (a < b ? -1 : 1));
+  }
+
+  // ---- Backend (for the multiplexer) ----------------------------------------------------------------------------
+
+  async exec(bytes: Uint8Array): Promise<Uint8Array> {
+    if (!this.current) throw new BackendFailure('stopped', 'the compute is not running');
+    const compute = await this.current;
+    try {
+      return await compute.execProtocolRaw(bytes);
+    } catch (e) {
+      const reason = this.killedFor.get(compute);
+      if (reason) throw new BackendFailure(reason, reason === 'cancel' ? 'canceling statement due to user request' : (e as Error).message);
+      const msg = (e as Error).message;
+      if (/fenced/.test(msg)) {
+        this.fail(`fenced: ${msg}`);
+        throw new BackendFailure('fenced', msg);
+      }
+      this.log.warn({ err: msg }, 'backend failed; restarting the compute on its timeline');
+      this.restart('crash', compute);
+      throw new BackendFailure('crash', msg);
+    }
+  }
+
+  /** Serves a CancelRequest for a session of this compute. */
+  cancel(s: Session): string {
+    if (this.mux.dropWaiting(s)) return 'dropped';
+    const batch = this.mux.runningBatch(s);
+    const compute = this.latest;
+    if (batch === 0 || !compute) return 'idle';
+    compute.cancelRunning();
+    const timer = setTimeout(() => {
+      // the statement did not reach an interrupt point in time: restart the worker (recovery) under it
+      if (this.mux.runningBatch(s) !== batch || this.latest !== compute) return;
+      this.log.warn({ session: s.id }, 'cancel did not interrupt the statement; restarting the compute');
+      this.deps.metrics.cancels.inc({ kind: 'restart' });
+      this.restart('cancel', compute);
+    }, this.deps.cancelGraceMs);
+    timer.unref();
+    return 'interrupt';
+  }
+
+  /** Replaces the worker by a new one on the same timeline (Postgres recovery); sessions stay connected. */
+  private restart(reason: 'cancel' | 'crash', old: Compute): void {
+    if (this.killedFor.has(old) || this.latest !== old || this.state === 'stopping' || this.state === 'stopped') return;
+    this.killedFor.set(old, reason);
+    const now = Date.now();
+    this.recentRestarts = this.recentRestarts.filter((t) => now - t < 60_000);
+    this.recentRestarts.push(now);
+    this.restarts++;
+    this.deps.metrics.restarts.inc({ reason });
+    if (this.recentRestarts.length > MAX_RESTARTS_PER_MINUTE) {
+      void old.kill(reason);
+      this.fail(`restarted ${MAX_RESTARTS_PER_MINUTE} times in a minute; last reason: ${reason}`);
+      return;
+    }
+    this.state = 'restarting';
+    const next = (async () => {
+      await old.kill(reason);
+      const c = await this.launch();
+      this.mux.backendRestarted();
+      if (this.state === 'restarting') this.state = 'running';
+      this.log.info({ reason, startMs: c.counters.start.totalMs }, 'compute restarted');
+      return c;
+    })();
+    next.catch((e: unknown) => this.fail(`restart failed: ${(e as Error).message}`));
+    this.current = next;
+  }
+
+  private fail(why: string): void {
+    if (this.state === 'failed' || this.state === 'stopped') return;
+    this.log.error({ why }, 'compute failed');
+    this.state = 'failed';
+    this.failure = why;
+    this.mux.close(new BackendFailure('fenced', `the compute failed: ${why}`));
+    for (const s of this.sessions) s.terminate({ severity: 'FATAL', code: '57P01', message: `terminating connection: the compute failed (${why})` });
+  }
+
+  /** Clean stop: no new sessions or batches, the running batch finishes, sessions get 57P01, PGlite shuts down. */
+  async stop(): Promise<{ clean: boolean; lsn: number }> {
+    if (this.state === 'stopping' || this.state === 'stopped') return { clean: false, lsn: this.latest?.lsn ?? 0 };
+    const failed = this.state === 'failed';
+    this.state = 'stopping';
+    this.server?.close();
+    this.mux.close(new BackendFailure('stopped', 'the compute is stopping'));
+    const drained = await this.mux.drained(this.deps.stopTimeoutMs);
+    for (const s of this.sessions) s.terminate({ severity: 'FATAL', code: '57P01', message: 'terminating connection due to administrator command' });
+    let clean = false;
+    let compute: Compute | null = null;
+    try {
+      compute = this.current ? await this.current : null;
+    } catch {
+      compute = null;
+    }
+    if (compute) {
+      this.killedFor.set(compute, 'stopped');
+      if (drained && !failed && !compute.failure) {
+        try {
+          await compute.stop();
+          clean = true;
+        } catch (e) {
+          this.log.warn({ err: (e as Error).message }, 'clean stop failed; killing the worker');
+        }
+      }
+      if (!clean) await compute.kill('stopped');
+    }
+    this.state = 'stopped';
+    this.current = null;
+    this.deps.metrics.stops.inc({ outcome: clean ? 'clean' : 'killed' });
+    return { clean, lsn: compute?.lsn ?? 0 };
+  }
+
+  /** A fresh memory reading from the worker when it is idle (a busy worker answers after its statement). */
+  async refreshStats(timeoutMs = 100): Promise<void> {
+    const c = this.latest;
+    if (!c || c.failure || this.mux.busy) return;
+    await Promise.race([c.stats().catch(() => undefined), new Promise((r) => setTimeout(r, timeoutMs).unref())]);
+  }
+
+  describe(): ComputeInfo {
+    const c = this.latest;
+    const counters = c?.counters;
+    const wasmBytes = counters?.wasmMemoryBytes ?? 0;
+    const cacheBytes = (counters?.cachedPages ?? 0) * 8192;
+    return {
+      computeId: this.config.computeId,
+      state: this.state,
+      host: this.deps.advertiseHost,
+      port: this.port,
+      timelineId: this.config.timelineId,
+      lsn: c?.lsn ?? null,
+      readOnly: this.config.readOnly,
+      database: this.config.database,
+      createdAt: this.createdAt.toISOString(),
+      lastActivityAt: new Date(this.mux.lastActivity).toISOString(),
+      activeSessions: this.mux.sessionCount,
+      inTransaction: this.mux.inTransaction,
+      waitingBatches: this.mux.waiting,
+      startMs: Math.round(this.startMs * 10) / 10,
+      pagesFetched: this.pagesFetched,
+      pagesFetchedTotal: counters?.pagesFetched ?? 0,
+      bytesFetchedTotal: counters?.bytesFetched ?? 0,
+      dataDirBytes: counters?.start.dataDirBytes ?? 0,
+      pooled: this.pooled,
+      restarts: this.restarts,
+      failure: this.failure,
+      memory: { estimatedBytes: wasmBytes + cacheBytes, wasmBytes, pageCacheBytes: cacheBytes, reservedBytes: this.config.reservedBytes },
+    };
+  }
+}
+
+export interface ComputeInfo {
+  computeId: string;
+  state: ComputeState;
+  host: string;
+  port: number;
+  timelineId: string;
+  lsn: number | null;
+  readOnly: boolean;
+  database: string;
+  createdAt: string;
+  /** When a batch (a query) last finished on the compute. */
+  lastActivityAt: string;
+  activeSessions: number;
+  /** A session holds the backend inside a transaction. */
+  inTransaction: boolean;
+  waitingBatches: number;
+  startMs: number;
+  /** Pages read from the storage node by the start (prefetch and misses). */
+  pagesFetched: number;
+  /** Pages and bytes read from the storage node since the (last re)start, and the data directory's size then. */
+  pagesFetchedTotal: number;
+  bytesFetchedTotal: number;
+  dataDirBytes: number;
+  pooled: boolean;
+  restarts: number;
+  failure: string | null;
+  memory: { estimatedBytes: number; wasmBytes: number; pageCacheBytes: number; reservedBytes: number };
+}

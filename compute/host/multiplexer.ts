@@ -1,0 +1,298 @@
+// Many client sessions, one Postgres backend (PGlite has exactly one), with PgBouncer's transaction-mode rules:
+// a session's batch (its messages up to a Sync or a simple Query) runs alone on the backend; the ReadyForQuery
+// status that ends it says whether the session is now inside a transaction ('T', or 'E' for a failed one); if so,
+// the session owns the backend and only its batches run until it is idle ('I') again. Other sessions wait in
+// FIFO order. So no session ever runs inside another's transaction or sees its uncommitted rows.
+//
+// The multiplexer also does what a pooler must when sessions share a backend: it switches the session user
+// (SET SESSION AUTHORIZATION) when the next batch belongs to another role, rolls back the transaction of a
+// session that disconnects inside one, closes a departing session's prepared statements (DISCARD ALL when the
+// last session leaves), replays sessions' prepared statements after the backend was restarted, and ends a
+// session that idles inside a transaction while others wait.
+import { closeStatement, concat, errorsIn, lastReadyStatus, query, sync } from './wire/messages.ts';
+import type { ErrorFields, TxStatus } from './wire/messages.ts';
+
+/** What runs the batches: the compute's PGlite (execProtocolRaw). Rejects when the backend failed. */
+export interface Backend {
+  exec(bytes: Uint8Array): Promise<Uint8Array>;
+}
+
+/** The multiplexer's view of a client session. */
+export interface MuxSession {
+  readonly id: number;
+  readonly user: string;
+  /** Prefix of the session's statement and portal names on the shared backend. */
+  readonly prefix: string;
+  /** The session's named prepared statements (client name -> renamed Parse message), for replay and clean-up. */
+  readonly statements: Map<string, Uint8Array>;
+  /** Ends the session from the server side (sends the error, closes the socket). */
+  terminate(err: ErrorFields): void;
+}
+
+/** The backend failed or was restarted while a batch ran: the batch's outcome is unknown or undone. */
+export class BackendFailure extends Error {
+  readonly reason: 'cancel' | 'crash' | 'stopped' | 'fenced';
+  constructor(reason: BackendFailure['reason'], message: string) {
+    super(message);
+    this.name = 'BackendFailure';
+    this.reason = reason;
+  }
+}
+
+export class SessionGone extends Error {
+  constructor() {
+    super('session closed');
+    this.name = 'SessionGone';
+  }
+}
+
+/** A session-level failure to report before the batch could run (e.g. its role does not exist). */
+export class SessionRefused extends Error {
+  readonly fields: ErrorFields;
+  constructor(fields: ErrorFields) {
+    super(fields.message);
+    this.name = 'SessionRefused';
+    this.fields = fields;
+  }
+}
+
+interface Item {
+  seq: number;
+  session: MuxSession;
+  bytes: Uint8Array;
+  internal: boolean;
+  /** Runs as soon as the batch succeeded, before the next batch is picked. */
+  after?: () => void;
+  enqueuedAt: number;
+  resolve: (out: Uint8Array) => void;
+  reject: (e: Error) => void;
+}
+
+interface SessionState {
+  epoch: number;
+  lastActivity: number;
+  status: TxStatus;
+}
+
+export interface MultiplexerOptions {
+  /** A session idle inside a transaction for this long while others wait for the backend is ended (0: never). */
+  idleInTransactionTimeoutMs: number;
+  onBatch?: (ms: number, waitedMs: number) => void;
+  onInternalError?: (what: string, err: unknown) => void;
+}
+
+function quoteIdent(name: string): string {
+  return '"' + name.replace(/"/g, '""') + '"';
+}
+
+export class Multiplexer {
+  private readonly backend: Backend;
+  private readonly opts: MultiplexerOptions;
+  private readonly queue: Item[] = [];
+  private readonly sessions = new Map<MuxSession, SessionState>();
+  private owner: MuxSession | null = null;
+  private runningItem: Item | null = null;
+  private currentRole: string | null = null;
+  private epoch = 0;
+  private closedWith: Error | null = null;
+  private readonly timer: NodeJS.Timeout;
+  private lastActivityAt = Date.now();
+  private seq = 0;
+
+  constructor(backend: Backend, opts: MultiplexerOptions) {
+    this.backend = backend;
+    this.opts = opts;
+    this.timer = setInterval(() => this.checkIdleOwner(), 1000);
+    this.timer.unref();
+  }
+
+  attach(s: MuxSession): void {
+    this.sessions.set(s, { epoch: this.epoch, lastActivity: Date.now(), status: 'I' });
+  }
+
+  /** The session is gone: drop its waiting batches, roll back its transaction, drop its statements. */
+  detach(s: MuxSession): void {
+    const st = this.sessions.get(s);
+    if (!st) return;
+    this.sessions.delete(s);
+    for (let i = this.queue.length - 1; i >= 0; i--) {
+      if (this.queue[i].session === s && !this.queue[i].internal) this.queue.splice(i, 1)[0].reject(new SessionGone());
+    }
+    if (this.closedWith) return;
+    const parts: Uint8Array[] = [];
+    if (this.owner === s || this.runningItem?.session === s) {
+      // ROLLBACK first: a Sync first would commit an unfinished extended-protocol batch (an implicit transaction);
+      // a backend skipping to Sync after an error ignores the first ROLLBACK, hence the second one
+      parts.push(query('ROLLBACK'), sync(), query('ROLLBACK'));
+    }
+    if (this.sessions.size === 0) {
+      parts.push(query('DISCARD ALL'));
+    } else if (s.statements.size > 0 && st.epoch === this.epoch) {
+      for (const name of s.statements.keys()) parts.push(closeStatement(s.prefix + name));
+      parts.push(sync());
+    }
+    if (parts.length === 0) return;
+    // DISCARD ALL also resets the session user
+    const after = this.sessions.size === 0 ? () => (this.currentRole = null) : undefined;
+    this.enqueue(s, concat(parts), true, after).catch((e: unknown) => this.opts.onInternalError?.('session clean-up', e));
+  }
+
+  /** Runs one client batch; resolves with the backend's messages for it. */
+  run(s: MuxSession, bytes: Uint8Array): Promise<Uint8Array> {
+    if (!this.sessions.has(s)) return Promise.reject(new SessionGone());
+    return this.enqueue(s, bytes, false);
+  }
+
+  /** Puts the session's open transaction into the failed state ('E'), as an error inside it would. */
+  failTransaction(s: MuxSession, begin: boolean): Promise<Uint8Array> {
+    const sql = `${begin ? 'BEGIN; ' : ''}DO $lakebase$BEGIN RAISE EXCEPTION 'transaction aborted by the compute'; END$lakebase$`;
+    return this.enqueue(s, query(sql), true);
+  }
+
+  /** Removes a session's batch that is still waiting; false when it is running or not queued. */
+  dropWaiting(s: MuxSession): boolean {
+    const i = this.queue.findIndex((it) => it.session === s && !it.internal);
+    if (i < 0) return false;
+    this.queue.splice(i, 1)[0].reject(new BackendFailure('cancel', 'canceling statement due to user request'));
+    return true;
+  }
+
+  /** The sequence number of this session's batch running on the backend now, or 0. */
+  runningBatch(s: MuxSession): number {
+    return this.runningItem?.session === s && !this.runningItem.internal ? this.runningItem.seq : 0;
+  }
+
+  statusOf(s: MuxSession): TxStatus {
+    return this.sessions.get(s)?.status ?? 'I';
+  }
+
+  /** The backend was replaced (restarted on its timeline): every session-level thing on it is gone. */
+  backendRestarted(): void {
+    this.epoch++;
+    this.currentRole = null;
+    this.owner = null;
+    for (const st of this.sessions.values()) st.status = 'I';
+  }
+
+  /** Rejects everything waiting; later calls fail with `err`. */
+  close(err: Error): void {
+    this.closedWith = err;
+    clearInterval(this.timer);
+    for (const it of this.queue.splice(0)) it.reject(err);
+  }
+
+  get sessionCount(): number {
+    return this.sessions.size;
+  }
+
+  get inTransaction(): boolean {
+    return this.owner !== null;
+  }
+
+  get waiting(): number {
+    return this.queue.length;
+  }
+
+  get busy(): boolean {
+    return this.runningItem !== null;
+  }
+
+  /** Last time a batch finished (ms since epoch). */
+  get lastActivity(): number {
+    return this.lastActivityAt;
+  }
+
+  /** Resolves when no batch is running or waiting (for a clean stop). */
+  async drained(timeoutMs: number): Promise<boolean> {
+    const end = Date.now() + timeoutMs;
+    while ((this.runningItem || this.queue.length > 0) && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
+    return !this.runningItem && this.queue.length === 0;
+  }
+
+  private enqueue(s: MuxSession, bytes: Uint8Array, internal: boolean, after?: () => void): Promise<Uint8Array> {
+    if (this.closedWith) return Promise.reject(this.closedWith);
+    return new Promise<Uint8Array>((resolve, reject) => {
+      const item: Item = { seq: ++this.seq, session: s, bytes, internal, after, enqueuedAt: performance.now(), resolve, reject };
+      // a session's own clean-up goes before its later work and, while it owns the backend, before anyone's
+      if (internal && this.owner === s) {
+        const i = this.queue.findIndex((it) => it.session === s);
+        this.queue.splice(i < 0 ? 0 : i, 0, item);
+      } else this.queue.push(item);
+      this.pump();
+    });
+  }
+
+  private pick(): Item | null {
+    if (this.runningItem) return null;
+    const i = this.owner === null ? 0 : this.queue.findIndex((it) => it.session === this.owner);
+    if (i < 0 || i >= this.queue.length) return null;
+    return this.queue.splice(i, 1)[0];
+  }
+
+  private pump(): void {
+    const item = this.pick();
+    if (!item) return;
+    this.runningItem = item;
+    void this.execute(item).finally(() => {
+      this.runningItem = null;
+      this.lastActivityAt = Date.now();
+      this.pump();
+    });
+  }
+
+  private async execute(item: Item): Promise<void> {
+    const s = item.session;
+    const st = this.sessions.get(s);
+    const t0 = performance.now();
+    try {
+      if (!item.internal && st) await this.prepareFor(s, st);
+      const out = await this.backend.exec(item.bytes);
+      const status = lastReadyStatus(out);
+      // no ReadyForQuery (a Flush in the middle of an extended-protocol batch): the batch is not over
+      if (status === 'I') {
+        if (this.owner === s) this.owner = null;
+      } else this.owner = s;
+      if (st) {
+        st.status = status ?? st.status;
+        st.lastActivity = Date.now();
+      }
+      item.after?.();
+      if (!item.internal) this.opts.onBatch?.(performance.now() - t0, t0 - item.enqueuedAt);
+      item.resolve(out);
+    } catch (e) {
+      if (this.owner === s) this.owner = null;
+      item.reject(e as Error);
+    }
+  }
+
+  /** Before a session's batch: its role on the backend, and its prepared statements after a restart. */
+  private async prepareFor(s: MuxSession, st: SessionState): Promise<void> {
+    if (this.currentRole !== s.user && this.owner !== s) {
+      const out = await this.backend.exec(query(`SET SESSION AUTHORIZATION ${quoteIdent(s.user)}`));
+      const err = errorsIn(out)[0];
+      if (err) {
+        this.currentRole = null;
+        throw new SessionRefused({ severity: 'FATAL', code: err.code === '42704' ? '28000' : err.code, message: err.message });
+      }
+      this.currentRole = s.user;
+    }
+    if (st.epoch !== this.epoch) {
+      st.epoch = this.epoch;
+      if (s.statements.size > 0) await this.backend.exec(concat([...s.statements.values(), sync()]));
+    }
+  }
+
+  private checkIdleOwner(): void {
+    const limit = this.opts.idleInTransactionTimeoutMs;
+    const owner = this.owner;
+    if (limit <= 0 || !owner || this.runningItem) return;
+    const st = this.sessions.get(owner);
+    if (!st || Date.now() - st.lastActivity < limit) return;
+    if (!this.queue.some((it) => it.session !== owner)) return;
+    owner.terminate({
+      severity: 'FATAL', code: '25P03',
+      message: 'terminating connection due to idle-in-transaction timeout',
+      detail: `The session held the compute's only backend inside a transaction for over ${Math.round(limit / 1000)} s while other sessions waited.`,
+    });
+  }
+}

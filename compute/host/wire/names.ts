@@ -1,0 +1,53 @@
+// Named prepared statements and portals of the extended query protocol live in the one backend that all of a
+// compute's sessions share. So that two sessions can both prepare "s1" (node-postgres names statements after the
+// query's `name`), the server rewrites every non-empty statement and portal name in Parse, Bind, Describe, Close
+// and Execute to `<session prefix><name>`, as PgBouncer 1.21+ does in transaction mode. Responses carry no names.
+import { BodyReader, concat, encodeCString, message } from './messages.ts';
+import type { Frame } from './messages.ts';
+
+const encoder = new TextEncoder();
+
+function renamed(prefix: string, name: string): string {
+  return name === '' ? '' : prefix + name;
+}
+
+/** What a rewritten message did to the session's named statements (for clean-up and replay). */
+export type NameEffect =
+  | { kind: 'parse'; name: string; bytes: Uint8Array }
+  | { kind: 'close'; name: string }
+  | null;
+
+export function rewriteNames(frame: Frame, prefix: string): { bytes: Uint8Array; effect: NameEffect } {
+  const r = new BodyReader(frame.body);
+  switch (frame.type) {
+    case 'P': {
+      const name = r.cstring();
+      if (name === '') return { bytes: frame.bytes, effect: null };
+      const bytes = message('P', concat([new Uint8Array(encodeCString(prefix + name)), r.rest()]));
+      return { bytes, effect: { kind: 'parse', name, bytes } };
+    }
+    case 'B': {
+      const portal = r.cstring();
+      const stmt = r.cstring();
+      if (portal === '' && stmt === '') return { bytes: frame.bytes, effect: null };
+      const head = encoder.encode(renamed(prefix, portal) + '\0' + renamed(prefix, stmt) + '\0');
+      return { bytes: message('B', concat([head, r.rest()])), effect: null };
+    }
+    case 'D':
+    case 'C': {
+      const kind = r.byte();
+      const name = r.cstring();
+      if (name === '') return { bytes: frame.bytes, effect: null };
+      const bytes = message(frame.type, [kind, ...encodeCString(prefix + name)]);
+      const effect: NameEffect = frame.type === 'C' && kind === 0x53 /* S */ ? { kind: 'close', name } : null;
+      return { bytes, effect };
+    }
+    case 'E': {
+      const portal = r.cstring();
+      if (portal === '') return { bytes: frame.bytes, effect: null };
+      return { bytes: message('E', concat([new Uint8Array(encodeCString(prefix + portal)), r.rest()])), effect: null };
+    }
+    default:
+      return { bytes: frame.bytes, effect: null };
+  }
+}

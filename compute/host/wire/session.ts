@@ -1,0 +1,385 @@
+// One client connection to a compute: the startup handshake (SSLRequest answered 'N', cleartext password = the
+// host's internal token, ParameterStatus, BackendKeyData), then the client's messages cut into batches (up to a
+// Sync, a simple Query or a FunctionCall; a Flush with nothing behind it) that run on the shared backend through
+// the multiplexer. COPY FROM STDIN is collected whole before it runs (PGlite must get the data in the same
+// call); LISTEN is refused (a subscription would outlive the session's turn on the shared backend).
+import type { Socket } from 'node:net';
+import { timingSafeEqual, createHash } from 'node:crypto';
+import type { Logger } from '../../../lib/logger.ts';
+import {
+  authRequest, backendKeyData, BodyReader, concat, copyInResponse, dropMessages, errorResponse, FrameReader,
+  negotiateProtocolVersion, parameterStatus, parseStartup, ProtocolViolation, readyForQuery,
+} from './messages.ts';
+import type { ErrorFields, Frame, TxStatus } from './messages.ts';
+import { rewriteNames } from './names.ts';
+import { sqlTraits } from './sql-scan.ts';
+import { BackendFailure, SessionGone, SessionRefused } from '../multiplexer.ts';
+import type { Multiplexer, MuxSession } from '../multiplexer.ts';
+
+export interface SessionLimits {
+  /** Largest single message accepted (default 64 MiB). */
+  maxMessageBytes: number;
+  /** Largest COPY FROM STDIN accepted (its data is held in memory until CopyDone). */
+  maxCopyBytes: number;
+  /** Inbound bytes buffered before the socket is paused. */
+  maxBufferedBytes: number;
+  /** Time allowed from connect to authenticated. */
+  loginTimeoutMs: number;
+}
+
+/** What a session needs from its compute and host. */
+export interface SessionContext {
+  readonly token: string;
+  readonly database: string;
+  readonly mux: Multiplexer;
+  readonly limits: SessionLimits;
+  readonly log: Logger;
+  /** Null when sessions are accepted; else the error to refuse a login with (starting, stopping). */
+  refuseLogin(): ErrorFields | null;
+  /** ParameterStatus values for a new session. */
+  parameters(user: string, applicationName: string): [string, string][];
+  /** Issues a cancel key for the session; releaseKey() when it ends. */
+  issueKey(session: Session): { pid: number; secret: number };
+  releaseKey(pid: number): void;
+  /** A CancelRequest arrived on this port. */
+  cancelRequest(pid: number, secret: number): void;
+  onLogin(session: Session, ok: boolean): void;
+  onClose(session: Session): void;
+}
+
+const decoder = new TextDecoder();
+let nextSessionId = 1;
+
+function sha256(s: string): Buffer {
+  return createHash('sha256').update(s).digest();
+}
+
+export class Session implements MuxSession {
+  readonly id = nextSessionId++;
+  readonly prefix: string;
+  readonly statements = new Map<string, Uint8Array>();
+  readonly socket: Socket;
+  readonly connectedAt = Date.now();
+  user = '';
+  applicationName = '';
+  pid = 0;
+  private readonly ctx: SessionContext;
+  private readonly reader: FrameReader;
+  private phase: 'startup' | 'password' | 'ready' | 'closed' = 'startup';
+  private pending: Uint8Array[] = [];
+  private pendingTraits: { listen: boolean; copyInExtended: boolean } = { listen: false, copyInExtended: false };
+  private copyIn: { parts: Uint8Array[]; bytes: number } | null = null;
+  private copyDiscard = false;
+  private pumping = false;
+  private loginTimer: NodeJS.Timeout | null;
+
+  constructor(socket: Socket, ctx: SessionContext) {
+    this.socket = socket;
+    this.ctx = ctx;
+    this.prefix = `lb${this.id}_`;
+    this.reader = new FrameReader(ctx.limits.maxMessageBytes);
+    socket.setNoDelay(true);
+    socket.on('data', (chunk: Buffer) => {
+      this.reader.push(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength));
+      if (this.reader.buffered > ctx.limits.maxBufferedBytes) socket.pause();
+      this.pump();
+    });
+    socket.on('error', () => this.closed());
+    socket.on('close', () => this.closed());
+    this.loginTimer = setTimeout(() => this.fatal({ severity: 'FATAL', code: '08P01', message: 'login timed out' }), ctx.limits.loginTimeoutMs);
+    this.loginTimer.unref();
+  }
+
+  // ---- MuxSession -----------------------------------------------------------------------------------------------
+
+  terminate(err: ErrorFields): void {
+    this.fatal(err);
+  }
+
+  // ---- input --------------------------------------------------------------------------------------------------
+
+  private pump(): void {
+    if (this.pumping || this.phase === 'closed') return;
+    this.pumping = true;
+    void this.drain()
+      .catch((e: unknown) => {
+        if (e instanceof ProtocolViolation) this.fatal({ severity: 'FATAL', code: e.code, message: e.message });
+        else {
+          this.ctx.log.error({ err: String((e as Error)?.stack ?? e), session: this.id }, 'session failed');
+          this.fatal({ severity: 'FATAL', code: 'XX000', message: `internal error: ${(e as Error)?.message ?? e}` });
+        }
+      })
+      .finally(() => {
+        this.pumping = false;
+        if (this.phase !== 'closed' && this.reader.buffered <= this.ctx.limits.maxBufferedBytes) this.socket.resume();
+        if (this.phase !== 'closed' && (this.reader.hasFrame() || (this.phase === 'startup' && this.reader.buffered >= 8))) this.pump();
+      });
+  }
+
+  private async drain(): Promise<void> {
+    while (this.phase !== 'closed') {
+      if (this.phase === 'startup') {
+        const packet = this.reader.nextStartup();
+        if (!packet) return;
+        this.onStartup(packet);
+        continue;
+      }
+      const frame = this.reader.next();
+      if (!frame) return;
+      if (this.phase === 'password') this.onPassword(frame);
+      else await this.onMessage(frame);
+    }
+  }
+
+  private onStartup(packet: Uint8Array): void {
+    const st = parseStartup(packet);
+    if (st.kind === 'ssl' || st.kind === 'gssenc') {
+      this.socket.write('N');
+      return;
+    }
+    if (st.kind === 'cancel') {
+      this.ctx.cancelRequest(st.pid, st.secret);
+      this.close();
+      return;
+    }
+    const unrecognized = [...st.params.keys()].filter((k) => k.startsWith('_pq_.'));
+    if (st.minor > 0 || unrecognized.length > 0) this.socket.write(negotiateProtocolVersion(0, unrecognized));
+    const user = st.params.get('user');
+    if (!user) throw new ProtocolViolation('no PostgreSQL user name specified in startup packet', '28000');
+    this.user = user;
+    this.applicationName = st.params.get('application_name') ?? '';
+    const database = st.params.get('database') || user;
+    if (database !== this.ctx.database) {
+      this.fatal({ severity: 'FATAL', code: '3D000', message: `database "${database}" does not exist`, detail: `This compute serves database "${this.ctx.database}".` });
+      return;
+    }
+    const encoding = st.params.get('client_encoding');
+    if (encoding && !/^(utf-?8|unicode)$/i.test(encoding.replace(/'/g, ''))) {
+      this.fatal({ severity: 'FATAL', code: '22023', message: `client_encoding ${JSON.stringify(encoding)} is not supported: the compute speaks UTF8 only` });
+      return;
+    }
+    this.phase = 'password';
+    this.socket.write(authRequest(3));
+  }
+
+  private onPassword(frame: Frame): void {
+    if (frame.type !== 'p') throw new ProtocolViolation(`expected a password response, got message type '${frame.type}'`);
+    const end = frame.body.indexOf(0);
+    const given = decoder.decode(frame.body.subarray(0, end < 0 ? frame.body.length : end));
+    // compared as digests: equal lengths for timingSafeEqual, no early exit on the first differing byte
+    const ok = timingSafeEqual(sha256(given), sha256(this.ctx.token));
+    this.ctx.onLogin(this, ok);
+    if (!ok) {
+      this.fatal({ severity: 'FATAL', code: '28P01', message: `password authentication failed for user "${this.user}"` });
+      return;
+    }
+    const refusal = this.ctx.refuseLogin();
+    if (refusal) {
+      this.fatal(refusal);
+      return;
+    }
+    if (this.loginTimer) clearTimeout(this.loginTimer);
+    this.loginTimer = null;
+    const key = this.ctx.issueKey(this);
+    this.pid = key.pid;
+    this.ctx.mux.attach(this);
+    this.phase = 'ready';
+    const out: Uint8Array[] = [authRequest(0)];
+    for (const [k, v] of this.ctx.parameters(this.user, this.applicationName)) out.push(parameterStatus(k, v));
+    out.push(backendKeyData(key.pid, key.secret), readyForQuery('I'));
+    this.socket.write(concat(out));
+  }
+
+  private async onMessage(frame: Frame): Promise<void> {
+    if (this.copyIn) return this.onCopyMessage(frame);
+    if (this.copyDiscard) {
+      if (frame.type === 'c' || frame.type === 'f') this.copyDiscard = false;
+      if (frame.type === 'd' || frame.type === 'c' || frame.type === 'f') return;
+      this.copyDiscard = false;
+    }
+    switch (frame.type) {
+      case 'Q': {
+        const sql = new BodyReader(frame.body).cstring();
+        const traits = sqlTraits(sql);
+        this.pending.push(frame.bytes);
+        if (traits.listen) return this.refuseBatch(listenRefusal());
+        if (traits.copyFromStdin) {
+          // PGlite must get the whole COPY in one call: tell the client to send the data, and hold it
+          this.copyIn = { parts: [], bytes: 0 };
+          this.socket.write(copyInResponse(traits.copyFromStdin.binary));
+          return;
+        }
+        return this.runBatch(false);
+      }
+      case 'P': {
+        const r = new BodyReader(frame.body);
+        r.cstring();
+        const traits = sqlTraits(r.cstring());
+        if (traits.listen) this.pendingTraits.listen = true;
+        if (traits.copyFromStdin) this.pendingTraits.copyInExtended = true;
+        const { bytes, effect } = rewriteNames(frame, this.prefix);
+        if (effect?.kind === 'parse') this.statements.set(effect.name, effect.bytes);
+        this.pending.push(bytes);
+        return;
+      }
+      case 'B':
+      case 'D':
+      case 'E':
+      case 'C': {
+        const { bytes, effect } = rewriteNames(frame, this.prefix);
+        if (effect?.kind === 'close') this.statements.delete(effect.name);
+        this.pending.push(bytes);
+        return;
+      }
+      case 'H':
+        this.pending.push(frame.bytes);
+        // a Flush with more messages already behind it (a pipelined ...H S) needs no round trip of its own
+        if (this.reader.hasFrame()) return;
+        return this.runBatch(false);
+      case 'S':
+      case 'F':
+        this.pending.push(frame.bytes);
+        if (this.pendingTraits.listen) return this.refuseBatch(listenRefusal());
+        if (this.pendingTraits.copyInExtended) {
+          return this.refuseBatch({ severity: 'ERROR', code: '0A000', message: 'COPY FROM STDIN is supported in a simple Query message only on this compute', hint: 'Send the COPY statement as a simple query (it is how psql and pg-copy-streams send it).' });
+        }
+        return this.runBatch(false);
+      case 'X':
+        this.close();
+        return;
+      case 'd':
+      case 'c':
+      case 'f':
+        return; // outside COPY: ignored, as Postgres does (a COPY that failed early)
+      default:
+        throw new ProtocolViolation(`invalid frontend message type ${frame.bytes[0]}`);
+    }
+  }
+
+  private async onCopyMessage(frame: Frame): Promise<void> {
+    const copy = this.copyIn!;
+    if (frame.type === 'X') {
+      this.close();
+      return;
+    }
+    copy.parts.push(frame.bytes);
+    copy.bytes += frame.bytes.length;
+    if (frame.type === 'c' || frame.type === 'f') {
+      this.pending.push(...copy.parts);
+      this.copyIn = null;
+      return this.runBatch(true);
+    }
+    if (copy.bytes > this.ctx.limits.maxCopyBytes) {
+      this.copyIn = null;
+      this.copyDiscard = true;
+      return this.refuseBatch({
+        severity: 'ERROR', code: '54000',
+        message: `COPY FROM STDIN data is over the compute's limit of ${Math.round(this.ctx.limits.maxCopyBytes / 1048576)} MiB`,
+        hint: 'Split the data into several COPY statements.',
+      });
+    }
+  }
+
+  /** Answers a batch with an error without running it (its messages are dropped up to the Sync). */
+  private async refuseBatch(err: ErrorFields): Promise<void> {
+    this.pending = [];
+    this.pendingTraits = { listen: false, copyInExtended: false };
+    let status = this.ctx.mux.statusOf(this);
+    if (status === 'T') {
+      // as an error inside the transaction would: it is now failed
+      status = await this.ctx.mux.failTransaction(this, false).then(() => 'E' as const, () => status);
+    }
+    await this.write(concat([errorResponse(err), readyForQuery(status)]));
+  }
+
+  private async runBatch(copy: boolean): Promise<void> {
+    const bytes = concat(this.pending);
+    this.pending = [];
+    this.pendingTraits = { listen: false, copyInExtended: false };
+    const wasInTransaction = this.ctx.mux.statusOf(this) !== 'I';
+    let out: Uint8Array;
+    try {
+      out = await this.ctx.mux.run(this, bytes);
+    } catch (e) {
+      return this.batchFailed(e, wasInTransaction);
+    }
+    // the client already has the CopyInResponse
+    if (copy) out = dropMessages(out, 'G', 1);
+    await this.write(out);
+  }
+
+  private async batchFailed(e: unknown, wasInTransaction: boolean): Promise<void> {
+    if (e instanceof SessionGone) return;
+    if (e instanceof SessionRefused) return this.fatal(e.fields);
+    if (e instanceof BackendFailure && e.reason === 'cancel') {
+      let status: TxStatus = 'I';
+      if (wasInTransaction) {
+        // the backend was restarted under the transaction: recreate it, failed, as a cancel inside it leaves it
+        status = await this.ctx.mux.failTransaction(this, true).then(() => 'E' as const, () => 'I' as const);
+      }
+      await this.write(concat([errorResponse({ severity: 'ERROR', code: '57014', message: 'canceling statement due to user request' }), readyForQuery(status)]));
+      return;
+    }
+    if (e instanceof BackendFailure && e.reason === 'stopped') {
+      return this.fatal({ severity: 'FATAL', code: '57P01', message: 'terminating connection due to administrator command' });
+    }
+    const message = e instanceof BackendFailure && e.reason === 'crash'
+      ? `terminating connection because the compute's backend failed (${e.message}); it was restarted, and the outcome of the last statement is unknown`
+      : `terminating connection: ${(e as Error)?.message ?? e}`;
+    this.fatal({ severity: 'FATAL', code: e instanceof BackendFailure && e.reason === 'crash' ? '57P02' : 'XX000', message });
+  }
+
+  // ---- output and end -------------------------------------------------------------------------------------------
+
+  private write(bytes: Uint8Array): Promise<void> {
+    if (this.phase === 'closed' || bytes.length === 0) return Promise.resolve();
+    if (this.socket.write(bytes)) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = (): void => {
+        this.socket.off('drain', done);
+        this.socket.off('close', done);
+        resolve();
+      };
+      this.socket.on('drain', done);
+      this.socket.on('close', done);
+    });
+  }
+
+  /** Sends an error and closes the connection. */
+  fatal(err: ErrorFields): void {
+    if (this.phase === 'closed') return;
+    this.socket.end(errorResponse(err));
+    this.closed();
+  }
+
+  close(): void {
+    if (this.phase === 'closed') return;
+    this.socket.end();
+    this.closed();
+  }
+
+  private closed(): void {
+    if (this.phase === 'closed') return;
+    const wasReady = this.phase === 'ready';
+    this.phase = 'closed';
+    if (this.loginTimer) clearTimeout(this.loginTimer);
+    this.socket.destroySoon();
+    if (wasReady) {
+      this.ctx.mux.detach(this);
+      this.ctx.releaseKey(this.pid);
+    }
+    this.ctx.onClose(this);
+  }
+
+  get authenticated(): boolean {
+    return this.phase === 'ready';
+  }
+}
+
+function listenRefusal(): ErrorFields {
+  return {
+    severity: 'ERROR', code: '0A000',
+    message: 'LISTEN is not supported on this compute',
+    detail: "Client sessions share the compute's one backend between transactions (transaction pooling), so a session cannot hold a subscription.",
+  };
+}

@@ -1,0 +1,121 @@
+// Compute hosts for tests: as a real process (`node compute/main.ts`, for kill -9) and a small client of the
+// host's control API.
+import { spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import pg from 'pg';
+
+const MAIN = fileURLToPath(new URL('../../compute/main.ts', import.meta.url));
+
+export interface HostProcess {
+  url: string;
+  proc: ChildProcess;
+  api: HostApi;
+  /** SIGKILL, and wait for the process to be gone. */
+  kill9(): Promise<void>;
+  /** SIGTERM (every compute stops cleanly), and wait. */
+  stop(): Promise<void>;
+  output(): string;
+}
+
+export async function startHostProcess(opts: { storageUrl: string; token: string; args?: string[]; env?: Record<string, string> }): Promise<HostProcess> {
+  const proc = spawn(process.execPath, [MAIN, '--port', '0', '--storage-url', opts.storageUrl, '--token', opts.token, ...(opts.args ?? [])], {
+    env: { ...process.env, LAKEBASE_LOG_LEVEL: 'info', ...opts.env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
+  const url = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`compute host did not start in 60 s:\n${out}`)), 60_000);
+    proc.stdout!.on('data', (d: Buffer) => {
+      out += d.toString();
+      for (const line of out.split('\n')) {
+        if (!line.includes('"compute host listening"')) continue;
+        clearTimeout(timer);
+        resolve((JSON.parse(line) as { url: string }).url);
+        return;
+      }
+    });
+    proc.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+    proc.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`compute host exited with ${code} before listening:\n${out}`));
+    });
+  });
+  const alive = (): boolean => proc.exitCode === null && proc.signalCode === null;
+  return {
+    url,
+    proc,
+    api: new HostApi(url),
+    output: () => out,
+    kill9: async () => {
+      if (alive()) proc.kill('SIGKILL');
+      await exited;
+    },
+    stop: async () => {
+      if (alive()) proc.kill('SIGTERM');
+      await exited;
+    },
+  };
+}
+
+export interface StartedCompute {
+  computeId: string;
+  host: string;
+  port: number;
+  startMs: number;
+  pagesFetched: number;
+  pooled: boolean;
+  lsn: number | null;
+}
+
+export class HostApiError extends Error {
+  readonly status: number;
+  readonly code: string;
+  constructor(status: number, code: string, message: string) {
+    super(`${status} ${code}: ${message}`);
+    this.status = status;
+    this.code = code;
+  }
+}
+
+export class HostApi {
+  readonly url: string;
+  constructor(url: string) {
+    this.url = url;
+  }
+
+  async request<T>(method: string, path: string, body?: unknown, raw?: string): Promise<T> {
+    const res = await fetch(this.url + path, {
+      method,
+      headers: body !== undefined || raw !== undefined ? { 'content-type': 'application/json' } : {},
+      body: raw ?? (body !== undefined ? JSON.stringify(body) : undefined),
+    });
+    const text = await res.text();
+    const json = (text ? JSON.parse(text) : {}) as T & { error?: { code: string; message: string } };
+    if (!res.ok) throw new HostApiError(res.status, json.error?.code ?? 'unknown', json.error?.message ?? text);
+    return json;
+  }
+
+  start(req: { computeId: string; timelineId: string; lsn?: number; readOnly?: boolean; database?: string; username?: string }): Promise<StartedCompute> {
+    return this.request<StartedCompute>('POST', '/v1/computes', req);
+  }
+
+  stop(computeId: string): Promise<{ computeId: string; stopped: boolean; clean: boolean; lsn: number }> {
+    return this.request('DELETE', `/v1/computes/${encodeURIComponent(computeId)}`);
+  }
+
+  async list(): Promise<Record<string, unknown>[]> {
+    return (await this.request<{ computes: Record<string, unknown>[] }>('GET', '/v1/computes')).computes;
+  }
+}
+
+/** A `pg` client connected to a compute with the host's token. */
+export async function connectPg(c: { host: string; port: number }, token: string, opts: { user?: string; database?: string; applicationName?: string } = {}): Promise<pg.Client> {
+  const client = new pg.Client({
+    host: c.host, port: c.port, user: opts.user ?? 'postgres', database: opts.database ?? 'neondb', password: token,
+    application_name: opts.applicationName, connectionTimeoutMillis: 10_000,
+  });
+  await client.connect();
+  return client;
+}
