@@ -65,6 +65,16 @@ export class ComputeHostClient {
     return this.call('POST', '/v1/computes', req);
   }
 
+  /** The compute, or null when the host does not run it (e.g. the host restarted). */
+  async get(computeId: string): Promise<ComputeInfo | null> {
+    try {
+      return await this.call<ComputeInfo>('GET', `/v1/computes/${encodeURIComponent(computeId)}`);
+    } catch (e) {
+      if (e instanceof ComputeHostError && (e.status === 404 || e.status === 0)) return null;
+      throw e;
+    }
+  }
+
   async list(): Promise<ComputeInfo[]> {
     const r = await this.call<{ computes: ComputeInfo[] } | ComputeInfo[]>('GET', '/v1/computes');
     return Array.isArray(r) ? r : r.computes;

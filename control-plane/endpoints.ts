@@ -77,17 +77,31 @@ export class EndpointManager {
     this.lastActivity.set(endpointId, Date.now());
   }
 
-  /** Starts the endpoint's compute unless it runs; concurrent callers share one start. */
+  /**
+   * Starts the endpoint's compute unless it runs; concurrent callers share one start. A proxy calls this again
+   * when it cannot reach the address it has, so a known location is checked with its host first (a host that
+   * restarted, or was killed, no longer runs it).
+   */
   wake(endpointId: string): Promise<ComputeLocation> {
     this.noteActivity(endpointId);
-    const running = this.running.get(endpointId);
-    if (running) return Promise.resolve(running);
     let p = this.waking.get(endpointId);
     if (!p) {
-      p = this.start(endpointId).finally(() => this.waking.delete(endpointId));
+      p = this.ensureRunning(endpointId).finally(() => this.waking.delete(endpointId));
       this.waking.set(endpointId, p);
     }
     return p;
+  }
+
+  private async ensureRunning(endpointId: string): Promise<ComputeLocation> {
+    const known = this.running.get(endpointId);
+    if (known) {
+      const host = this.hosts.find((h) => h.baseUrl === known.hostUrl);
+      const info = await host?.get(endpointId).catch(() => null);
+      if (info) return known;
+      this.running.delete(endpointId);
+      this.log.warn({ endpointId, host: known.hostUrl }, 'compute is gone from its host (host restarted?); starting it again');
+    }
+    return this.start(endpointId);
   }
 
   private async start(endpointId: string): Promise<ComputeLocation> {
@@ -159,6 +173,16 @@ export class EndpointManager {
     for (const [id, loc] of [...this.running]) {
       const ep = this.state.current.endpoints[id];
       if (!ep) continue;
+      const listed = byHost.get(loc.hostUrl);
+      if (listed && !listed.some((c) => c.computeId === id)) {
+        // The host answers but no longer runs it (restarted): the endpoint is idle until the next wake.
+        this.running.delete(id);
+        await this.state.mutate((d) => {
+          const e = d.endpoints[id];
+          if (e && !this.running.has(id)) e.current_state = 'idle';
+        });
+        continue;
+      }
       const timeout = effectiveSuspendTimeout(ep);
       if (timeout < 0) continue;
       const info = byHost.get(loc.hostUrl)?.find((c) => c.computeId === id);

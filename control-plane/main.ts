@@ -16,6 +16,10 @@ Options (environment variable in brackets):
   --compute-token T        the compute hosts' internal password [LAKEBASE_COMPUTE_TOKEN] (required)
   --base-domain D          endpoint host names are <endpoint>.<D> [LAKEBASE_BASE_DOMAIN] (lakebase.localhost)
   --proxy-port N           the proxy's TCP port, for connection strings [LAKEBASE_PROXY_TCP_PORT] (5432)
+  --connection-host H      host named in connection URIs, the endpoint then goes in options=endpoint=...
+                           [LAKEBASE_CONNECTION_HOST] (none: <endpoint>.<base domain>)
+  --secret-key K           seals role passwords so reveal_password can show them [LAKEBASE_SECRET_KEY]
+                           (default: the API key; changing it makes stored passwords unrevealable: reset them)
 State lives in the object store (LAKEBASE_OBJECT_STORE_DIR or LAKEBASE_S3_*), under control-plane/.`;
 
 const log = createLogger('control-plane');
@@ -23,7 +27,7 @@ const { values } = parseArgs({
   options: {
     'storage-url': { type: 'string' }, 'compute-host': { type: 'string' }, host: { type: 'string' }, port: { type: 'string' },
     'api-key': { type: 'string' }, 'internal-token': { type: 'string' }, 'compute-token': { type: 'string' },
-    'base-domain': { type: 'string' }, 'proxy-port': { type: 'string' }, help: { type: 'boolean', short: 'h' },
+    'base-domain': { type: 'string' }, 'proxy-port': { type: 'string' }, 'connection-host': { type: 'string' }, 'secret-key': { type: 'string' }, help: { type: 'boolean', short: 'h' },
   },
 });
 if (values.help) {
@@ -47,6 +51,8 @@ const cp = await startControlPlane({
   computePassword: need(values['compute-token'] ?? env.LAKEBASE_COMPUTE_TOKEN, '--compute-token'),
   baseDomain: values['base-domain'] ?? env.LAKEBASE_BASE_DOMAIN ?? 'lakebase.localhost',
   proxyPort: Number(values['proxy-port'] ?? env.LAKEBASE_PROXY_TCP_PORT ?? 5432),
+  connectionHost: values['connection-host'] ?? env.LAKEBASE_CONNECTION_HOST,
+  secret: values['secret-key'] ?? env.LAKEBASE_SECRET_KEY,
   host: values.host ?? env.LAKEBASE_CONTROL_PLANE_HOST ?? '127.0.0.1',
   port: Number(values.port ?? env.LAKEBASE_CONTROL_PLANE_PORT ?? 9871),
   logger: log,

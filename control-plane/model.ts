@@ -1,4 +1,12 @@
-// The control plane's records. Field names follow Neon's public API v2 where the two meet.
+// The control plane's records. Field names follow Neon's public API v2 where the two meet. Fields added after the
+// first release are optional, so a state written by an older control plane still loads.
+
+export interface DefaultEndpointSettings {
+  /** Seconds without a query before a compute is stopped; -1 never; 0 the default (300). */
+  suspend_timeout_seconds?: number;
+  autoscaling_limit_min_cu?: number;
+  autoscaling_limit_max_cu?: number;
+}
 
 export interface ProjectRecord {
   id: string;
@@ -8,6 +16,8 @@ export interface ProjectRecord {
   created_at: string;
   updated_at: string;
   default_branch_id: string;
+  default_endpoint_settings?: DefaultEndpointSettings;
+  history_retention_seconds?: number;
 }
 
 export interface BranchRecord {
@@ -15,12 +25,20 @@ export interface BranchRecord {
   project_id: string;
   name: string;
   parent_id: string | null;
-  /** The storage node's LSN of the branch point (decimal string), as Neon's `parent_lsn`. */
+  /** The branch point on the parent, as the API shows it ("0/3E8"; see lsn.ts). Older states: decimal. */
   parent_lsn: string | null;
   parent_timestamp: string | null;
   /** The storage node timeline holding this branch's history. */
   timeline_id: string;
+  /**
+   * Timelines this branch used before a restore or rewind that the storage node still keeps (the current timeline
+   * branched from them, or a checkpoint points into them). Deleted with the branch, newest first.
+   */
+  retired_timelines?: string[];
   default: boolean;
+  protected?: boolean;
+  expires_at?: string | null;
+  last_reset_at?: string | null;
   created_at: string;
   updated_at: string;
 }
@@ -33,8 +51,11 @@ export interface EndpointRecord {
   project_id: string;
   branch_id: string;
   type: EndpointType;
+  name?: string | null;
   /** Seconds without a query before the compute is stopped; -1 never; 0 means the default (300). */
   suspend_timeout_seconds: number;
+  autoscaling_limit_min_cu?: number;
+  autoscaling_limit_max_cu?: number;
   current_state: EndpointState;
   disabled: boolean;
   created_at: string;
@@ -47,15 +68,54 @@ export interface RoleRecord {
   name: string;
   /** SCRAM-SHA-256 verifier in Postgres' format: the password itself is never stored in clear. */
   verifier: string;
+  /** The password sealed with the control plane's secret (password-box.ts), for reveal_password. */
+  password_sealed?: string;
+  no_login?: boolean;
   protected: boolean;
   created_at: string;
+  updated_at?: string;
 }
 
 export interface DatabaseRecord {
+  id?: number;
   branch_id: string;
   name: string;
   owner_name: string;
   created_at: string;
+  updated_at?: string;
+}
+
+/** Beyond Neon: a name for a point of a branch's history, to rewind to in O(1). */
+export interface CheckpointRecord {
+  project_id: string;
+  branch_id: string;
+  name: string;
+  /** The point: an LSN of `timeline_id` (the branch's timeline when the checkpoint was taken). */
+  timeline_id: string;
+  lsn: number;
+  created_at: string;
+  /** The branch's roles and databases at that point, given back by a rewind. */
+  roles: RoleRecord[];
+  databases: DatabaseRecord[];
+}
+
+export type OperationAction =
+  | 'create_timeline' | 'create_branch' | 'delete_timeline' | 'start_compute' | 'suspend_compute' | 'create_compute'
+  | 'apply_config' | 'apply_storage_config';
+export type OperationStatus = 'running' | 'finished' | 'failed';
+
+export interface OperationRecord {
+  id: string;
+  project_id: string;
+  branch_id?: string;
+  endpoint_id?: string;
+  action: OperationAction;
+  status: OperationStatus;
+  error?: string;
+  failures_count: number;
+  created_at: string;
+  updated_at: string;
+  total_duration_ms: number;
 }
 
 export interface ControlPlaneState {
@@ -67,10 +127,14 @@ export interface ControlPlaneState {
   endpoints: Record<string, EndpointRecord>;
   roles: RoleRecord[];
   databases: DatabaseRecord[];
+  checkpoints?: CheckpointRecord[];
+  /** Newest last; the oldest are dropped past a bound per project (operations.ts). */
+  operations?: OperationRecord[];
+  next_database_id?: number;
 }
 
 export function emptyState(): ControlPlaneState {
-  return { version: 1, template_timeline_id: null, projects: {}, branches: {}, endpoints: {}, roles: [], databases: [] };
+  return { version: 1, template_timeline_id: null, projects: {}, branches: {}, endpoints: {}, roles: [], databases: [], checkpoints: [], operations: [], next_database_id: 1 };
 }
 
 export const DEFAULT_SUSPEND_TIMEOUT_SECONDS = 300;

@@ -27,6 +27,10 @@ export interface ControlPlaneConfig {
   computePassword: string;
   baseDomain: string;
   proxyPort: number;
+  /** Key material that seals role passwords for reveal_password (default: the API key). */
+  secret?: string;
+  /** Host named in connection URIs instead of `<endpoint>.<baseDomain>` (e.g. 127.0.0.1), with the endpoint in `options`. */
+  connectionHost?: string;
   host?: string;
   port?: number;
   suspendCheckIntervalMs?: number;
@@ -69,7 +73,10 @@ export async function startControlPlane(config: ControlPlaneConfig): Promise<Con
   app.get('/metrics', async (c) => c.text(await registry.metrics(), 200, { 'content-type': registry.contentType }));
   // Proxies use <url>/internal as their directory URL (proxy/directory-http.ts).
   app.route('/internal', internalApi(projects, endpoints, config.internalToken, config.computePassword));
-  app.route('/', publicApi(state, projects, endpoints, { apiKey: config.apiKey, baseDomain: config.baseDomain, proxyPort: config.proxyPort }));
+  app.route('/', publicApi(state, projects, endpoints, {
+    apiKey: config.apiKey, baseDomain: config.baseDomain, proxyPort: config.proxyPort, connectionHost: config.connectionHost,
+    secret: config.secret, computePassword: config.computePassword, computeHosts: config.computeHostUrls.length,
+  }));
   const host = config.host ?? '127.0.0.1';
   const { server, port } = await new Promise<{ server: Server; port: number }>((resolve, reject) => {
     const s = serve({ fetch: app.fetch, port: config.port ?? 0, hostname: host }, (info: AddressInfo) => resolve({ server: s as Server, port: info.port }));

@@ -1,0 +1,58 @@
+// The CLI's client of the lakebase API (Neon's API v2 shapes).
+import { CliError } from './errors.ts';
+import type { CliConfig } from './config.ts';
+
+export type Json = Record<string, unknown>;
+
+export class Api {
+  private readonly cfg: CliConfig;
+
+  constructor(cfg: CliConfig) {
+    this.cfg = cfg;
+  }
+
+  async call<T = Json>(method: string, path: string, body?: unknown): Promise<T> {
+    let res: Response;
+    try {
+      res = await fetch(this.cfg.apiUrl + path, {
+        method,
+        headers: { authorization: `Bearer ${this.cfg.apiKey}`, 'content-type': 'application/json', accept: 'application/json' },
+        body: body === undefined ? undefined : JSON.stringify(body),
+        signal: AbortSignal.timeout(120_000),
+      });
+    } catch (e) {
+      throw new CliError(`cannot reach the lakebase API at ${this.cfg.apiUrl} (${(e as Error).message}): is \`lakebase start\` running?`);
+    }
+    const text = await res.text();
+    let parsed: unknown = undefined;
+    try {
+      parsed = text ? JSON.parse(text) : {};
+    } catch {
+      // not JSON; reported below
+    }
+    if (!res.ok) {
+      const msg = (parsed as { message?: string } | undefined)?.message ?? text;
+      if (res.status === 401) throw new CliError(`the API refused the key: ${msg}`);
+      throw new CliError(`${msg} (HTTP ${res.status})`);
+    }
+    if (parsed === undefined) throw new CliError(`the API answered something that is not JSON: ${text.slice(0, 200)}`);
+    return parsed as T;
+  }
+
+  /** The project to act on: --project, LAKEBASE_PROJECT_ID, local.json, or the only one there is. */
+  async projectId(): Promise<string> {
+    if (this.cfg.projectId) return this.cfg.projectId;
+    const { projects } = await this.call<{ projects: { id: string }[] }>('GET', '/projects?limit=2');
+    if (projects.length === 1) return projects[0].id;
+    if (projects.length === 0) throw new CliError('there is no project yet: create one with `lakebase projects create`');
+    throw new CliError('there are several projects: pick one with --project ID (or LAKEBASE_PROJECT_ID); `lakebase projects list` shows them');
+  }
+
+  /** A branch by id or name; none given: the default branch. */
+  async branch(projectId: string, ref?: string): Promise<Json & { id: string; name: string }> {
+    const { branches } = await this.call<{ branches: (Json & { id: string; name: string; default: boolean })[] }>('GET', `/projects/${projectId}/branches`);
+    const b = ref === undefined ? branches.find((x) => x.default) : branches.find((x) => x.id === ref) ?? branches.find((x) => x.name === ref);
+    if (!b) throw new CliError(`no branch ${JSON.stringify(ref ?? 'default')} in project ${projectId}; branches: ${branches.map((x) => x.name).join(', ')}`);
+    return b;
+  }
+}

@@ -1,0 +1,18 @@
+// What the route modules share.
+import type { BranchAdmin } from '../branch-admin.ts';
+import type { CheckpointAdmin } from '../checkpoints.ts';
+import type { EndpointAdmin } from '../endpoint-admin.ts';
+import type { Plane } from '../plane.ts';
+import type { ProjectAdmin } from '../project-admin.ts';
+import type { RoleAdmin } from '../role-admin.ts';
+import type { Views } from './views.ts';
+
+export interface ApiDeps {
+  plane: Plane;
+  views: Views;
+  projects: ProjectAdmin;
+  branches: BranchAdmin;
+  checkpoints: CheckpointAdmin;
+  endpoints: EndpointAdmin;
+  roles: RoleAdmin;
+}

@@ -1,0 +1,44 @@
+// Finding records by id, always inside one project: an id of another project is as unknown as a random one.
+import { notFound } from './errors.ts';
+import type { BranchRecord, ControlPlaneState, DatabaseRecord, EndpointRecord, ProjectRecord, RoleRecord } from './model.ts';
+
+export function getProject(s: ControlPlaneState, projectId: string): ProjectRecord {
+  const p = s.projects[projectId];
+  if (!p) throw notFound('PROJECT_NOT_FOUND', `project ${projectId} not found`);
+  return p;
+}
+
+export function getBranch(s: ControlPlaneState, projectId: string, branchId: string): BranchRecord {
+  getProject(s, projectId);
+  const b = s.branches[branchId];
+  if (!b || b.project_id !== projectId) throw notFound('BRANCH_NOT_FOUND', `branch ${branchId} not found in project ${projectId}`);
+  return b;
+}
+
+export function getEndpoint(s: ControlPlaneState, projectId: string, endpointId: string): EndpointRecord {
+  getProject(s, projectId);
+  const e = s.endpoints[endpointId];
+  if (!e || e.project_id !== projectId) throw notFound('ENDPOINT_NOT_FOUND', `endpoint ${endpointId} not found in project ${projectId}`);
+  return e;
+}
+
+export function getRole(s: ControlPlaneState, branchId: string, name: string): RoleRecord {
+  const r = s.roles.find((x) => x.branch_id === branchId && x.name === name);
+  if (!r) throw notFound('ROLE_NOT_FOUND', `role ${name} not found on branch ${branchId}`);
+  return r;
+}
+
+export function getDatabase(s: ControlPlaneState, branchId: string, name: string): DatabaseRecord {
+  const d = s.databases.find((x) => x.branch_id === branchId && x.name === name);
+  if (!d) throw notFound('DATABASE_NOT_FOUND', `database ${name} not found on branch ${branchId}`);
+  return d;
+}
+
+export const branchesOf = (s: ControlPlaneState, projectId: string): BranchRecord[] =>
+  Object.values(s.branches).filter((b) => b.project_id === projectId);
+
+export const endpointsOfBranch = (s: ControlPlaneState, branchId: string): EndpointRecord[] =>
+  Object.values(s.endpoints).filter((e) => e.branch_id === branchId);
+
+export const childrenOf = (s: ControlPlaneState, branchId: string): BranchRecord[] =>
+  Object.values(s.branches).filter((b) => b.parent_id === branchId);

@@ -1,0 +1,18 @@
+// What the control plane's services share: the durable state, the storage node, the computes, the password box
+// and the per-project lock.
+import type { StorageClient } from '../storage-node/client.ts';
+import type { ComputeSql } from './compute-sql.ts';
+import type { EndpointManager } from './endpoints.ts';
+import type { KeyedLock } from './keyed-lock.ts';
+import type { PasswordBox } from './password-box.ts';
+import type { StateStore } from './state-store.ts';
+
+export interface Plane {
+  state: StateStore;
+  storage: StorageClient;
+  endpoints: EndpointManager;
+  box: PasswordBox;
+  /** Runs SQL on a branch's compute; null while no compute host is configured (records only). */
+  sql: ComputeSql | null;
+  lock: KeyedLock;
+}
