@@ -1,10 +1,14 @@
 // `npm run bench [-- storage|compute|proxy ...]`: runs the benchmarks and prints their tables (Markdown).
 import { runProxyBenchmarks } from './proxy.ts';
 import { runStorageBenchmarks } from './storage-node.ts';
+import { runComputeBenchmarks } from './compute.ts';
+import { runWorkersBenchmarks } from './workers.ts';
 
 const suites: Record<string, () => Promise<string[]>> = {
   storage: runStorageBenchmarks,
+  compute: runComputeBenchmarks,
   proxy: runProxyBenchmarks,
+  workers: runWorkersBenchmarks,
 };
 
 const wanted = process.argv.slice(2).filter((a) => !a.startsWith('-'));
