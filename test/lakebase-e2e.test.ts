@@ -1,0 +1,169 @@
+// The whole lakebase as a user runs it (`lakebase start`), reached by the real driver over HTTP and WebSocket and
+// by pg over TCP: first queries, scale to zero and wake, and crash safety of every component.
+import { readFile, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { neon, neonConfig, Pool } from '@neondatabase/serverless';
+import pg from 'pg';
+import ws from 'ws';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startLakebaseStack } from './support/lakebase-stack.ts';
+import type { LakebaseStack } from './support/lakebase-stack.ts';
+
+let stack: LakebaseStack;
+
+function configureDriver(s: LakebaseStack): void {
+  // The three lines the banner of `lakebase start` prints (plus a WebSocket constructor for Node).
+  neonConfig.fetchEndpoint = () => s.sqlUrl;
+  neonConfig.wsProxy = () => s.wsProxy;
+  neonConfig.useSecureWebSocket = false;
+  neonConfig.webSocketConstructor = ws;
+}
+
+async function wakeCount(s: LakebaseStack): Promise<number> {
+  const text = await (await fetch(`${s.controlPlaneUrl}/metrics`)).text();
+  return Number(/^control_plane_wake_seconds_count (\d+)/m.exec(text)?.[1] ?? NaN);
+}
+
+async function servicePid(s: LakebaseStack, name: string): Promise<number> {
+  const pids = JSON.parse(await readFile(join(s.dir, 'services.json'), 'utf8')) as Record<string, number>;
+  return pids[name];
+}
+
+async function waitForRestart(s: LakebaseStack, name: string, oldPid: number): Promise<void> {
+  for (let i = 0; i < 300; i++) {
+    const pid = await servicePid(s, name).catch(() => oldPid);
+    if (pid !== oldPid && pid > 0) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`${name} was not restarted by the supervisor:\n${s.log().slice(-3000)}`);
+}
+
+beforeAll(async () => {
+  stack = await startLakebaseStack();
+  configureDriver(stack);
+}, 180_000);
+
+afterAll(async () => {
+  await stack?.stop();
+  await rm(stack.dir, { recursive: true, force: true });
+});
+
+describe('lakebase start', () => {
+  it('serves the printed connection string over HTTP (neon()), WebSocket (Pool) and TCP (pg)', async () => {
+    const sql = neon(stack.project.connectionString);
+    await sql`CREATE TABLE notes (id serial PRIMARY KEY, body text NOT NULL, at timestamptz DEFAULT now())`;
+    const [row] = await sql`INSERT INTO notes (body) VALUES (${'over http'}) RETURNING id, body`;
+    expect(row).toEqual({ id: 1, body: 'over http' });
+
+    const pool = new Pool({ connectionString: stack.project.connectionString });
+    const client = await pool.connect();
+    await client.query('BEGIN');
+    await client.query('INSERT INTO notes (body) VALUES ($1)', ['over websocket']);
+    await client.query('COMMIT');
+    client.release();
+    await pool.end();
+
+    const tcp = new pg.Client({ connectionString: stack.project.connectionString });
+    await tcp.connect();
+    const { rows } = await tcp.query('SELECT body FROM notes ORDER BY id');
+    await tcp.end();
+    expect(rows.map((r: { body: string }) => r.body)).toEqual(['over http', 'over websocket']);
+  });
+
+  it('scales to zero: after a suspend, the first query over each of HTTP, WebSocket and TCP wakes the compute', async () => {
+    const sql = neon(stack.project.connectionString);
+    await sql`CREATE TABLE IF NOT EXISTS wake (n int)`;
+    await sql`INSERT INTO wake VALUES (1), (2), (3)`;
+    const paths: [string, () => Promise<number>][] = [
+      ['http', async () => Number((await sql`SELECT sum(n) AS s FROM wake`)[0].s)],
+      ['websocket', async () => {
+        const pool = new Pool({ connectionString: stack.project.connectionString });
+        try {
+          return Number((await pool.query('SELECT sum(n) AS s FROM wake')).rows[0].s);
+        } finally {
+          await pool.end();
+        }
+      }],
+      ['tcp', async () => {
+        const c = new pg.Client({ connectionString: stack.project.connectionString });
+        await c.connect();
+        try {
+          return Number((await c.query('SELECT sum(n) AS s FROM wake')).rows[0].s);
+        } finally {
+          await c.end();
+        }
+      }],
+    ];
+    for (const [name, query] of paths) {
+      await stack.suspend();
+      const before = await wakeCount(stack);
+      expect(await query(), name).toBe(6);
+      expect(await wakeCount(stack), `${name} woke the endpoint once`).toBe(before + 1);
+    }
+  });
+
+  it('ten concurrent first queries to a suspended endpoint cause exactly one compute start', async () => {
+    const sql = neon(stack.project.connectionString);
+    await stack.suspend();
+    const before = await wakeCount(stack);
+    const results = await Promise.all(Array.from({ length: 10 }, (_, i) => sql`SELECT ${i}::int AS i`));
+    expect(results.map((r) => r[0].i)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+    expect(await wakeCount(stack)).toBe(before + 1);
+  });
+
+  it.each(['compute-host', 'storage-node', 'proxy'])('an acknowledged commit survives kill -9 of the %s', async (service) => {
+    const table = `crash_${service.replace('-', '_')}`;
+    const admin = neon(stack.project.connectionString);
+    await admin.query(`CREATE TABLE ${table} (id int PRIMARY KEY)`);
+    const acked: number[] = [];
+    let stop = false;
+    const writer = (async () => {
+      let c: pg.Client | null = null;
+      for (let id = 1; !stop && id < 100_000; id++) {
+        try {
+          if (!c) {
+            c = new pg.Client({ connectionString: stack.project.connectionString });
+            c.on('error', () => {});
+            await c.connect();
+          }
+          await c.query(`INSERT INTO ${table} VALUES ($1)`, [id]);
+          acked.push(id);
+        } catch {
+          // The component died under us: that commit was not acknowledged. Reconnect and go on.
+          await c?.end().catch(() => {});
+          c = null;
+          await new Promise((r) => setTimeout(r, 100));
+        }
+      }
+      await c?.end().catch(() => {});
+    })();
+    await new Promise((r) => setTimeout(r, 1500));
+    const pid = await servicePid(stack, service);
+    process.kill(pid, 'SIGKILL');
+    await waitForRestart(stack, service, pid);
+    await new Promise((r) => setTimeout(r, 1500)); // writes go on against the restarted service
+    stop = true;
+    await writer;
+    expect(acked.length).toBeGreaterThan(5);
+    const rows = (await admin.query(`SELECT id FROM ${table}`)) as { id: number }[];
+    const found = new Set(rows.map((r) => r.id));
+    const lost = acked.filter((id) => !found.has(id));
+    expect(lost, `acknowledged commits lost after kill -9 of the ${service}`).toEqual([]);
+  });
+});
+
+describe('lakebase start, again', () => {
+  it('keeps the data across a stop and a start on the same directory', async () => {
+    const sql = neon(stack.project.connectionString);
+    await sql`CREATE TABLE kept (v text)`;
+    await sql`INSERT INTO kept VALUES ('before restart')`;
+    const dir = stack.dir;
+    const projectId = stack.project.id;
+    await stack.stop({ keepDir: true });
+    stack = await startLakebaseStack({ dir });
+    configureDriver(stack);
+    expect(stack.project.id).toBe(projectId);
+    const again = neon(stack.project.connectionString);
+    expect(await again`SELECT v FROM kept`).toEqual([{ v: 'before restart' }]);
+  });
+});
