@@ -13,6 +13,8 @@ export interface ComputeInfo {
   computeId: string;
   host: string;
   port: number;
+  /** starting | running | restarting | stopping | stopped | failed */
+  state?: string;
   timelineId?: string;
   lastActivityAt?: string | null;
   activeSessions?: number;

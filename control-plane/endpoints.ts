@@ -97,9 +97,10 @@ export class EndpointManager {
     if (known) {
       const host = this.hosts.find((h) => h.baseUrl === known.hostUrl);
       const info = await host?.get(endpointId).catch(() => null);
-      if (info) return known;
+      if (info && info.state !== 'failed' && info.state !== 'stopping' && info.state !== 'stopped') return known;
       this.running.delete(endpointId);
-      this.log.warn({ endpointId, host: known.hostUrl }, 'compute is gone from its host (host restarted?); starting it again');
+      if (info) await host?.stop(endpointId).catch(() => undefined); // a failed compute frees its slot first
+      this.log.warn({ endpointId, host: known.hostUrl, state: info?.state ?? 'gone' }, 'compute is not serving (host restarted or compute failed); starting it again');
     }
     return this.start(endpointId);
   }

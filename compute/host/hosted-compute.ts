@@ -212,7 +212,10 @@ export class HostedCompute implements Backend {
       const reason = this.killedFor.get(compute);
       if (reason) throw new BackendFailure(reason, reason === 'cancel' ? 'canceling statement due to user request' : (e as Error).message);
       const msg = (e as Error).message;
-      if (/fenced/.test(msg)) {
+      // Another writer took the timeline: this compute must never write again. Anything else (the storage
+      // node unreachable or restarting) is a crash: restart on the timeline's durable state, which holds every
+      // acknowledged commit; the unacknowledged statement fails.
+      if (/fenced/.test(msg) && /another writer|lsn_mismatch|second writer|expected timeline/.test(msg)) {
         this.fail(`fenced: ${msg}`);
         throw new BackendFailure('fenced', msg);
       }
@@ -257,7 +260,17 @@ export class HostedCompute implements Backend {
     this.state = 'restarting';
     const next = (async () => {
       await old.kill(reason);
-      const c = await this.launch();
+      // The storage node may itself be restarting: retry the launch with backoff for about 30 s.
+      let c: Compute | null = null;
+      for (let attempt = 0; c === null; attempt++) {
+        try {
+          c = await this.launch();
+        } catch (e) {
+          if (attempt >= 8 || this.state !== 'restarting') throw e;
+          this.log.warn({ attempt, err: (e as Error).message }, 'compute restart failed; retrying');
+          await new Promise((r) => setTimeout(r, Math.min(8000, 200 * 2 ** attempt)));
+        }
+      }
       this.mux.backendRestarted();
       if (this.state === 'restarting') this.state = 'running';
       this.log.info({ reason, startMs: c.counters.start.totalMs }, 'compute restarted');
