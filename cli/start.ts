@@ -142,7 +142,9 @@ export async function start(argv: string[]): Promise<void> {
     const controlPlane = await supervisor.start({
       name: 'control-plane',
       script: join(ROOT, 'control-plane/main.ts'),
-      args: ['--storage-url', storageUrl, '--compute-host', computeUrl, '--port', String(ports.api), '--proxy-port', String(ports.tcp)],
+      // Endpoint host names (ep-....lakebase.localhost) do not resolve on most machines: connection URIs name
+      // 127.0.0.1 and carry the endpoint in options, which every client (psql, pg, the driver) passes on.
+      args: ['--storage-url', storageUrl, '--compute-host', computeUrl, '--port', String(ports.api), '--proxy-port', String(ports.tcp), '--connection-host', '127.0.0.1'],
       env: {
         ...storeEnv,
         LAKEBASE_API_KEY: secrets.apiKey,
