@@ -37,9 +37,10 @@ export class Supervisor {
   /** Starts a service and waits for its ready line; later crashes restart it. */
   start(spec: ServiceSpec, attempt = 0): Promise<RunningService> {
     return new Promise((resolve, reject) => {
+      // stdin is a pipe we never write: when this process dies, even by kill -9, the child sees it close and stops.
       const child = spawn(process.execPath, [spec.script, ...spec.args], {
-        env: { ...process.env, ...spec.env },
-        stdio: ['ignore', 'pipe', 'pipe'],
+        env: { ...process.env, ...spec.env, LAKEBASE_SUPERVISED: '1' },
+        stdio: ['pipe', 'pipe', 'pipe'],
       });
       this.children.set(spec.name, child);
       let ready = false;

@@ -2,6 +2,7 @@
 // Every flag also comes from LAKEBASE_COMPUTE_* (flag in upper case, '-' as '_'), e.g. LAKEBASE_COMPUTE_TOKEN.
 import { parseArgs } from 'node:util';
 import { createLogger } from '../lib/logger.ts';
+import { stopWithSupervisor } from '../lib/supervised.ts';
 import { DEFAULT_HOST_OPTIONS } from './host/host.ts';
 import { startComputeHost } from './host/server.ts';
 
@@ -105,3 +106,5 @@ for (const sig of ['SIGINT', 'SIGTERM'] as const) {
     );
   });
 }
+
+stopWithSupervisor();

@@ -2,6 +2,7 @@
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { createLogger } from '../lib/logger.ts';
+import { stopWithSupervisor } from '../lib/supervised.ts';
 import { objectStoreFromEnv } from '../storage-node/object-store/from-config.ts';
 import { startControlPlane } from './server.ts';
 
@@ -62,3 +63,5 @@ for (const sig of ['SIGINT', 'SIGTERM'] as const) {
     cp.close().then(() => process.exit(0), () => process.exit(1));
   });
 }
+
+stopWithSupervisor();

@@ -4,6 +4,7 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { createLogger } from '../lib/logger.ts';
+import { stopWithSupervisor } from '../lib/supervised.ts';
 import { HttpEndpointDirectory } from './directory-http.ts';
 import type { RateWindow } from './rate-limit.ts';
 import { startProxy } from './server.ts';
@@ -121,3 +122,5 @@ try {
   console.error(err instanceof Error ? err.message : String(err));
   process.exit(1);
 }
+
+stopWithSupervisor();

@@ -3,6 +3,7 @@
 import { parseArgs } from 'node:util';
 import { resolve } from 'node:path';
 import { createLogger } from '../lib/logger.ts';
+import { stopWithSupervisor } from '../lib/supervised.ts';
 import { objectStoreFromEnv } from './object-store/from-config.ts';
 import { StorageMetrics } from './metrics.ts';
 import { startStorageNode } from './server.ts';
@@ -97,3 +98,5 @@ for (const sig of ['SIGINT', 'SIGTERM'] as const) {
     );
   });
 }
+
+stopWithSupervisor();

@@ -166,4 +166,20 @@ describe('lakebase start, again', () => {
     const again = neon(stack.project.connectionString);
     expect(await again`SELECT v FROM kept`).toEqual([{ v: 'before restart' }]);
   });
+
+  it('takes its services down with it when the supervisor itself is killed -9', async () => {
+    const pids = JSON.parse(await readFile(join(stack.dir, 'services.json'), 'utf8')) as Record<string, number>;
+    expect(Object.keys(pids).sort()).toEqual(['compute-host', 'control-plane', 'proxy', 'storage-node']);
+    process.kill(stack.pid, 'SIGKILL');
+    const alive = (pid: number) => {
+      try {
+        process.kill(pid, 0);
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    for (let i = 0; i < 150 && Object.values(pids).some(alive); i++) await new Promise((r) => setTimeout(r, 100));
+    expect(Object.entries(pids).filter(([, pid]) => alive(pid)).map(([name]) => name)).toEqual([]);
+  });
 });

@@ -13,6 +13,8 @@ const CLI = fileURLToPath(new URL('../../cli/lakebase.ts', import.meta.url));
 
 export interface LakebaseStack extends LocalInfo {
   dir: string;
+  /** The pid of `lakebase start` (the supervisor). */
+  pid: number;
   /** The control plane's base URL (the API is at apiUrl = base + /api/v2). */
   controlPlaneUrl: string;
   /** Calls the public API with the stack's API key. */
@@ -66,6 +68,7 @@ export async function startLakebaseStack(opts: { dir?: string; env?: Record<stri
   return {
     ...local,
     dir,
+    pid: child.pid ?? -1,
     controlPlaneUrl,
     api,
     suspend: async (endpointId = local.project.endpointId) => {
