@@ -152,6 +152,38 @@ describe('lakebase start', () => {
   });
 });
 
+describe('tenants', () => {
+  it("one tenant's failure never disturbs another's", async () => {
+    interface Created { project: { id: string }; endpoints: { id: string }[]; connection_uris: { connection_uri: string }[] }
+    const other = await stack.api<Created>('POST', '/projects', { project: { name: 'other-tenant' } });
+    const otherUrl = other.connection_uris[0].connection_uri;
+    const mine = new pg.Client({ connectionString: stack.project.connectionString });
+    const theirs = new pg.Client({ connectionString: otherUrl });
+    const myErrors: string[] = [];
+    mine.on('error', (e: Error & { code?: string }) => myErrors.push(e.code ?? e.message));
+    await mine.connect();
+    await theirs.connect();
+    await theirs.query('CREATE TABLE t (v int)');
+    // A long statement on my endpoint does not hold theirs up: their query answers while mine still runs.
+    const order: string[] = [];
+    const busy = mine.query('SELECT pg_sleep(2)').then(() => order.push('mine finished'));
+    await theirs.query('INSERT INTO t VALUES (1)');
+    order.push('theirs answered');
+    await busy;
+    expect(order).toEqual(['theirs answered', 'mine finished']);
+    // My compute is stopped under my open session: my session ends (57P01)...
+    await stack.suspend(stack.project.endpointId);
+    for (let i = 0; i < 50 && myErrors.length === 0; i++) await new Promise((r) => setTimeout(r, 100));
+    expect(myErrors.join(' ')).toMatch(/57P01|terminated/);
+    // ...and theirs never noticed: same connection, same data.
+    await theirs.query('INSERT INTO t VALUES (2)');
+    expect((await theirs.query('SELECT sum(v)::int AS s FROM t')).rows[0].s).toBe(3);
+    await theirs.end();
+    await mine.end().catch(() => {});
+    await stack.api('DELETE', `/projects/${other.project.id}`);
+  });
+});
+
 describe('lakebase start, again', () => {
   it('keeps the data across a stop and a start on the same directory', async () => {
     const sql = neon(stack.project.connectionString);
