@@ -23,6 +23,12 @@ export class CancelRegistry {
     return { pid: key, secret };
   }
 
+  /** Points an issued key at another backend (the session moved to a new compute); the client's key is kept. */
+  retarget(pid: number, host: string, port: number, backendPid: number, backendSecret: number): void {
+    const t = this.keys.get(pid);
+    if (t) this.keys.set(pid, { ...t, host, port, pid: backendPid, backendSecret });
+  }
+
   release(pid: number): void {
     this.keys.delete(pid);
   }

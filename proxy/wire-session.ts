@@ -36,6 +36,7 @@ import {
   readyForQuery,
   type PgMessage,
 } from './pg-wire.ts';
+import { relay } from './resumable-relay.ts';
 import { ScramServer } from './scram.ts';
 
 export const MAX_STARTUP_PACKET = 10_000;
@@ -208,49 +209,31 @@ export async function runWireSession(initial: ClientTransport, deps: WireSession
     clearTimeout(timer);
     log.info('session started');
 
-    // ---- transparent relay; bytes the client pipelined after its password go first ----
-    const { socket, rest } = backend.detach();
+    // ---- relay; bytes the client pipelined after its password go first. A compute that goes away while the
+    // session is idle (suspend, restart) is replaced on the client's next message (resumable-relay.ts). ----
+    const first = backend.detach();
     const pipelined = inbox.reader.takeRest();
-    if (rest.length) transport.write(rest);
-    if (pipelined.length) socket.write(pipelined);
     const endpointId = endpoint;
+    const proxyKey = key;
     let lastActivity = Date.now();
-    await new Promise<void>((resolve) => {
-      let done = false;
-      const finish = (): void => {
-        if (done) return;
-        done = true;
-        resolve();
-      };
-      transport.onData((chunk) => {
+    await relay(transport, first, pipelined, inbox.closed, {
+      reconnect: async () => {
+        const next = await deps.connector.connect(endpointId, { user, database, extra });
+        deps.cancels.retarget(proxyKey.pid, next.address.host, next.address.port, next.pid, next.secret);
+        log.info('session moved to a new compute');
+        return next.detach();
+      },
+      reconnectFailed: (err) => {
+        const e = err instanceof PgServerError || err instanceof ProxyError ? err : new ProxyError(String(err), 500, 'compute_unreachable');
+        return errorResponse('XX000', e.message, 'FATAL');
+      },
+      onActivity: () => {
         if (Date.now() - lastActivity > 10_000) {
           lastActivity = Date.now();
           deps.noteActivity?.(endpointId);
         }
-        if (!socket.write(chunk)) {
-          transport.pause();
-          socket.once('drain', () => transport.resume());
-        }
-      });
-      transport.onClose(() => {
-        socket.end();
-        finish();
-      });
-      if (inbox.closed) {
-        socket.end();
-        finish();
-      }
-      socket.on('data', (chunk: Buffer) => {
-        if (!transport.write(chunk)) {
-          socket.pause();
-          transport.onceDrain(() => socket.resume());
-        }
-      });
-      socket.on('error', () => socket.destroy());
-      socket.on('close', () => {
-        transport.end();
-        finish();
-      });
+      },
+      log,
     });
   } catch (err) {
     reportError(transport, err, deps, opts.protocol, log);

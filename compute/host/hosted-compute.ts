@@ -1,6 +1,7 @@
 // One compute as the host runs it: the PGlite worker (compute.ts), the multiplexer that shares its one backend
 // between sessions, and its Postgres wire server on its own port. It restarts the worker on its timeline when a
 // cancel cannot interrupt a statement or the backend fails, keeping the client connections.
+import { COMPUTE_STOPPING_DETAIL } from '../../lib/compute-notices.ts';
 import * as net from 'node:net';
 import { startCompute } from '../compute.ts';
 import type { Compute, ComputeWorker } from '../compute.ts';
@@ -297,7 +298,8 @@ export class HostedCompute implements Backend {
     this.server?.close();
     this.mux.close(new BackendFailure('stopped', 'the compute is stopping'));
     const drained = await this.mux.drained(this.deps.stopTimeoutMs);
-    for (const s of this.sessions) s.terminate({ severity: 'FATAL', code: '57P01', message: 'terminating connection due to administrator command' });
+    // The detail marks a clean stop (suspend): a proxy keeps an idle client session open across it (proxy/resumable-relay.ts).
+    for (const s of this.sessions) s.terminate({ severity: 'FATAL', code: '57P01', message: 'terminating connection due to administrator command', detail: COMPUTE_STOPPING_DETAIL });
     let clean = false;
     let compute: Compute | null = null;
     try {
