@@ -101,6 +101,8 @@ export async function runProxyBenchmarks(): Promise<string[]> {
       ['native PostgreSQL 15: TCP connect (SCRAM)', fmtMs(percentile(natConnect, 50)), fmtMs(percentile(natConnect, 99))],
     ]));
 
+    // Suspending the endpoint terminates this session (57P01, an 'error' event that would crash the run): end it first.
+    await tcpLake.end();
     progress('cold start: suspend, then the first neon() query');
     const cold: number[] = [];
     for (let i = 0; i < 15; i++) {
@@ -112,7 +114,6 @@ export async function runProxyBenchmarks(): Promise<string[]> {
     tables.push(printTable('End-to-end cold start: first neon() query to a suspended endpoint (15 runs)', ['p50', 'p99', 'min'], [
       [fmtMs(percentile(cold, 50)), fmtMs(percentile(cold, 99)), fmtMs(Math.min(...cold))],
     ]));
-    await tcpLake.end();
     await nat.end();
   } finally {
     await pglite.close();

@@ -3,10 +3,14 @@
 // cursors, advisory locks and LISTENs never reach the next request; anything doubtful is closed instead.
 import type { BackendConnection } from './backend-connection.ts';
 import type { ComputeConnector } from './compute-connector.ts';
-import { runSimple } from './sql-executor.ts';
+import { queryMessage } from './pg-wire.ts';
+import { readSimpleResult, runSimple } from './sql-executor.ts';
 
 export const RESET_SQL =
   'ROLLBACK; CLOSE ALL; SET SESSION AUTHORIZATION DEFAULT; RESET ALL; DEALLOCATE ALL; UNLISTEN *; SELECT pg_advisory_unlock_all(); DISCARD TEMP; DISCARD SEQUENCES;';
+
+/** RESET_SQL as a simple Query message, for sending in the same write as a request's last statement. */
+export const RESET_MESSAGE = queryMessage(RESET_SQL);
 
 export interface PoolOptions {
   maxIdlePerKey: number;
@@ -59,8 +63,11 @@ export class BackendPool {
     return this.connector.connect(endpointId, { user, database, extra: { client_encoding: 'UTF8' } });
   }
 
-  /** Resets the session in the background and keeps the connection if that worked. */
-  release(endpointId: string, database: string, user: string, conn: BackendConnection): void {
+  /**
+   * Resets the session in the background and keeps the connection if that worked. With `resetSent`, the
+   * caller already wrote RESET_MESSAGE after its last statement: only its result is read.
+   */
+  release(endpointId: string, database: string, user: string, conn: BackendConnection, resetSent = false): void {
     if (conn.closed || this.closed) {
       conn.destroy();
       return;
@@ -92,7 +99,7 @@ export class BackendPool {
       list.push({ conn, since: Date.now() });
       this.idle.set(key, list);
     };
-    runSimple(conn, RESET_SQL).then(
+    (resetSent ? readSimpleResult(conn) : runSimple(conn, RESET_SQL)).then(
       () => done(true),
       () => done(false),
     );

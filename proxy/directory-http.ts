@@ -5,6 +5,8 @@
 //                                          {"message": "<user-facing text>", "reason": "ENDPOINT_IDLE", "retriable": true}
 //   POST /v1/endpoints/:id/activity     -> 204 (best effort, throttled per endpoint)
 // An optional bearer token authenticates the proxy to the service.
+import http from 'node:http';
+import https from 'node:https';
 import { DirectoryError, type ComputeAddress, type EndpointDirectory, type RoleSecret } from './backend-directory.ts';
 
 // Neon's transient control-plane reasons: worth a retry.
@@ -23,14 +25,77 @@ interface ErrorBody {
   retriable?: unknown;
 }
 
+class StaleSocket extends Error {}
+
 export class HttpEndpointDirectory implements EndpointDirectory {
   private readonly base: string;
   private readonly opts: HttpDirectoryOptions;
   private readonly lastActivity = new Map<string, number>();
+  private readonly agent: http.Agent;
+  private readonly secure: boolean;
 
   constructor(baseUrl: string, opts: HttpDirectoryOptions = {}) {
     this.base = baseUrl.replace(/\/+$/, '');
     this.opts = opts;
+    this.secure = new URL(this.base).protocol === 'https:';
+    this.agent = this.secure ? new https.Agent({ keepAlive: true }) : new http.Agent({ keepAlive: true });
+  }
+
+  /**
+   * A GET with node:http on kept-alive connections: the role lookup runs on every SQL-over-HTTP request, and
+   * fetch() costs several times more CPU per call. Same errors as request() + failure().
+   */
+  private async get(path: string): Promise<{ status: number; body: string }> {
+    try {
+      return await this.getOnce(path);
+    } catch (err) {
+      // The control plane may close a kept-alive connection just as it is reused: once more on a fresh one.
+      if (err instanceof StaleSocket) return this.getOnce(path);
+      throw err;
+    }
+  }
+
+  private getOnce(path: string): Promise<{ status: number; body: string }> {
+    const headers: Record<string, string> = { accept: 'application/json' };
+    if (this.opts.token) headers.authorization = `Bearer ${this.opts.token}`;
+    const timeoutMs = this.opts.timeoutMs ?? 60_000;
+    return new Promise((resolve, reject) => {
+      const unreachable = (err: unknown): void =>
+        reject(new DirectoryError(`control plane unreachable: ${String(err)}`, { status: 502, retriable: true }));
+      const req = (this.secure ? https : http).request(this.base + path, { method: 'GET', headers, agent: this.agent }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => {
+          clearTimeout(timer);
+          resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') });
+        });
+        res.on('error', (err) => {
+          clearTimeout(timer);
+          unreachable(err);
+        });
+      });
+      const timer = setTimeout(() => req.destroy(new Error('The operation was aborted due to timeout')), timeoutMs);
+      req.on('error', (err: NodeJS.ErrnoException) => {
+        clearTimeout(timer);
+        if (req.reusedSocket && (err.code === 'ECONNRESET' || err.code === 'EPIPE')) reject(new StaleSocket());
+        else unreachable(err);
+      });
+      req.end();
+    });
+  }
+
+  private static failureFrom(status: number, text: string): DirectoryError {
+    let body: ErrorBody = {};
+    try {
+      const parsed: unknown = JSON.parse(text);
+      body = typeof parsed === 'object' && parsed !== null ? (parsed as ErrorBody) : {};
+    } catch {
+      body = {};
+    }
+    const reason = typeof body.reason === 'string' ? body.reason : undefined;
+    const retriable = body.retriable === true || (reason !== undefined && TRANSIENT_REASONS.has(reason)) || status === 503;
+    const userMessage = typeof body.message === 'string' && body.message !== '' ? body.message : undefined;
+    return new DirectoryError(`control plane answered ${status}${reason ? ` (${reason})` : ''}`, { status, retriable, userMessage });
   }
 
   private async request(method: string, path: string): Promise<Response> {
@@ -45,27 +110,15 @@ export class HttpEndpointDirectory implements EndpointDirectory {
   }
 
   private static async failure(res: Response): Promise<DirectoryError> {
-    let body: ErrorBody = {};
-    try {
-      body = (await res.json()) as ErrorBody;
-    } catch {
-      body = {};
-    }
-    const reason = typeof body.reason === 'string' ? body.reason : undefined;
-    const retriable = body.retriable === true || (reason !== undefined && TRANSIENT_REASONS.has(reason)) || res.status === 503;
-    const userMessage = typeof body.message === 'string' && body.message !== '' ? body.message : undefined;
-    return new DirectoryError(`control plane answered ${res.status}${reason ? ` (${reason})` : ''}`, { status: res.status, retriable, userMessage });
+    return HttpEndpointDirectory.failureFrom(res.status, await res.text().catch(() => ''));
   }
 
   async lookupRole(endpointId: string, role: string): Promise<RoleSecret | null> {
-    const res = await this.request('GET', `/v1/endpoints/${encodeURIComponent(endpointId)}/roles/${encodeURIComponent(role)}`);
-    if (res.status === 404) {
-      await res.body?.cancel();
-      return null;
-    }
-    if (!res.ok) throw await HttpEndpointDirectory.failure(res);
-    const body = (await res.json()) as { verifier?: unknown };
-    if (typeof body.verifier !== 'string') throw new DirectoryError('control plane sent no verifier');
+    const res = await this.get(`/v1/endpoints/${encodeURIComponent(endpointId)}/roles/${encodeURIComponent(role)}`);
+    if (res.status === 404) return null;
+    if (res.status < 200 || res.status > 299) throw HttpEndpointDirectory.failureFrom(res.status, res.body);
+    const body = JSON.parse(res.body) as { verifier?: unknown } | null;
+    if (typeof body?.verifier !== 'string') throw new DirectoryError('control plane sent no verifier');
     return { verifier: body.verifier };
   }
 

@@ -1,5 +1,6 @@
 // Reading and decoding the SQL-over-HTTP request body: size limit (413) while streaming, then Neon's
 // "untagged" payload decode: a single query first, then a batch (400 with Neon's message prefix).
+import type { Readable } from 'node:stream';
 import { ProxyError } from './errors.ts';
 import { paramToText, type Json } from './json-values.ts';
 
@@ -35,6 +36,52 @@ export async function readBody(body: ReadableStream<Uint8Array> | null, max: num
     throw new ProxyError(`could not read the HTTP request body: ${err instanceof Error ? err.message : String(err)}`, 400, 'bad_request');
   }
   return Buffer.concat(chunks);
+}
+
+/**
+ * readBody straight from Node's request stream (under @hono/node-server), without building a web Request and
+ * ReadableStream around it: same limit, same errors.
+ */
+export function readIncoming(incoming: Readable, max: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const cleanup = (): void => {
+      incoming.off('data', onData);
+      incoming.off('end', onEnd);
+      incoming.off('error', onError);
+      incoming.off('close', onClose);
+    };
+    const fail = (message: string): void => {
+      cleanup();
+      reject(new ProxyError(`could not read the HTTP request body: ${message}`, 400, 'bad_request'));
+    };
+    const onData = (chunk: Buffer): void => {
+      size += chunk.length;
+      if (size > max) {
+        // Left unread, as the web stream path leaves it: @hono/node-server drains or closes it after the 413.
+        cleanup();
+        incoming.pause();
+        reject(tooLarge(max));
+        return;
+      }
+      chunks.push(chunk);
+    };
+    const onEnd = (): void => {
+      cleanup();
+      resolve(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks));
+    };
+    const onError = (err: Error): void => fail(err.message);
+    const onClose = (): void => fail('aborted');
+    if (incoming.readableEnded) {
+      resolve(Buffer.alloc(0));
+      return;
+    }
+    incoming.on('data', onData);
+    incoming.on('end', onEnd);
+    incoming.on('error', onError);
+    incoming.on('close', onClose);
+  });
 }
 
 const UNTAGGED = 'data did not match any variant of untagged enum Payload';

@@ -1,14 +1,15 @@
 // SQL over HTTP (reference §1): POST /sql, OPTIONS /sql, the 400 for other paths, and /metrics.
 import { randomUUID } from 'node:crypto';
+import { IncomingMessage } from 'node:http';
 import { Hono } from 'hono';
 import type { Context } from 'hono';
 import type { Logger } from '../lib/logger.ts';
 import type { Authenticator } from './auth.ts';
 import type { BackendConnection } from './backend-connection.ts';
-import type { BackendPool } from './backend-pool.ts';
+import { RESET_MESSAGE, type BackendPool } from './backend-pool.ts';
 import { parseConnectionString, type ConnInfo } from './conn-string.ts';
 import { PgServerError, ProxyError } from './errors.ts';
-import { decodePayload, readBody, tooLarge, type Payload } from './http-body.ts';
+import { decodePayload, readBody, readIncoming, tooLarge, type Payload } from './http-body.ts';
 import type { ProxyMetrics } from './metrics.ts';
 import {
   ResponseTooLarge,
@@ -18,6 +19,7 @@ import {
   runSimple,
   type BatchOptions,
   type ResponseBudget,
+  type Trailer,
 } from './sql-executor.ts';
 
 export interface HttpDeps {
@@ -172,7 +174,8 @@ async function handleSql(c: Ctx, deps: HttpDeps): Promise<Response> {
     const { info } = parsed;
 
     // Body and authentication + connection run concurrently (a cold compute wakes while the body streams).
-    const bodyP = readBody(c.req.raw.body, deps.maxRequestBytes).then(decodePayload);
+    const incoming = (c.env as { incoming?: unknown } | undefined)?.incoming;
+    const bodyP = (incoming instanceof IncomingMessage ? readIncoming(incoming, deps.maxRequestBytes) : readBody(c.req.raw.body, deps.maxRequestBytes)).then(decodePayload);
     const connP = (async () => {
       await deps.auth.checkCleartext(info.endpointId, info.user, info.password);
       deps.noteActivity?.(info.endpointId);
@@ -200,8 +203,10 @@ async function handleSql(c: Ctx, deps: HttpDeps): Promise<Response> {
     };
     signal.addEventListener('abort', onAbort, { once: true });
     let keep = true;
+    // The session reset goes out with the request's last statement; the pool then only reads its result.
+    const reset: Trailer = { bytes: RESET_MESSAGE, sent: false };
     try {
-      const body = await execute(conn, payload, parsed, deps);
+      const body = await execute(conn, payload, parsed, deps, reset);
       return json(c, 200, body, payload.kind === 'batch' ? batchEchoHeaders(parsed.batch) : {});
     } catch (err) {
       if (cancelled) return fail(400, CANCELLED_BODY, '08P01');
@@ -214,7 +219,7 @@ async function handleSql(c: Ctx, deps: HttpDeps): Promise<Response> {
     } finally {
       signal.removeEventListener('abort', onAbort);
       if (cancelled || !keep) conn.destroy();
-      else deps.pool.release(info.endpointId, info.database, info.user, conn);
+      else deps.pool.release(info.endpointId, info.database, info.user, conn, reset.sent);
     }
   } finally {
     ended();
@@ -229,17 +234,17 @@ async function handleSql(c: Ctx, deps: HttpDeps): Promise<Response> {
   }
 }
 
-async function execute(conn: BackendConnection, payload: Payload, p: Parsed, deps: HttpDeps): Promise<string> {
+async function execute(conn: BackendConnection, payload: Payload, p: Parsed, deps: HttpDeps, reset: Trailer): Promise<string> {
   const budget: ResponseBudget = { remaining: deps.maxResponseBytes, max: deps.maxResponseBytes };
   const out = { rawText: p.rawText };
   if (p.statementTimeoutMs !== null) await runSimple(conn, `SET statement_timeout = ${p.statementTimeoutMs}`);
   if (payload.kind === 'single') {
     deps.metrics.queries.inc();
     const q = payload.query;
-    return runQuery(conn, { query: q.query, params: q.params, arrayMode: q.arrayMode ?? p.arrayMode }, out, budget);
+    return runQuery(conn, { query: q.query, params: q.params, arrayMode: q.arrayMode ?? p.arrayMode }, out, budget, reset);
   }
   if (payload.queries.length === 0) return '{"results":[]}';
   deps.metrics.queries.inc(payload.queries.length);
   const queries = payload.queries.map((q) => ({ query: q.query, params: q.params, arrayMode: q.arrayMode ?? p.arrayMode }));
-  return runBatch(conn, queries, p.batch, out, budget);
+  return runBatch(conn, queries, p.batch, out, budget, reset);
 }

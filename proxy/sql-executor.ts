@@ -28,6 +28,15 @@ export interface OutputOptions {
   rawText: boolean;
 }
 
+/**
+ * Messages to send in the same write as the last statement of a request (the session reset, so the compute
+ * runs it right after the query without another round trip); `sent` tells whether they went out.
+ */
+export interface Trailer {
+  readonly bytes: Buffer;
+  sent: boolean;
+}
+
 /** Bytes of encoded rows left before the response exceeds its limit; shared by the queries of a batch. */
 export interface ResponseBudget {
   remaining: number;
@@ -86,8 +95,14 @@ export async function runQuery(
   req: QueryRequest,
   out: OutputOptions,
   budget: ResponseBudget,
+  trailer?: Trailer,
 ): Promise<string> {
-  conn.write(Buffer.concat([parseMessage(req.query), bindMessage(req.params), describePortalMessage(), executeMessage(), SYNC]));
+  const parts = [parseMessage(req.query), bindMessage(req.params), describePortalMessage(), executeMessage(), SYNC];
+  if (trailer) {
+    parts.push(trailer.bytes);
+    trailer.sent = true;
+  }
+  conn.write(Buffer.concat(parts));
   let fields: FieldDescription[] = [];
   const rows: string[] = [];
   let tag = '';
@@ -124,8 +139,16 @@ export async function runQuery(
 }
 
 /** A simple-protocol statement whose result is not needed (transaction control, session reset). */
-export async function runSimple(conn: BackendConnection, sql: string): Promise<void> {
-  conn.write(queryMessage(sql));
+export async function runSimple(conn: BackendConnection, sql: string, trailer?: Trailer): Promise<void> {
+  if (trailer) {
+    conn.write(Buffer.concat([queryMessage(sql), trailer.bytes]));
+    trailer.sent = true;
+  } else conn.write(queryMessage(sql));
+  await readSimpleResult(conn);
+}
+
+/** Reads the result of one simple-protocol Query already written: up to its ReadyForQuery. */
+export async function readSimpleResult(conn: BackendConnection): Promise<void> {
   let error: Record<string, string> | null = null;
   await conn.read((m) => {
     if (m.type === 'E') error ??= parseErrorFields(m.body);
@@ -168,6 +191,7 @@ export async function runBatch(
   batch: BatchOptions,
   out: OutputOptions,
   budget: ResponseBudget,
+  trailer?: Trailer,
 ): Promise<string> {
   await runSimple(conn, startTransactionSql(batch));
   const results: string[] = [];
@@ -177,6 +201,6 @@ export async function runBatch(
     if (err instanceof PgServerError && !conn.closed) await runSimple(conn, 'ROLLBACK');
     throw err;
   }
-  await runSimple(conn, 'COMMIT');
+  await runSimple(conn, 'COMMIT', trailer);
   return `{"results":[${results.join(',')}]}`;
 }
