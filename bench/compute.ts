@@ -245,7 +245,7 @@ export async function runComputeBenchmarks(): Promise<string[]> {
     const local1 = await commitsPerSecond([viaLocal], 5, 0);
     const commitRows = [
       ['compute over the wire, 1 client (each commit acknowledged by the storage node)', fmtNum(wire1)],
-      ['compute over the wire, 4 clients (one backend: commits run one at a time)', fmtNum(wire4)],
+      ['compute over the wire, 4 clients (one backend; the commits of waiting sessions share a write batch)', fmtNum(wire4)],
       ['PGlite in-process, local files (no fsync: PGlite runs with fsync off)', fmtNum(local1)],
     ];
     if (nativeClient) {

@@ -191,6 +191,8 @@ export class Compute {
   private readonly io: IoCounters;
   private readonly startStats: ComputeStats['start'];
   private runningProtocolCall = 0;
+  /** The worker said, in its last reply, that it holds changes not shipped yet (deferred calls). */
+  private unshipped = false;
   private readonly deathListeners: ((e: Error) => void)[] = [];
 
   /** Use startCompute(). */
@@ -211,6 +213,7 @@ export class Compute {
       if (!p) return;
       this.calls.delete(msg.id);
       this.lastLsn = msg.lsn;
+      this.unshipped = msg.ok ? msg.unshipped === true : true;
       if (msg.ok) p.resolve(msg.value);
       else p.reject(new ComputeError(msg.error));
     });
@@ -262,16 +265,27 @@ export class Compute {
    * Raw Postgres wire protocol messages in, raw backend messages out (PGlite's execProtocolRaw). The writes
    * they made are durable when this resolves, so a proxy can relay the ReadyForQuery.
    */
-  async execProtocolRaw(bytes: Uint8Array): Promise<Uint8Array> {
+  async execProtocolRaw(bytes: Uint8Array, opts: { deferFlush?: boolean } = {}): Promise<Uint8Array> {
     let id = 0;
+    const fields: Omit<CallMessage, 't' | 'id' | 'op'> = opts.deferFlush ? { bytes, deferFlush: true } : { bytes };
     try {
-      return await this.call<Uint8Array>('protocol', { bytes }, (n) => (id = this.runningProtocolCall = n));
+      return await this.call<Uint8Array>('protocol', fields, (n) => (id = this.runningProtocolCall = n));
     } finally {
       if (this.runningProtocolCall === id) {
         this.runningProtocolCall = 0;
         requestCancel(this.memory, 0);
       }
     }
+  }
+
+  /**
+   * Ships the changes of earlier `execProtocolRaw(bytes, { deferFlush: true })` calls as one batch; resolves once
+   * the storage node acknowledged it (their replies may then be relayed).
+   */
+  async flush(): Promise<void> {
+    // deferred calls that changed nothing (reads) need no round trip: nothing is waiting to be shipped
+    if (!this.unshipped && !this.dead) return;
+    await this.call<null>('flush');
   }
 
   /**

@@ -364,6 +364,35 @@ describe('transaction mode', () => {
     expect(await ids(b)).toEqual([2, 4]);
   });
 
+  it('commits of sessions waiting for the backend share one write batch (group commit) and all survive a restart', async () => {
+    const tl = await project();
+    const c = await startOn(tl);
+    const setup = await connect(c);
+    await setup.query('CREATE TABLE g (id int PRIMARY KEY, w int)');
+    const batches = async (): Promise<number> => {
+      const text = await (await fetch(`${node.url}/metrics`)).text();
+      return Number(/^storage_batches_total (\d+)/m.exec(text)?.[1] ?? NaN);
+    };
+    const before = await batches();
+    const writers = await Promise.all(Array.from({ length: 6 }, () => connect(c)));
+    const perWriter = 25;
+    await Promise.all(writers.map(async (w, k) => {
+      for (let i = 0; i < perWriter; i++) {
+        const r = await w.query('INSERT INTO g VALUES ($1, $2) RETURNING id', [k * 1000 + i, k]);
+        expect(r.rows[0].id).toBe(k * 1000 + i);
+      }
+    }));
+    const shipped = (await batches()) - before;
+    expect(shipped).toBeGreaterThan(0);
+    expect(shipped).toBeLessThan(writers.length * perWriter * 0.75);
+    // every answered commit is on the storage node: a new compute on the timeline has them all
+    await api.stop(c.computeId);
+    const again = await startOn(tl);
+    const reader = await connect(again);
+    expect((await reader.query<{ n: number }>('SELECT count(*)::int AS n FROM g')).rows[0].n).toBe(writers.length * perWriter);
+    await api.stop(again.computeId);
+  });
+
   it('ends a session idle in a transaction while others wait', async () => {
     const quick = await startComputeHost(hostOptions({ poolSize: 0, idleInTransactionTimeoutMs: 1500 }));
     try {

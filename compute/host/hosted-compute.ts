@@ -91,6 +91,9 @@ export class HostedCompute implements Backend {
   failure: string | null = null;
   private current: Promise<Compute> | null = null;
   private latest: Compute | null = null;
+  /** The worker holding changes of deferred batches not shipped yet (group commit), if any. */
+  private unflushed: Compute | null = null;
+  private unflushedLost = false;
   private readonly killedFor = new WeakMap<Compute, BackendFailure['reason']>();
   private server: net.Server | null = null;
   private readonly sessions = new Set<Session>();
@@ -204,26 +207,53 @@ export class HostedCompute implements Backend {
 
   // ---- Backend (for the multiplexer) ----------------------------------------------------------------------------
 
-  async exec(bytes: Uint8Array): Promise<Uint8Array> {
+  async exec(bytes: Uint8Array, opts: { deferFlush?: boolean } = {}): Promise<Uint8Array> {
     if (!this.current) throw new BackendFailure('stopped', 'the compute is not running');
     const compute = await this.current;
-    try {
-      return await compute.execProtocolRaw(bytes);
-    } catch (e) {
-      const reason = this.killedFor.get(compute);
-      if (reason) throw new BackendFailure(reason, reason === 'cancel' ? 'canceling statement due to user request' : (e as Error).message);
-      const msg = (e as Error).message;
-      // Another writer took the timeline: this compute must never write again. Anything else (the storage
-      // node unreachable or restarting) is a crash: restart on the timeline's durable state, which holds every
-      // acknowledged commit; the unacknowledged statement fails.
-      if (/fenced/.test(msg) && /another writer|lsn_mismatch|second writer|expected timeline/.test(msg)) {
-        this.fail(`fenced: ${msg}`);
-        throw new BackendFailure('fenced', msg);
-      }
-      this.log.warn({ err: msg }, 'backend failed; restarting the compute on its timeline');
-      this.restart('crash', compute);
-      throw new BackendFailure('crash', msg);
+    if (opts.deferFlush) {
+      // a group that started on a worker since replaced lost its first statements' changes
+      if (this.unflushed !== null && this.unflushed !== compute) this.unflushedLost = true;
+      this.unflushed = compute;
     }
+    try {
+      return await compute.execProtocolRaw(bytes, opts);
+    } catch (e) {
+      throw this.failed(compute, e);
+    }
+  }
+
+  async flush(): Promise<void> {
+    // the deferred changes live in the worker that ran them: a replaced worker lost them
+    const compute = this.unflushed;
+    const lost = this.unflushedLost;
+    this.unflushed = null;
+    this.unflushedLost = false;
+    if (!compute) return;
+    if (lost || compute !== this.latest || compute.failure) {
+      throw new BackendFailure(this.killedFor.get(compute) === 'stopped' ? 'stopped' : 'crash', 'the compute was restarted before the write batch holding the statement was acknowledged');
+    }
+    try {
+      await compute.flush();
+    } catch (e) {
+      throw this.failed(compute, e);
+    }
+  }
+
+  /** Maps a failed call of a worker to the failure the multiplexer reports (restarting or fencing the compute). */
+  private failed(compute: Compute, e: unknown): BackendFailure {
+    const reason = this.killedFor.get(compute);
+    if (reason) return new BackendFailure(reason, reason === 'cancel' ? 'canceling statement due to user request' : (e as Error).message);
+    const msg = (e as Error).message;
+    // Another writer took the timeline: this compute must never write again. Anything else (the storage
+    // node unreachable or restarting) is a crash: restart on the timeline's durable state, which holds every
+    // acknowledged commit; the unacknowledged statement fails.
+    if (/fenced/.test(msg) && /another writer|lsn_mismatch|second writer|expected timeline/.test(msg)) {
+      this.fail(`fenced: ${msg}`);
+      return new BackendFailure('fenced', msg);
+    }
+    this.log.warn({ err: msg }, 'backend failed; restarting the compute on its timeline');
+    this.restart('crash', compute);
+    return new BackendFailure('crash', msg);
   }
 
   /** Serves a CancelRequest for a session of this compute. */

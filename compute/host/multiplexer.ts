@@ -9,13 +9,26 @@
 // session that disconnects inside one, closes a departing session's prepared statements (DISCARD ALL when the
 // last session leaves), replays sessions' prepared statements after the backend was restarted, and ends a
 // session that idles inside a transaction while others wait.
+//
+// Group commit: batches of several sessions that run back to back while others wait are executed with
+// deferFlush, and their changes shipped by one flush (one write batch, one acknowledgement); each session's result
+// is released only when that flush resolved.
 import { closeStatement, concat, errorsIn, lastReadyStatus, query, sync } from './wire/messages.ts';
 import type { ErrorFields, TxStatus } from './wire/messages.ts';
 
 /** What runs the batches: the compute's PGlite (execProtocolRaw). Rejects when the backend failed. */
 export interface Backend {
-  exec(bytes: Uint8Array): Promise<Uint8Array>;
+  /**
+   * `deferFlush`: the batch's changes are not shipped after it; its output must not reach the client before a
+   * later flush() resolved (group commit).
+   */
+  exec(bytes: Uint8Array, opts?: { deferFlush?: boolean }): Promise<Uint8Array>;
+  /** Ships the changes of the deferred batches as one write batch; resolves once it is acknowledged. */
+  flush(): Promise<void>;
 }
+
+/** Most client batches that share one write batch (group commit). */
+const MAX_GROUP = 32;
 
 /** The multiplexer's view of a client session. */
 export interface MuxSession {
@@ -92,6 +105,16 @@ export class Multiplexer {
   private readonly sessions = new Map<MuxSession, SessionState>();
   private owner: MuxSession | null = null;
   private runningItem: Item | null = null;
+  /**
+   * Group commit: batches that ran while others waited, with their output, held until one flush ships all their
+   * changes in one write batch (each client sees its result only once the batch holding its changes is durable).
+   */
+  private readonly held: { item: Item; out: Uint8Array; t0: number }[] = [];
+  private flushing = false;
+  private flushNow = false;
+  /** The last two distinct sessions whose batch finished, and when (to tell whether others are busy). */
+  private lastDone: { s: MuxSession | null; at: number } = { s: null, at: 0 };
+  private prevDone: { s: MuxSession | null; at: number } = { s: null, at: 0 };
   private currentRole: string | null = null;
   private epoch = 0;
   private closedWith: Error | null = null;
@@ -194,7 +217,7 @@ export class Multiplexer {
   }
 
   get busy(): boolean {
-    return this.runningItem !== null;
+    return this.runningItem !== null || this.flushing;
   }
 
   /** Last time a batch finished (ms since epoch). */
@@ -205,8 +228,9 @@ export class Multiplexer {
   /** Resolves when no batch is running or waiting (for a clean stop). */
   async drained(timeoutMs: number): Promise<boolean> {
     const end = Date.now() + timeoutMs;
-    while ((this.runningItem || this.queue.length > 0) && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
-    return !this.runningItem && this.queue.length === 0;
+    const idle = (): boolean => !this.runningItem && !this.flushing && this.held.length === 0 && this.queue.length === 0;
+    while (!idle() && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
+    return idle();
   }
 
   private enqueue(s: MuxSession, bytes: Uint8Array, internal: boolean, after?: () => void): Promise<Uint8Array> {
@@ -222,16 +246,26 @@ export class Multiplexer {
     });
   }
 
-  private pick(): Item | null {
-    if (this.runningItem) return null;
+  private nextIndex(): number {
     const i = this.owner === null ? 0 : this.queue.findIndex((it) => it.session === this.owner);
-    if (i < 0 || i >= this.queue.length) return null;
-    return this.queue.splice(i, 1)[0];
+    return i < this.queue.length ? i : -1;
   }
 
   private pump(): void {
-    const item = this.pick();
-    if (!item) return;
+    if (this.runningItem || this.flushing) return;
+    if (this.flushNow || (this.held.length > 0 && (this.closedWith || this.held.length >= MAX_GROUP || this.nextIndex() < 0))) {
+      this.flushNow = false;
+      this.flushing = true;
+      void this.flushHeld().finally(() => {
+        this.flushing = false;
+        this.lastActivityAt = Date.now();
+        this.pump();
+      });
+      return;
+    }
+    const i = this.nextIndex();
+    if (i < 0) return;
+    const item = this.queue.splice(i, 1)[0];
     this.runningItem = item;
     void this.execute(item).finally(() => {
       this.runningItem = null;
@@ -244,9 +278,12 @@ export class Multiplexer {
     const s = item.session;
     const st = this.sessions.get(s);
     const t0 = performance.now();
+    let defer = false;
     try {
       if (!item.internal && st) await this.prepareFor(s, st);
-      const out = await this.backend.exec(item.bytes);
+      // while others wait (or a group is open), the batch's changes wait for the group's one write batch
+      defer = !item.internal && (this.held.length > 0 || this.queue.length > 0 || this.othersBusy(s));
+      const out = await this.backend.exec(item.bytes, defer ? { deferFlush: true } : undefined);
       const status = lastReadyStatus(out);
       // no ReadyForQuery (a Flush in the middle of an extended-protocol batch): the batch is not over
       if (status === 'I') {
@@ -257,11 +294,55 @@ export class Multiplexer {
         st.lastActivity = Date.now();
       }
       item.after?.();
+      this.noteDone(s);
+      if (defer) {
+        this.held.push({ item, out, t0 });
+        return;
+      }
       if (!item.internal) this.opts.onBatch?.(performance.now() - t0, t0 - item.enqueuedAt);
       item.resolve(out);
     } catch (e) {
       if (this.owner === s) this.owner = null;
       item.reject(e as Error);
+      // held batches are settled before anything else runs (a failed backend lost their changes: flush says so),
+      // and a failed deferred batch's account with the backend is closed the same way
+      this.flushNow = this.held.length > 0 || defer;
+    }
+  }
+
+  private noteDone(s: MuxSession): void {
+    const now = performance.now();
+    if (this.lastDone.s !== s) this.prevDone = this.lastDone;
+    this.lastDone = { s, at: now };
+  }
+
+  /**
+   * Another session finished a batch within the last 2 ms: its next batch is probably on its way, so this one
+   * waits to share its write batch (it ships at once if nothing else is queued when it finishes).
+   */
+  private othersBusy(s: MuxSession): boolean {
+    const since = performance.now() - 2;
+    return (this.lastDone.s !== s && this.lastDone.at > since) || (this.prevDone.s !== s && this.prevDone.s !== null && this.prevDone.at > since);
+  }
+
+  /** Ships the held batches' changes; their clients get their results once it is acknowledged. */
+  private async flushHeld(): Promise<void> {
+    const group = this.held.splice(0);
+    try {
+      await this.backend.flush();
+    } catch (e) {
+      const err = e instanceof BackendFailure && e.reason !== 'cancel'
+        ? e
+        : new BackendFailure('crash', `the write batch holding the statement was not acknowledged: ${(e as Error)?.message ?? e}`);
+      for (const h of group) {
+        if (this.owner === h.item.session) this.owner = null;
+        h.item.reject(err);
+      }
+      return;
+    }
+    for (const h of group) {
+      this.opts.onBatch?.(performance.now() - h.t0, h.t0 - h.item.enqueuedAt);
+      h.item.resolve(h.out);
     }
   }
 

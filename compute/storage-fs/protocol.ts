@@ -38,7 +38,7 @@ export interface BootMessage {
   hint: PageRef[];
 }
 
-export type CallOp = 'query' | 'exec' | 'protocol' | 'stats' | 'startPages' | 'stop';
+export type CallOp = 'query' | 'exec' | 'protocol' | 'flush' | 'stats' | 'startPages' | 'stop';
 
 export interface CallMessage {
   t: 'call';
@@ -47,6 +47,11 @@ export interface CallMessage {
   sql?: string;
   params?: unknown[];
   bytes?: Uint8Array;
+  /**
+   * Do not ship this call's changes after it (a later call ships them, 'flush' or one without the flag): the
+   * caller holds its reply until then (group commit of several sessions' statements in one batch).
+   */
+  deferFlush?: boolean;
 }
 
 export interface SerializedError {
@@ -69,7 +74,8 @@ export type WorkerMessage =
   | { t: 'prestarted'; ms: number }
   | { t: 'ready'; pgliteStartMs: number; stats: WorkerStats }
   | { t: 'fatal'; error: SerializedError }
-  | { t: 'reply'; id: number; ok: true; value: unknown; lsn: number }
+  /** `unshipped`: changes are waiting for a flush (after a call with deferFlush). */
+  | { t: 'reply'; id: number; ok: true; value: unknown; lsn: number; unshipped?: boolean }
   | { t: 'reply'; id: number; ok: false; error: SerializedError; lsn: number };
 
 export function serializeError(e: unknown): SerializedError {

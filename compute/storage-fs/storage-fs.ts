@@ -563,19 +563,34 @@ export class StorageFS extends BaseFilesystem {
       const inPage = abs - page * PAGE_SIZE;
       const n = Math.min(PAGE_SIZE - inPage, src.length - pos);
       let entry = inode.pages.get(page);
+      // whether entry.data holds what the storage node has for the page (at the read LSN) outside its dirty range
+      let known = entry !== undefined;
       if (!entry) {
         if (page * PAGE_SIZE < inode.baseSize && n < PAGE_SIZE) {
           this.counters.cacheMisses++;
           this.fetchRange(inode, page, page); // read-modify-write of a partly written page
           entry = inode.pages.get(page)!;
+          known = true;
         } else {
           entry = { inode, page, data: new Uint8Array(PAGE_SIZE), state: enum_CLEAN, lo: 0, hi: 0, startRead: false };
           inode.pages.set(page, entry);
           this.lru.add(entry);
         }
       }
-      entry.data.set(src.subarray(pos, pos + n), inPage);
-      this.markDirty(entry, inPage, inPage + n);
+      let lo = inPage;
+      let hi = inPage + n;
+      // Postgres rewrites whole pages (the WAL page a commit appends to, a heap page with one new tuple): inside
+      // what the storage node already has at the read LSN, only the bytes that differ need shipping. Past
+      // baseSize every byte is shipped (the write is what extends the remote file).
+      if (known && page * PAGE_SIZE + hi <= inode.baseSize) {
+        const d = entry.data;
+        while (lo < hi && d[lo] === src[pos + lo - inPage]) lo++;
+        while (hi > lo && d[hi - 1] === src[pos + hi - 1 - inPage]) hi--;
+      }
+      if (lo < hi) {
+        entry.data.set(src.subarray(pos + lo - inPage, pos + hi - inPage), lo);
+        this.markDirty(entry, lo, hi);
+      }
       pos += n;
     }
     if (position + src.length > inode.size) inode.size = position + src.length;

@@ -55,8 +55,8 @@ const fs = new ComputeFS({
   }),
 });
 
-function post(msg: WorkerMessage): void {
-  port.postMessage(msg);
+function post(msg: WorkerMessage, transfer?: ArrayBuffer[]): void {
+  port.postMessage(msg, transfer);
 }
 
 let pg: PGlite | null = null;
@@ -84,6 +84,31 @@ function quoteIdent(name: string): string {
   return '"' + name.replace(/"/g, '""') + '"';
 }
 
+/**
+ * execProtocolRaw without PGlite's default output handler, which copies every chunk twice and parses every
+ * backend message into result objects that a raw call never reads (and keeps: they pile up between query()s).
+ */
+async function execRaw(db: PGlite, bytes: Uint8Array): Promise<Uint8Array> {
+  const parts: Uint8Array[] = [];
+  let total = 0;
+  await db.execProtocolRawStream(bytes, {
+    syncToFs: false,
+    onRawData: (chunk: Uint8Array) => {
+      // a view of the wasm memory: copied before Postgres writes there again
+      parts.push(chunk.slice());
+      total += chunk.length;
+    },
+  });
+  if (parts.length === 1) return parts[0];
+  const out = new Uint8Array(total);
+  let off = 0;
+  for (const p of parts) {
+    out.set(p, off);
+    off += p.length;
+  }
+  return out;
+}
+
 async function handle(msg: CallMessage): Promise<unknown> {
   if (stopped) throw new Error('compute is stopped');
   const db = pg!;
@@ -93,7 +118,9 @@ async function handle(msg: CallMessage): Promise<unknown> {
     case 'exec':
       return await db.exec(msg.sql!);
     case 'protocol':
-      return await db.execProtocolRaw(msg.bytes!, { syncToFs: false });
+      return await execRaw(db, msg.bytes!);
+    case 'flush':
+      return null; // the changes of earlier deferred calls are shipped below, as after every call
     case 'stats':
       return stats();
     case 'startPages':
@@ -129,12 +156,14 @@ port.on('message', (msg: BootMessage | CallMessage) => {
     cancelHook.setCurrentCall(0);
     // the durability point: ship this request's changes and wait for the acknowledgement
     try {
-      if (!fs.fencedError) fs.flush();
+      if (!fs.fencedError && !msg.deferFlush) fs.flush();
     } catch (e) {
       error ??= new Error(`the write batch was not acknowledged, the compute is fenced: ${(e as Error).message}`);
     }
     if (fs.fencedError && error === null) error = new Error(`the compute is fenced: ${fs.fencedError.message}`);
-    if (error === null) post({ t: 'reply', id: msg.id, ok: true, value, lsn: fs.currentLsn });
+    // a protocol call's output owns its buffer (execRaw): moved, not copied
+    const moved = value instanceof Uint8Array && value.buffer instanceof ArrayBuffer && value.byteOffset === 0 && value.byteLength === value.buffer.byteLength ? [value.buffer] : undefined;
+    if (error === null) post({ t: 'reply', id: msg.id, ok: true, value, lsn: fs.currentLsn, unshipped: fs.hasUnshippedChanges }, moved);
     else post({ t: 'reply', id: msg.id, ok: false, error: serializeError(error), lsn: fs.currentLsn });
   });
 });

@@ -87,6 +87,8 @@ export interface SqlTraits {
 }
 
 export function sqlTraits(sql: string): SqlTraits {
+  // keywords cannot be quoted or escaped: SQL without these letters has neither (the common case, unlexed)
+  if (!/copy|listen/i.test(sql)) return { copyFromStdin: null, listen: false };
   let copyFromStdin: SqlTraits['copyFromStdin'] = null;
   let listen = false;
   for (const w of statementWords(sql)) {
