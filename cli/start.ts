@@ -4,10 +4,10 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { freePort } from '../lib/free-port.ts';
 import { Supervisor } from './supervisor.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -48,17 +48,6 @@ async function loadSecrets(dir: string): Promise<Secrets> {
   await writeFile(path, JSON.stringify(s, null, 2) + '\n', { mode: 0o600 });
   await chmod(path, 0o600);
   return s;
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolvePort, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const port = (srv.address() as { port: number }).port;
-      srv.close(() => resolvePort(port));
-    });
-  });
 }
 
 async function port(value: string | undefined, fallback: number, auto: boolean): Promise<number> {

@@ -1,13 +1,8 @@
 // Client of a compute host's control API (compute/main.ts): start, list and stop computes.
 
-export interface StartComputeRequest {
-  computeId: string;
-  timelineId: string;
-  lsn?: number;
-  readOnly?: boolean;
-  database?: string;
-  username?: string;
-}
+/** The compute host's own request type (compute/host/host.ts): one definition for both sides of the wire. */
+export type { StartRequest as StartComputeRequest } from '../compute/host/host.ts';
+import type { StartRequest as StartComputeRequest } from '../compute/host/host.ts';
 
 export interface ComputeInfo {
   computeId: string;

@@ -3,9 +3,11 @@
 // SCRAM over TCP, trust over the Unix socket.
 import { execFileSync } from 'node:child_process';
 import { chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { freePort } from '../../lib/free-port.ts';
+
+export { freePort };
 
 export interface NativePostgres {
   host: string;
@@ -38,17 +40,6 @@ function findBinDir(): string {
     throw new Error('PostgreSQL server binaries (initdb, pg_ctl) not found under /usr/lib/postgresql: run `apt-get install postgresql`');
   }
   return path.join(root, versions[0], 'bin');
-}
-
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as net.AddressInfo;
-      srv.close(() => resolve(port));
-    });
-  });
 }
 
 export async function startNativePostgres(opts: NativePostgresOptions = {}): Promise<NativePostgres> {
