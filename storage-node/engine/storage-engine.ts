@@ -15,7 +15,7 @@ import type { ReadSource } from './layer-store.ts';
 import { keys, lsnHex, newManifest, parseManifest } from './manifest.ts';
 import type { Manifest } from './manifest.ts';
 import type { PageData } from './page.ts';
-import { ConflictError, InvalidRequestError, NotFoundError } from './errors.ts';
+import { CodedError, ConflictError, InvalidRequestError, NotFoundError } from './errors.ts';
 import { Timeline } from './timeline.ts';
 import type { BlobLoader, PageVersion, PreparedBatch } from './timeline.ts';
 import { WriteLog, decodeRecords, encodeRecord } from './write-log.ts';
@@ -112,6 +112,7 @@ export class StorageEngine {
   private timer: NodeJS.Timeout | null = null;
   private backgroundRunning = false;
   private closed = false;
+  private walFailure: CodedError | null = null;
 
   constructor(config: EngineConfig) {
     this.config = config;
@@ -343,13 +344,21 @@ export class StorageEngine {
     const st = this.state(id);
     const t = await this.load(id);
     if (st.fenced) throw st.fenced;
+    if (this.walFailure) throw this.walFailure;
     const prepared = t.prepare(batch, Date.now());
     this.applyPrepared(st, t, prepared);
     st.lastWriteMs = Date.now();
     const encoded = encodeBatch(batch);
     const rec: LogRecord = { type: 'batch', timelineId: id, lsn: prepared.lsn, time: prepared.time, batch: encoded };
     if (this.wal) {
-      await this.wal.append(rec);
+      try {
+        await this.wal.append(rec);
+      } catch (e) {
+        // The batch is applied in memory but not durable, and later batches would build on it: stop writing
+        // (fail-stop, like a Postgres PANIC). A restart replays the log, which holds every acknowledged batch.
+        this.walFailure = new CodedError('write_log_failed', `the storage node's write log failed (${(e as Error).message}); it accepts no writes until it is restarted`);
+        throw this.walFailure;
+      }
     } else {
       const put = this.store.put(keys.walObject(id, prepared.lsn), encodeRecord(rec), { ifNoneMatch: '*' });
       const previous = st.durableChain;
