@@ -13,7 +13,7 @@ import type { LayerContent, LayerIndex } from './layer-file.ts';
 import { LayerStore } from './layer-store.ts';
 import type { ReadSource } from './layer-store.ts';
 import { keys, lsnHex, newManifest, parseManifest } from './manifest.ts';
-import type { Manifest } from './manifest.ts';
+import type { Manifest, ManifestLayer } from './manifest.ts';
 import type { PageData } from './page.ts';
 import { CodedError, ConflictError, InvalidRequestError, NotFoundError } from './errors.ts';
 import { Timeline } from './timeline.ts';
@@ -373,6 +373,7 @@ export class StorageEngine {
           throw err;
         }
         await previous;
+        if (st.fenced) throw st.fenced; // an earlier batch failed: this one builds on it and cannot be acknowledged
       })();
       st.durableChain = mine.catch(() => {});
       await mine;
@@ -430,14 +431,19 @@ export class StorageEngine {
 
   // ---- layers: freeze, compaction, GC ----
 
-  private async uploadManifest(st: TimelineState): Promise<void> {
-    const next: Manifest = { ...st.manifest, generation: st.manifest.generation + 1 };
+  /**
+   * Writes the manifest with `changes` applied. The in-memory manifest changes only once the object store has it:
+   * what it says (uploadedLsn, layers) decides what the write log may drop and what GC may remove.
+   */
+  private async uploadManifest(st: TimelineState, changes: Partial<Manifest> = {}): Promise<void> {
+    const next: Manifest = { ...st.manifest, ...changes, generation: st.manifest.generation + 1 };
     const body = Buffer.from(JSON.stringify(next, null, 1));
     try {
       const { etag } = await this.store.put(keys.manifest(st.id), body, st.etag === null ? { ifNoneMatch: '*' } : { ifMatch: st.etag });
       st.etag = etag;
       st.manifest = next;
       this.config.events?.upload?.('manifest', body.length);
+      if (changes.layers) this.reportLayers();
     } catch (e) {
       if (e instanceof PreconditionFailedError) {
         st.fenced = new ConflictError(
@@ -475,10 +481,9 @@ export class StorageEngine {
         for (const [key, data] of batch.pages) content.pages.push([key, batch.lsn, data]);
         content.times.push([batch.lsn, batch.time]);
       }
-      const { name, index: written } = await this.writeLayer(st, content);
+      const { name, index: written, entry } = await this.writeLayer(st, content);
       const walDone = st.walObjects.filter((l) => l <= upto);
-      st.manifest = { ...st.manifest, uploadedLsn: upto };
-      await this.uploadManifest(st);
+      await this.uploadManifest(st, { uploadedLsn: upto, layers: [...st.manifest.layers, entry] });
       // The versions now live in the layer: drop their bytes from memory.
       const index = new Map<string, number>();
       let pi = 0;
@@ -502,17 +507,13 @@ export class StorageEngine {
     });
   }
 
-  private async writeLayer(st: TimelineState, content: LayerContent): Promise<{ name: string; index: LayerIndex }> {
+  /** Uploads a layer file; it becomes part of the timeline only when a manifest listing its entry is written. */
+  private async writeLayer(st: TimelineState, content: LayerContent): Promise<{ name: string; index: LayerIndex; entry: ManifestLayer }> {
     const name = `${content.kind}-${lsnHex(content.lsnStart)}-${lsnHex(content.lsnEnd)}-${randomBytes(4).toString('hex')}.layer`;
     const { bytes, index } = encodeLayer(content);
     await this.layers.put(st.id, name, bytes);
     this.config.events?.upload?.('layer', bytes.length);
-    st.manifest = {
-      ...st.manifest,
-      layers: [...st.manifest.layers, { name, kind: content.kind, lsnStart: content.lsnStart, lsnEnd: content.lsnEnd, size: bytes.length }],
-    };
-    this.reportLayers();
-    return { name, index };
+    return { name, index, entry: { name, kind: content.kind, lsnStart: content.lsnStart, lsnEnd: content.lsnEnd, size: bytes.length } };
   }
 
   private reportLayers(): void {
@@ -565,7 +566,7 @@ export class StorageEngine {
       for (const [ino, size] of live) first.sizes.push([ino, at, { size, cut: size }]);
       // Written in parts of at most imagePartPages pages (the first also holds the metadata snapshot), yielding
       // between pages, so that compacting a large timeline never holds the event loop or a huge buffer.
-      const written: { name: string; index: LayerIndex }[] = [];
+      const written: { name: string; index: LayerIndex; entry: ManifestLayer }[] = [];
       let part = first;
       let pages = 0;
       for (const key of [...t.pages.keys()]) {
@@ -584,7 +585,7 @@ export class StorageEngine {
         }
       }
       if (part.pages.length > 0 || part === first) written.push(await this.writeLayer(st, part));
-      await this.uploadManifest(st);
+      await this.uploadManifest(st, { layers: [...st.manifest.layers, ...written.map((w) => w.entry)] });
       for (const { name, index } of written) {
         for (const [key, lsn, , offset, length] of index.pages) {
           t.insertPageVersion(key, { lsn, kind: 'image', ref: { timelineId: id, layer: name, offset, length } });
@@ -618,8 +619,7 @@ export class StorageEngine {
       const doomed = st.manifest.layers.filter((l) => l.lsnEnd < horizon);
       if (doomed.length === 0 && t.gcCutoffLsn >= horizon) return { cutoffLsn: t.gcCutoffLsn, layersRemoved: 0 };
       const doomedNames = new Set(doomed.map((l) => l.name));
-      st.manifest = { ...st.manifest, gcCutoffLsn: horizon, layers: st.manifest.layers.filter((l) => !doomedNames.has(l.name)) };
-      await this.uploadManifest(st);
+      await this.uploadManifest(st, { gcCutoffLsn: horizon, layers: st.manifest.layers.filter((l) => !doomedNames.has(l.name)) });
       // In memory: versions older than the horizon are superseded by the image layer's snapshot.
       t.gcCutoffLsn = horizon;
       for (const [key, arr] of t.pages) {
@@ -637,7 +637,6 @@ export class StorageEngine {
       const firstTime = t.times.findIndex((x) => x.lsn >= horizon);
       t.times.splice(0, firstTime < 0 ? t.times.length : firstTime);
       await Promise.all(doomed.map((l) => this.layers.remove(id, l.name)));
-      this.reportLayers();
       return { cutoffLsn: horizon, layersRemoved: doomed.length };
     });
   }

@@ -73,6 +73,8 @@ export class WriteLog {
   private queue: Pending[] = [];
   private rotateWaiters: (() => void)[] = [];
   private flushing: Promise<void> | null = null;
+  /** After a failed write or fsync the log is fail-stop: what follows would build on a record that may be torn. */
+  private failure: Error | null = null;
   /** Counts fsyncs, to show group commit at work. */
   fsyncs = 0;
   private readonly noteSync: (seconds: number, records: number) => void;
@@ -127,6 +129,7 @@ export class WriteLog {
 
   /** Resolves once the record is on disk (fsynced). */
   append(rec: LogRecord): Promise<void> {
+    if (this.failure) return Promise.reject(this.failure);
     const bytes = encodeRecord(rec);
     return new Promise<void>((resolve, reject) => {
       this.queue.push({ rec, bytes, resolve, reject });
@@ -162,7 +165,8 @@ export class WriteLog {
           this.noteSync(Number(process.hrtime.bigint() - started) / 1e9, group.length);
           for (const p of group) p.resolve();
         } catch (e) {
-          for (const p of group) p.reject(e as Error);
+          this.failure = new Error(`write log failed: ${(e as Error).message}; restart the storage node`);
+          for (const p of [...group, ...this.queue.splice(0)]) p.reject(this.failure);
         }
       }
       const waiters = this.rotateWaiters.splice(0);
