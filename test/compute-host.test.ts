@@ -270,12 +270,12 @@ describe('wire protocol', () => {
     };
 
     victim.send(wire.query('SELECT pg_sleep(30)'));
-    await new Promise((r) => setTimeout(r, 200));
+    await new Promise((r) => setTimeout(r, 600)); // the statement is running (a loaded CI machine needs the margin)
     let t0 = performance.now();
     await sendCancel();
     let msgs = await victim.until();
     expect(errorFields(msgs.find((x) => x.type === 'E')!).C).toBe('57014');
-    expect(performance.now() - t0).toBeLessThan(400); // interrupted, not restarted
+    expect(performance.now() - t0).toBeLessThan(2500); // answered long before pg_sleep(30) would end
     const info0 = (await api.list()).find((x) => x.port === c.port)!;
     expect(info0.restarts).toBe(0);
 
@@ -284,7 +284,7 @@ describe('wire protocol', () => {
     victim.send(wire.query('BEGIN'));
     expect(types(await victim.until())).toBe('CZ');
     victim.send(wire.query("INSERT INTO t VALUES (11, 'never committed'); DO $$ DECLARE i bigint := 0; BEGIN WHILE i < 20000000000 LOOP i := i + 1; END LOOP; END $$"));
-    await new Promise((r) => setTimeout(r, 200));
+    await new Promise((r) => setTimeout(r, 600));
     t0 = performance.now();
     await sendCancel();
     msgs = await victim.until();
