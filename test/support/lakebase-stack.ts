@@ -38,7 +38,11 @@ export async function startLakebaseStack(opts: { dir?: string; env?: Record<stri
   child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
   const exited = new Promise<void>((r) => child.once('exit', () => r()));
   await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`lakebase start did not finish in 120 s:\n${out.slice(-4000)}`)), 120_000);
+    // Under vitest's hook timeout (120 s), so that this cleans up rather than the hook being abandoned.
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL'); // its services see their stdin close and stop (lib/supervised.ts)
+      reject(new Error(`lakebase start did not finish in 100 s:\n${out.slice(-4000)}`));
+    }, 100_000);
     const check = () => {
       if (out.includes('lakebase is running')) {
         clearTimeout(timer);

@@ -36,7 +36,10 @@ export async function startStorageProcess(args: string[], env: Record<string, st
   let out = '';
   const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
   const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`storage node did not start in 30 s:\n${out}`)), 30_000);
+    const timer = setTimeout(() => {
+      proc.kill('SIGKILL'); // never leave a half-started node behind
+      reject(new Error(`storage node did not start in 30 s:\n${out}`));
+    }, 30_000);
     const onData = (d: Buffer) => {
       out += d.toString();
       for (const line of out.split('\n')) {
