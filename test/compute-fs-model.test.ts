@@ -2,16 +2,14 @@
 // through the filesystem in a worker thread, over the real bridge and a real storage node. Every read in the
 // worker is checked against a reference model; every acknowledged flush is checked on the storage node byte
 // for byte; a fresh filesystem with a small cache reads the final state back.
+import { startTestStorageNode } from './support/storage-node-in-process.ts';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startStorageNode } from '../storage-node/server.ts';
 import type { StorageNode } from '../storage-node/server.ts';
-import { LocalFolderStore } from '../storage-node/object-store/local-folder.ts';
 import { StorageClient } from '../storage-node/client.ts';
-import { createLogger } from '../lib/logger.ts';
 import { BridgeServer, createBridgeMemory } from '../compute/storage-fs/bridge.ts';
 import { FsModel } from './support/fs-model.ts';
 import { expectTimelineEquals } from './support/storage-verify.ts';
@@ -23,14 +21,7 @@ let client: StorageClient;
 
 beforeAll(async () => {
   root = await mkdtemp(join(tmpdir(), 'lakebase-compute-fs-'));
-  node = await startStorageNode({
-    dataDir: join(root, 'storage'),
-    objectStore: new LocalFolderStore(join(root, 'objects')),
-    host: '127.0.0.1',
-    port: 0,
-    durability: 'local',
-    logger: createLogger('storage-node', 'warn'),
-  });
+  node = await startTestStorageNode(root);
   client = new StorageClient(node.url);
 });
 

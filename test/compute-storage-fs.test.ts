@@ -1,14 +1,12 @@
 // PGlite on the storage node: real PGlite in worker threads, a real storage node (in-process), no mocks. The
 // template timeline (initdb once, imported) is made once for the file; every test works on branches of it.
+import { startTestStorageNode } from './support/storage-node-in-process.ts';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startStorageNode } from '../storage-node/server.ts';
 import type { StorageNode } from '../storage-node/server.ts';
-import { LocalFolderStore } from '../storage-node/object-store/local-folder.ts';
 import { StorageClient } from '../storage-node/client.ts';
-import { createLogger } from '../lib/logger.ts';
 import { createTemplateTimeline } from '../compute/template.ts';
 import type { TemplateResult } from '../compute/template.ts';
 import { startCompute } from '../compute/compute.ts';
@@ -23,14 +21,7 @@ const computes: Compute[] = [];
 
 beforeAll(async () => {
   root = await mkdtemp(join(tmpdir(), 'lakebase-compute-'));
-  node = await startStorageNode({
-    dataDir: join(root, 'storage'),
-    objectStore: new LocalFolderStore(join(root, 'objects')),
-    host: '127.0.0.1',
-    port: 0,
-    durability: 'local',
-    logger: createLogger('storage-node', 'warn'),
-  });
+  node = await startTestStorageNode(root);
   client = new StorageClient(node.url);
   template = await createTemplateTimeline({ storageUrl: node.url });
 });

@@ -16,6 +16,8 @@
 // Internal files live under ROOT/.lakebase-store/ (temporary files and locks); keys may not start with that segment.
 // A filesystem cannot hold both `a` and `a/b` as objects; such a put fails with an error (not a precondition).
 
+import { measured } from './measure.ts';
+import type { ObjectStoreOp } from './measure.ts';
 import { createHash, randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { dirname, join, resolve, sep } from 'node:path';
@@ -46,7 +48,7 @@ export interface LocalFolderStoreOptions {
   noSync?: boolean;
 }
 
-type Op = 'get' | 'head' | 'put' | 'delete' | 'list';
+type Op = ObjectStoreOp;
 
 interface ErrnoError extends Error {
   code?: string;
@@ -513,16 +515,8 @@ export class LocalFolderStore implements ObjectStore {
     }
   }
 
-  async #measure<T>(op: Op, fn: () => Promise<{ value: T; bytes: number }>): Promise<T> {
-    const t0 = performance.now();
-    try {
-      const { value, bytes } = await fn();
-      this.#metrics?.request(op, (performance.now() - t0) / 1000, bytes, true);
-      return value;
-    } catch (err) {
-      this.#metrics?.request(op, (performance.now() - t0) / 1000, 0, false);
-      throw err;
-    }
+  #measure<T>(op: Op, fn: () => Promise<{ value: T; bytes: number }>): Promise<T> {
+    return measured(this.#metrics, op, fn);
   }
 }
 

@@ -12,6 +12,8 @@
 // - Checksums only when required and no `Expect: 100-continue`: R2 and Miniflare need the former, and with the
 //   latter every upload of 5 MiB or more stalls ~6 s against Miniflare (measured: 6.35 s vs 0.27 s for 6 MiB).
 
+import { measured } from './measure.ts';
+import type { ObjectStoreOp } from './measure.ts';
 import { createHash } from 'node:crypto';
 import {
   DeleteObjectCommand,
@@ -60,7 +62,7 @@ export interface S3StoreConfig {
   metrics?: ObjectStoreMetrics;
 }
 
-type Op = 'get' | 'head' | 'put' | 'delete' | 'list';
+type Op = ObjectStoreOp;
 
 interface ErrorFacts {
   name: string;
@@ -327,15 +329,7 @@ export class S3Store implements ObjectStore {
     for (let i = 1; i < attempts; i++) this.#metrics?.retry(op);
   }
 
-  async #measure<T>(op: Op, fn: () => Promise<{ value: T; bytes: number }>): Promise<T> {
-    const t0 = performance.now();
-    try {
-      const { value, bytes } = await fn();
-      this.#metrics?.request(op, (performance.now() - t0) / 1000, bytes, true);
-      return value;
-    } catch (err) {
-      this.#metrics?.request(op, (performance.now() - t0) / 1000, 0, false);
-      throw err;
-    }
+  #measure<T>(op: Op, fn: () => Promise<{ value: T; bytes: number }>): Promise<T> {
+    return measured(this.#metrics, op, fn);
   }
 }

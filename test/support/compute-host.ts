@@ -59,15 +59,9 @@ export async function startHostProcess(opts: { storageUrl: string; token: string
   };
 }
 
-export interface StartedCompute {
-  computeId: string;
-  host: string;
-  port: number;
-  startMs: number;
-  pagesFetched: number;
-  pooled: boolean;
-  lsn: number | null;
-}
+/** The compute host's answer to a start (its own type: one definition for both sides of the wire). */
+export type { StartAnswer as StartedCompute } from '../../compute/host/host.ts';
+import type { StartAnswer as StartedCompute } from '../../compute/host/host.ts';
 
 export class HostApiError extends Error {
   readonly status: number;

@@ -1,0 +1,17 @@
+// A storage node in the test process over a local-folder object store in `root` (local durability, quiet logs).
+import { join } from 'node:path';
+import { createLogger } from '../../lib/logger.ts';
+import { LocalFolderStore } from '../../storage-node/object-store/local-folder.ts';
+import { startStorageNode } from '../../storage-node/server.ts';
+import type { StorageNode } from '../../storage-node/server.ts';
+
+export function startTestStorageNode(root: string): Promise<StorageNode> {
+  return startStorageNode({
+    dataDir: join(root, 'storage'),
+    objectStore: new LocalFolderStore(join(root, 'objects')),
+    host: '127.0.0.1',
+    port: 0,
+    durability: 'local',
+    logger: createLogger('storage-node', 'warn'),
+  });
+}
