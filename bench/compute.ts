@@ -140,11 +140,11 @@ export async function runComputeBenchmarks(): Promise<string[]> {
     progress('compute: storage node process, template timeline, a project with a 10k-row table');
     const storage: StorageProcess = await startStorageProcess(['--data-dir', join(root, 'storage')], { LAKEBASE_OBJECT_STORE_DIR: join(root, 'objects') });
     procs.push(storage);
-    const sc = new StorageClient(storage.url);
-    const template = await createTemplateTimeline({ storageUrl: storage.url });
+    const sc = new StorageClient(storage.url, storage.token);
+    const template = await createTemplateTimeline({ storageUrl: storage.url, storageToken: storage.token });
     const project = (await sc.createTimeline({ ancestorTimelineId: template.timelineId })).timelineId;
 
-    const pooledHost = await startHostProcess({ storageUrl: storage.url, token: TOKEN, args: ['--pool-size', '1'] });
+    const pooledHost = await startHostProcess({ storageUrl: storage.url, storageToken: storage.token, token: TOKEN, args: ['--pool-size', '1'] });
     procs.push(pooledHost);
     {
       const c = await pooledHost.api.start({ computeId: 'ep-setup', timelineId: project });
@@ -158,7 +158,7 @@ export async function runComputeBenchmarks(): Promise<string[]> {
     progress(`cold start: ${STARTS} starts with the pool`);
     const withPool = await hostStarts(pooledHost, project, STARTS, 1);
     progress(`cold start: ${STARTS} starts without the pool`);
-    const coldHost = await startHostProcess({ storageUrl: storage.url, token: TOKEN, args: ['--pool-size', '0'] });
+    const coldHost = await startHostProcess({ storageUrl: storage.url, storageToken: storage.token, token: TOKEN, args: ['--pool-size', '0'] });
     procs.push(coldHost);
     const noPool = await hostStarts(coldHost, project, STARTS, 0);
     await coldHost.stop();
@@ -263,7 +263,7 @@ export async function runComputeBenchmarks(): Promise<string[]> {
 
     // ---- memory ----------------------------------------------------------------------------------------------
     progress('RSS per active compute');
-    const memHost = await startHostProcess({ storageUrl: storage.url, token: TOKEN, args: ['--pool-size', '0', '--memory-budget-mb', '8192'] });
+    const memHost = await startHostProcess({ storageUrl: storage.url, storageToken: storage.token, token: TOKEN, args: ['--pool-size', '0', '--memory-budget-mb', '8192'] });
     procs.push(memHost);
     const pid = memHost.proc.pid!;
     await new Promise((r) => setTimeout(r, 500));
@@ -284,13 +284,13 @@ export async function runComputeBenchmarks(): Promise<string[]> {
     const estimated = mean(listed.map((x) => (x.memory as { estimatedBytes: number }).estimatedBytes));
     for (const db of memClients) await db.end();
     await memHost.stop();
-    const poolHost = await startHostProcess({ storageUrl: storage.url, token: TOKEN, args: ['--pool-size', '4'] });
+    const poolHost = await startHostProcess({ storageUrl: storage.url, storageToken: storage.token, token: TOKEN, args: ['--pool-size', '4'] });
     procs.push(poolHost);
     await waitPoolFull(poolHost, 4);
     await new Promise((r) => setTimeout(r, 500));
     const pooledRss = rssOf(poolHost.proc.pid!);
     await poolHost.stop();
-    const emptyHost = await startHostProcess({ storageUrl: storage.url, token: TOKEN, args: ['--pool-size', '0'] });
+    const emptyHost = await startHostProcess({ storageUrl: storage.url, storageToken: storage.token, token: TOKEN, args: ['--pool-size', '0'] });
     procs.push(emptyHost);
     await new Promise((r) => setTimeout(r, 500));
     const emptyRss = rssOf(emptyHost.proc.pid!);

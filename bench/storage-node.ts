@@ -113,7 +113,7 @@ export async function runStorageBenchmarks(): Promise<string[]> {
     progress('page reads: memory, local layer, S3');
     // A freeze threshold above the data, so that "in memory" stays in memory until the checkpoint.
     const local = await start(['--data-dir', join(root, 'sn-local'), '--freeze-mb', '64'], { LAKEBASE_OBJECT_STORE_DIR: join(root, 'objects') });
-    const lc = new StorageClient(local.url);
+    const lc = new StorageClient(local.url, local.token);
     const { timelineId: tl } = await lc.createTimeline();
     await fillTimeline(lc, tl, PAGES * PAGE_SIZE);
     const inMemory = await readLatency(lc, tl);
@@ -123,12 +123,12 @@ export async function runStorageBenchmarks(): Promise<string[]> {
     s3 = await startS3Server();
     const prefix = `bench-${randomBytes(4).toString('hex')}`;
     const s3a = await start(['--data-dir', join(root, 'sn-s3-a')], s3Env(s3, prefix));
-    const sa = new StorageClient(s3a.url);
+    const sa = new StorageClient(s3a.url, s3a.token);
     const { timelineId: stl } = await sa.createTimeline();
     await fillTimeline(sa, stl, PAGES * PAGE_SIZE);
     await s3a.stop(); // uploads everything
     const s3b = await start(['--data-dir', join(root, 'sn-s3-b')], s3Env(s3, prefix)); // empty disk: every read is a range GET
-    const fromS3 = await readLatency(new StorageClient(s3b.url), stl);
+    const fromS3 = await readLatency(new StorageClient(s3b.url, s3b.token), stl);
     tables.push(printTable('Page read latency (8 KiB page, one request at a time, HTTP keep-alive over loopback)', ['where the page is', 'p50', 'p99', 'mean'], [
       ['storage node: in memory', fmtMs(percentile(inMemory, 50)), fmtMs(percentile(inMemory, 99)), fmtMs(inMemory.reduce((a, b) => a + b) / READS)],
       ['storage node: local layer file', fmtMs(percentile(inLayer, 50)), fmtMs(percentile(inLayer, 99)), fmtMs(inLayer.reduce((a, b) => a + b) / READS)],
@@ -143,9 +143,9 @@ export async function runStorageBenchmarks(): Promise<string[]> {
     const rows: string[][] = [];
     for (const writers of [1, 8]) rows.push([`local (fsync'd write log), ${writers} writer(s)`, fmtNum(await batchesPerSecond(lc, writers, secs))]);
     const osLocal = await start(['--data-dir', join(root, 'sn-os-local'), '--durability', 'object-store'], { LAKEBASE_OBJECT_STORE_DIR: join(root, 'objects-os') });
-    for (const writers of [1, 8]) rows.push([`object-store (local folder), ${writers} writer(s)`, fmtNum(await batchesPerSecond(new StorageClient(osLocal.url), writers, secs))]);
+    for (const writers of [1, 8]) rows.push([`object-store (local folder), ${writers} writer(s)`, fmtNum(await batchesPerSecond(new StorageClient(osLocal.url, osLocal.token), writers, secs))]);
     const osS3 = await start(['--data-dir', join(root, 'sn-os-s3'), '--durability', 'object-store'], s3Env(s3, `${prefix}-os`));
-    for (const writers of [1, 8]) rows.push([`object-store (S3: Miniflare R2), ${writers} writer(s)`, fmtNum(await batchesPerSecond(new StorageClient(osS3.url), writers, secs))]);
+    for (const writers of [1, 8]) rows.push([`object-store (S3: Miniflare R2), ${writers} writer(s)`, fmtNum(await batchesPerSecond(new StorageClient(osS3.url, osS3.token), writers, secs))]);
     rows.push(['reference: write + fdatasync loop on a local file', fmtNum(await fsyncReference(root, secs))]);
     tables.push(printTable('Acknowledged write batches per second (one 8 KiB page each)', ['mode', 'batches/s'], rows));
 

@@ -1,6 +1,8 @@
 // The compute host process: `node compute/main.ts --storage-url URL --port N --token T`.
-// Every flag also comes from LAKEBASE_COMPUTE_* (flag in upper case, '-' as '_'), e.g. LAKEBASE_COMPUTE_TOKEN.
+// Every flag also comes from LAKEBASE_COMPUTE_* (flag in upper case, '-' as '_'), e.g. LAKEBASE_COMPUTE_TOKEN;
+// --storage-token from LAKEBASE_STORAGE_TOKEN, the storage node's own name for it.
 import { parseArgs } from 'node:util';
+import { InsecureBindError } from '../lib/http-guard.ts';
 import { createLogger } from '../lib/logger.ts';
 import { stopWithSupervisor } from '../lib/supervised.ts';
 import { DEFAULT_HOST_OPTIONS } from './host/host.ts';
@@ -11,9 +13,11 @@ const HELP = `lakebase compute host
 Options (environment variable in brackets, default in parentheses):
   --storage-url URL          the storage node [LAKEBASE_COMPUTE_STORAGE_URL] (http://127.0.0.1:9870)
   --host HOST                control API address [LAKEBASE_COMPUTE_HOST] (127.0.0.1)
-  --port N                   control API port, 0 for any [LAKEBASE_COMPUTE_PORT] (9871)
+  --port N                   control API port, 0 for any [LAKEBASE_COMPUTE_PORT] (9872)
   --token T                  internal password the proxy presents to computes (required) [LAKEBASE_COMPUTE_TOKEN]
-  --api-token T              Bearer token required on /v1 (default: none) [LAKEBASE_COMPUTE_API_TOKEN]
+  --api-token T              Bearer token required on /v1 and /metrics (not /healthz) [LAKEBASE_COMPUTE_API_TOKEN]
+                             (required unless --host is loopback; the control plane sends it)
+  --storage-token T          Bearer token of the storage node [LAKEBASE_STORAGE_TOKEN]
   --listen-host HOST         address of the computes' Postgres ports [LAKEBASE_COMPUTE_LISTEN_HOST] (127.0.0.1)
   --advertise-host HOST      address reported for them [LAKEBASE_COMPUTE_ADVERTISE_HOST] (the listen host)
   --pool-size N              pre-started workers kept ready [LAKEBASE_COMPUTE_POOL_SIZE] (2)
@@ -25,6 +29,7 @@ Options (environment variable in brackets, default in parentheses):
                              [LAKEBASE_COMPUTE_IDLE_IN_TRANSACTION_TIMEOUT_S] (60)
   --cancel-grace-ms N        time a cancel has to interrupt a statement before the worker is restarted
                              [LAKEBASE_COMPUTE_CANCEL_GRACE_MS] (1000)
+  --max-result-mb N          largest result one query may return (54000 above) [LAKEBASE_COMPUTE_MAX_RESULT_MB] (128)
 Logs: JSON lines on stdout, level from LAKEBASE_LOG_LEVEL (info). SIGTERM/SIGINT stop every compute cleanly.`;
 
 const log = createLogger('compute-host');
@@ -35,7 +40,7 @@ function fail(msg: string): never {
   process.exit(2);
 }
 
-const flags = ['storage-url', 'host', 'port', 'token', 'api-token', 'listen-host', 'advertise-host', 'pool-size', 'memory-budget-mb', 'shared-buffers-mb', 'page-cache-mb', 'idle-in-transaction-timeout-s', 'cancel-grace-ms'] as const;
+const flags = ['storage-url', 'storage-token', 'host', 'port', 'token', 'api-token', 'listen-host', 'advertise-host', 'pool-size', 'memory-budget-mb', 'shared-buffers-mb', 'page-cache-mb', 'idle-in-transaction-timeout-s', 'cancel-grace-ms', 'max-result-mb'] as const;
 type Flag = (typeof flags)[number];
 
 let values: Partial<Record<Flag, string>> & { help?: boolean };
@@ -52,7 +57,8 @@ if (values.help) {
 }
 
 function opt(name: Flag): string | undefined {
-  return values[name] ?? process.env[`LAKEBASE_COMPUTE_${name.toUpperCase().replace(/-/g, '_')}`];
+  const env = name === 'storage-token' ? 'LAKEBASE_STORAGE_TOKEN' : `LAKEBASE_COMPUTE_${name.toUpperCase().replace(/-/g, '_')}`;
+  return values[name] ?? process.env[env];
 }
 
 function num(name: Flag, def: number, min: number): number {
@@ -65,17 +71,18 @@ function num(name: Flag, def: number, min: number): number {
 
 const token = opt('token');
 if (!token) fail('--token is required (the password the proxy presents to computes)');
-const port = num('port', 9871, 0);
+const port = num('port', 9872, 0);
 if (!Number.isInteger(port) || port > 65535) fail('--port must be 0..65535');
 const listenHost = opt('listen-host') ?? DEFAULT_HOST_OPTIONS.listenHost;
 const MiB = 1024 * 1024;
 
 const running = await startComputeHost({
   storageUrl: opt('storage-url') ?? 'http://127.0.0.1:9870',
+  storageToken: opt('storage-token') || undefined,
   token,
   apiHost: opt('host') ?? '127.0.0.1',
   apiPort: port,
-  apiToken: opt('api-token'),
+  apiToken: opt('api-token') || undefined,
   listenHost,
   advertiseHost: opt('advertise-host') ?? listenHost,
   poolSize: Math.floor(num('pool-size', DEFAULT_HOST_OPTIONS.poolSize, 0)),
@@ -84,12 +91,12 @@ const running = await startComputeHost({
   pageCacheBytes: num('page-cache-mb', DEFAULT_HOST_OPTIONS.pageCacheBytes / MiB, 1) * MiB,
   computeOverheadBytes: DEFAULT_HOST_OPTIONS.computeOverheadBytes,
   pooledWorkerBytes: DEFAULT_HOST_OPTIONS.pooledWorkerBytes,
-  limits: { ...DEFAULT_HOST_OPTIONS.limits },
+  limits: { ...DEFAULT_HOST_OPTIONS.limits, maxResultBytes: num('max-result-mb', DEFAULT_HOST_OPTIONS.limits.maxResultBytes / MiB, 1) * MiB },
   idleInTransactionTimeoutMs: num('idle-in-transaction-timeout-s', DEFAULT_HOST_OPTIONS.idleInTransactionTimeoutMs / 1000, 0) * 1000,
   cancelGraceMs: num('cancel-grace-ms', DEFAULT_HOST_OPTIONS.cancelGraceMs, 0),
   stopTimeoutMs: DEFAULT_HOST_OPTIONS.stopTimeoutMs,
   log,
-});
+}).catch((e: unknown) => (e instanceof InsecureBindError ? fail(e.message) : Promise.reject(e)));
 
 let stopping = false;
 for (const sig of ['SIGINT', 'SIGTERM'] as const) {

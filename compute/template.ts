@@ -133,6 +133,8 @@ export async function importDataDir(
 
 export interface TemplateOptions extends LocalDataDirOptions {
   storageUrl: string;
+  /** The storage node's bearer token (LAKEBASE_STORAGE_TOKEN). */
+  storageToken?: string;
   /** Id for the new timeline (default: the storage node picks one). */
   timelineId?: string;
   /** Start a read-only compute on the imported template and store the pages its start read as the prefetch hint. */
@@ -149,7 +151,7 @@ export interface TemplateResult extends ImportResult {
 
 /** initdb once, import into a new timeline, record the prefetch hint. Branch the result for each new database. */
 export async function createTemplateTimeline(opts: TemplateOptions): Promise<TemplateResult> {
-  const client = new StorageClient(opts.storageUrl);
+  const client = new StorageClient(opts.storageUrl, opts.storageToken);
   const dir = await mkdtemp(path.join(tmpdir(), 'lakebase-template-'));
   try {
     const t0 = performance.now();
@@ -162,7 +164,7 @@ export async function createTemplateTimeline(opts: TemplateOptions): Promise<Tem
     let hintPages = 0;
     if (opts.recordPrefetchHint ?? true) {
       const compute = await startCompute({
-        storageUrl: opts.storageUrl, timelineId: imported.timelineId, readOnly: true, lsn,
+        storageUrl: opts.storageUrl, storageToken: opts.storageToken, timelineId: imported.timelineId, readOnly: true, lsn,
         database: opts.database ?? 'neondb',
       });
       let pages;

@@ -1,4 +1,6 @@
-// Client of a compute host's control API (compute/main.ts): start, list and stop computes.
+// Client of a compute host's control API (compute/main.ts): start, list and stop computes. Sends the host's API
+// token (LAKEBASE_COMPUTE_API_TOKEN) as a bearer token.
+import { bearerHeader } from '../lib/http-guard.ts';
 
 /** The compute host's own request type (compute/host/host.ts): one definition for both sides of the wire. */
 export type { StartRequest as StartComputeRequest } from '../compute/host/host.ts';
@@ -27,9 +29,11 @@ export class ComputeHostError extends Error {
 
 export class ComputeHostClient {
   readonly baseUrl: string;
+  private readonly auth: Record<string, string>;
 
-  constructor(baseUrl: string) {
+  constructor(baseUrl: string, token?: string) {
     this.baseUrl = baseUrl.replace(/\/+$/, '');
+    this.auth = bearerHeader(token);
   }
 
   private async call<T>(method: string, path: string, body?: unknown): Promise<T> {
@@ -37,7 +41,7 @@ export class ComputeHostClient {
     try {
       res = await fetch(this.baseUrl + path, {
         method,
-        headers: body === undefined ? {} : { 'content-type': 'application/json' },
+        headers: body === undefined ? this.auth : { ...this.auth, 'content-type': 'application/json' },
         body: body === undefined ? undefined : JSON.stringify(body),
         signal: AbortSignal.timeout(60_000),
       });

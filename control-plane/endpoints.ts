@@ -42,9 +42,9 @@ export class EndpointManager {
   private readonly lastActivity = new Map<string, number>();
   private timer: NodeJS.Timeout | null = null;
 
-  constructor(state: StateStore, hostUrls: string[], log: Logger, events: EndpointEvents = {}) {
+  constructor(state: StateStore, hostUrls: string[], log: Logger, events: EndpointEvents = {}, hostApiToken?: string) {
     this.state = state;
-    this.hosts = hostUrls.map((u) => new ComputeHostClient(u));
+    this.hosts = hostUrls.map((u) => new ComputeHostClient(u, hostApiToken));
     this.log = log;
     this.events = events;
   }

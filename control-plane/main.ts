@@ -10,7 +10,9 @@ const HELP = `lakebase control plane
 
 Options (environment variable in brackets):
   --storage-url URL        the storage node [LAKEBASE_STORAGE_URL] (http://127.0.0.1:9870)
+  --storage-token T        Bearer token of the storage node [LAKEBASE_STORAGE_TOKEN]
   --compute-host URLS      compute hosts' control APIs, comma-separated [LAKEBASE_COMPUTE_HOSTS]
+  --compute-api-token T    Bearer token of the compute hosts' control APIs [LAKEBASE_COMPUTE_API_TOKEN]
   --host HOST --port N     listen address [LAKEBASE_CONTROL_PLANE_HOST, LAKEBASE_CONTROL_PLANE_PORT] (127.0.0.1, 9871)
   --api-key KEY            Bearer key of the public API [LAKEBASE_API_KEY] (required)
   --internal-token T       Bearer token of the proxies' internal API [LAKEBASE_INTERNAL_TOKEN] (required)
@@ -26,7 +28,7 @@ State lives in the object store (LAKEBASE_OBJECT_STORE_DIR or LAKEBASE_S3_*), un
 const log = createLogger('control-plane');
 const { values } = parseArgs({
   options: {
-    'storage-url': { type: 'string' }, 'compute-host': { type: 'string' }, host: { type: 'string' }, port: { type: 'string' },
+    'storage-url': { type: 'string' }, 'storage-token': { type: 'string' }, 'compute-host': { type: 'string' }, 'compute-api-token': { type: 'string' }, host: { type: 'string' }, port: { type: 'string' },
     'api-key': { type: 'string' }, 'internal-token': { type: 'string' }, 'compute-token': { type: 'string' },
     'base-domain': { type: 'string' }, 'proxy-port': { type: 'string' }, 'connection-host': { type: 'string' }, 'secret-key': { type: 'string' }, help: { type: 'boolean', short: 'h' },
   },
@@ -45,7 +47,9 @@ function need(v: string | undefined, name: string): string {
 }
 const cp = await startControlPlane({
   storageUrl: values['storage-url'] ?? env.LAKEBASE_STORAGE_URL ?? 'http://127.0.0.1:9870',
+  storageToken: values['storage-token'] || env.LAKEBASE_STORAGE_TOKEN || undefined,
   computeHostUrls: need(values['compute-host'] ?? env.LAKEBASE_COMPUTE_HOSTS, '--compute-host').split(',').filter(Boolean),
+  computeApiToken: values['compute-api-token'] || env.LAKEBASE_COMPUTE_API_TOKEN || undefined,
   objectStore: objectStoreFromEnv(env, { localPath: resolve('.lakebase/objects') }),
   apiKey: need(values['api-key'] ?? env.LAKEBASE_API_KEY, '--api-key'),
   internalToken: need(values['internal-token'] ?? env.LAKEBASE_INTERNAL_TOKEN, '--internal-token'),

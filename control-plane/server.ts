@@ -1,5 +1,6 @@
 // Starts a control plane: loads its durable state, makes sure the template timeline exists, learns which computes
 // run, then serves the public API (/api/v2) and the proxies' internal API (/v1) on one port.
+import { bearerAuth, requireAuth } from '../lib/http-guard.ts';
 import { serve } from '@hono/node-server';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -17,7 +18,11 @@ import { StateStore } from './state-store.ts';
 
 export interface ControlPlaneConfig {
   storageUrl: string;
+  /** The storage node's bearer token (LAKEBASE_STORAGE_TOKEN). */
+  storageToken?: string;
   computeHostUrls: string[];
+  /** The compute hosts' control API token (LAKEBASE_COMPUTE_API_TOKEN). */
+  computeApiToken?: string;
   /** Where the control plane keeps its state (the same bucket as the storage node is fine). */
   objectStore: ObjectStore;
   apiKey: string;
@@ -53,7 +58,7 @@ export async function startControlPlane(config: ControlPlaneConfig): Promise<Con
   const started = Date.now();
   const template = await projects.ensureTemplate(async () => {
     log.info('creating the template timeline (initdb, once)');
-    const t = await createTemplateTimeline({ storageUrl: config.storageUrl, database: DEFAULT_DATABASE, setupSql: TEMPLATE_SETUP_SQL });
+    const t = await createTemplateTimeline({ storageUrl: config.storageUrl, storageToken: config.storageToken, database: DEFAULT_DATABASE, setupSql: TEMPLATE_SETUP_SQL });
     return t.timelineId;
   });
   log.info({ template, ms: Date.now() - started }, 'template timeline ready');
@@ -64,18 +69,21 @@ export async function startControlPlane(config: ControlPlaneConfig): Promise<Con
   const endpoints = new EndpointManager(state, config.computeHostUrls, log, {
     wake: (seconds) => wakes.observe(seconds),
     suspend: () => suspends.inc(),
-  });
+  }, config.computeApiToken);
   await endpoints.reconcile();
   endpoints.startSuspendLoop(config.suspendCheckIntervalMs ?? 1000);
 
   const app = new Hono();
   app.get('/healthz', (c) => c.json({ status: 'ok' }));
-  app.get('/metrics', async (c) => c.text(await registry.metrics(), 200, { 'content-type': registry.contentType }));
+  // metrics name endpoints' activity: for the operator's scraper, with the internal token
+  const metricsAuth = requireAuth(bearerAuth(config.internalToken), { unauthorized: (c) => c.json({ message: 'unauthorized' }, 401) });
+  app.get('/metrics', metricsAuth, async (c) => c.text(await registry.metrics(), 200, { 'content-type': registry.contentType }));
   // Proxies use <url>/internal as their directory URL (proxy/directory-http.ts).
-  app.route('/internal', internalApi(projects, endpoints, config.internalToken, config.computePassword));
+  app.route('/internal', internalApi(projects, endpoints, config.internalToken, config.computePassword, log));
   app.route('/', publicApi(state, projects, endpoints, {
     apiKey: config.apiKey, baseDomain: config.baseDomain, proxyPort: config.proxyPort, connectionHost: config.connectionHost,
     secret: config.secret, computePassword: config.computePassword, computeHosts: config.computeHostUrls.length,
+    storageToken: config.storageToken,
   }));
   const host = config.host ?? '127.0.0.1';
   const { server, port } = await new Promise<{ server: Server; port: number }>((resolve, reject) => {

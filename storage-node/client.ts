@@ -29,15 +29,19 @@ export class StorageClient {
   private readonly url: URL;
   // node:http with keep-alive: about half the per-request cost of fetch on loopback, which page reads feel.
   private readonly agent = new Agent({ keepAlive: true, maxSockets: 64 });
+  private readonly authorization: string | undefined;
 
-  constructor(baseUrl: string) {
+  /** `token`: the storage node's bearer token (LAKEBASE_STORAGE_TOKEN), sent on every request. */
+  constructor(baseUrl: string, token?: string) {
     this.baseUrl = baseUrl.replace(/\/+$/, '');
     this.url = new URL(this.baseUrl);
+    this.authorization = token ? `Bearer ${token}` : undefined;
   }
 
   private send(method: string, path: string, body?: string | Uint8Array, contentType?: string): Promise<RawResponse> {
     return new Promise((resolve, reject) => {
       const headers: Record<string, string | number> = {};
+      if (this.authorization) headers.authorization = this.authorization;
       if (contentType) headers['content-type'] = contentType;
       if (body !== undefined) headers['content-length'] = typeof body === 'string' ? Buffer.byteLength(body) : body.byteLength;
       const req = request({ host: this.url.hostname, port: this.url.port, method, path, headers, agent: this.agent }, (res) => {

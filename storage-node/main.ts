@@ -1,7 +1,8 @@
-// The storage node process: `node storage-node/main.ts [--data-dir DIR] [--port N] [--durability local|object-store]`.
+// The storage node process: `node storage-node/main.ts [--data-dir DIR] [--port N] [--token T] [--durability local|object-store]`.
 // The object store comes from LAKEBASE_S3_* (S3/R2/MinIO) or LAKEBASE_OBJECT_STORE_DIR (a local folder).
 import { parseArgs } from 'node:util';
 import { resolve } from 'node:path';
+import { InsecureBindError } from '../lib/http-guard.ts';
 import { createLogger } from '../lib/logger.ts';
 import { stopWithSupervisor } from '../lib/supervised.ts';
 import { objectStoreFromEnv } from './object-store/from-config.ts';
@@ -15,6 +16,8 @@ Options (environment variable in brackets):
   --data-dir DIR        local state: write log and layer cache [LAKEBASE_STORAGE_DATA_DIR] (.lakebase/storage-node)
   --host HOST           listen address [LAKEBASE_STORAGE_HOST] (127.0.0.1)
   --port N              listen port, 0 for any [LAKEBASE_STORAGE_PORT] (9870)
+  --token T             Bearer token required on every route but /healthz, /metrics included [LAKEBASE_STORAGE_TOKEN]
+                        (required unless --host is loopback; computes and the control plane send it)
   --durability MODE     local | object-store [LAKEBASE_DURABILITY] (local)
   --retention-hours N   history kept for branching and time travel [LAKEBASE_RETENTION_HOURS] (168)
   --max-batch-bytes N   largest write batch accepted [LAKEBASE_STORAGE_MAX_BATCH_BYTES] (67108864)
@@ -35,6 +38,7 @@ const { values } = parseArgs({
     'data-dir': { type: 'string' },
     host: { type: 'string' },
     port: { type: 'string' },
+    token: { type: 'string' },
     durability: { type: 'string' },
     'retention-hours': { type: 'string' },
     'max-batch-bytes': { type: 'string' },
@@ -70,10 +74,12 @@ try {
   fail((e as Error).message);
 }
 
-const node = await startStorageNode({
+const token = (values.token as string | undefined) || env.LAKEBASE_STORAGE_TOKEN || undefined;
+const running = await startStorageNode({
   dataDir: resolve(String(values['data-dir'] ?? env.LAKEBASE_STORAGE_DATA_DIR ?? '.lakebase/storage-node')),
   host: String(values.host ?? env.LAKEBASE_STORAGE_HOST ?? '127.0.0.1'),
   port,
+  token,
   durability: durability as Durability,
   retentionMs: retentionHours * 3600_000,
   maxBatchBytes,
@@ -81,7 +87,7 @@ const node = await startStorageNode({
   objectStore,
   metrics,
   logger: log,
-});
+}).catch((e: unknown) => (e instanceof InsecureBindError ? fail(e.message) : Promise.reject(e)));
 
 let stopping = false;
 for (const sig of ['SIGINT', 'SIGTERM'] as const) {
@@ -89,7 +95,7 @@ for (const sig of ['SIGINT', 'SIGTERM'] as const) {
     if (stopping) return;
     stopping = true;
     log.info({ signal: sig }, 'shutting down: flushing to the object store');
-    node.close().then(
+    running.close().then(
       () => process.exit(0),
       (e: unknown) => {
         log.error({ err: e }, 'shutdown failed');

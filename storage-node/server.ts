@@ -2,6 +2,7 @@
 import { serve } from '@hono/node-server';
 import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
+import { bearerAuth, requireTokenOffLoopback } from '../lib/http-guard.ts';
 import { createLogger } from '../lib/logger.ts';
 import type { Logger } from '../lib/logger.ts';
 import { DEFAULT_ENGINE_CONFIG, StorageEngine } from './engine/storage-engine.ts';
@@ -16,6 +17,8 @@ export interface StorageNodeConfig extends Partial<Omit<EngineConfig, 'objectSto
   objectStore: ObjectStore;
   host?: string;
   port?: number;
+  /** Bearer token required on every route but /healthz. Without one the node listens on loopback only. */
+  token?: string;
   maxBatchBytes?: number;
   maxPagesPerRead?: number;
   logger?: Logger;
@@ -25,6 +28,8 @@ export interface StorageNodeConfig extends Partial<Omit<EngineConfig, 'objectSto
 export interface StorageNode {
   url: string;
   port: number;
+  /** The bearer token it requires (undefined: none). */
+  token?: string;
   engine: StorageEngine;
   metrics: StorageMetrics;
   /** Graceful: stops accepting requests, then freezes and uploads what is in memory. */
@@ -33,6 +38,8 @@ export interface StorageNode {
 
 export async function startStorageNode(config: StorageNodeConfig): Promise<StorageNode> {
   const log = config.logger ?? createLogger('storage-node');
+  const host = config.host ?? '127.0.0.1';
+  requireTokenOffLoopback(host, config.token, 'the storage node', (msg) => log.warn(msg));
   const metrics = config.metrics ?? new StorageMetrics();
   const engine = new StorageEngine({
     ...DEFAULT_ENGINE_CONFIG,
@@ -47,9 +54,9 @@ export async function startStorageNode(config: StorageNodeConfig): Promise<Stora
   const app = createApp(engine, metrics, {
     maxBatchBytes: config.maxBatchBytes ?? 64 * 1024 * 1024,
     maxPagesPerRead: config.maxPagesPerRead ?? 4096,
+    auth: config.token ? bearerAuth(config.token) : undefined,
     log: (level, msg, fields) => log[level](fields ?? {}, msg),
   });
-  const host = config.host ?? '127.0.0.1';
   const { server, port } = await new Promise<{ server: Server; port: number }>((resolve, reject) => {
     const s = serve({ fetch: app.fetch, port: config.port ?? 0, hostname: host }, (info: AddressInfo) => resolve({ server: s as Server, port: info.port }));
     s.once('error', reject);
@@ -60,6 +67,7 @@ export async function startStorageNode(config: StorageNodeConfig): Promise<Stora
   return {
     url,
     port,
+    token: config.token,
     engine,
     metrics,
     close: async () => {

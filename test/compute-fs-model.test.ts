@@ -22,7 +22,7 @@ let client: StorageClient;
 beforeAll(async () => {
   root = await mkdtemp(join(tmpdir(), 'lakebase-compute-fs-'));
   node = await startTestStorageNode(root);
-  client = new StorageClient(node.url);
+  client = new StorageClient(node.url, node.token);
 });
 
 afterAll(async () => {

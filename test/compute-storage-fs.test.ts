@@ -22,8 +22,8 @@ const computes: Compute[] = [];
 beforeAll(async () => {
   root = await mkdtemp(join(tmpdir(), 'lakebase-compute-'));
   node = await startTestStorageNode(root);
-  client = new StorageClient(node.url);
-  template = await createTemplateTimeline({ storageUrl: node.url });
+  client = new StorageClient(node.url, node.token);
+  template = await createTemplateTimeline({ storageUrl: node.url, storageToken: node.token });
 });
 
 afterAll(async () => {
@@ -33,7 +33,7 @@ afterAll(async () => {
 });
 
 async function start(opts: Omit<ComputeOptions, 'storageUrl'>): Promise<Compute> {
-  const c = await startCompute({ storageUrl: node.url, ...opts });
+  const c = await startCompute({ storageUrl: node.url, storageToken: node.token, ...opts });
   computes.push(c);
   return c;
 }

@@ -105,7 +105,7 @@ describe('projects', () => {
     expect((await call('PATCH', `/projects/${a.project.id}`, { project: { name: 7 } })).status).toBe(400);
     expect((await call('PATCH', `/projects/${a.project.id}`, {})).status).toBe(400);
 
-    const storage = new StorageClient(stack.storage.url);
+    const storage = new StorageClient(stack.storage.url, stack.storage.token);
     const timeline = (await storage.listTimelines()).length;
     const del = await call('DELETE', `/projects/${b.project.id}`);
     expect(del.status).toBe(200);
@@ -136,7 +136,7 @@ describe('branches', () => {
     const p = await newProject();
     const id = p.project.id;
     const main = p.branch;
-    const storage = new StorageClient(stack.storage.url);
+    const storage = new StorageClient(stack.storage.url, stack.storage.token);
     const head = (await storage.getTimeline((stack.cp.projects as unknown as { state: { current: J } }).state.current.branches[main.id].timeline_id));
     const a = await call('POST', `/projects/${id}/branches`, { branch: { name: 'dev' }, endpoints: [{ type: 'read_write' }] });
     expect(a.status).toBe(201);
@@ -328,7 +328,7 @@ describe('checkpoints and rewind', () => {
     const p = await newProject();
     const id = p.project.id;
     const base = `/projects/${id}/branches/${p.branch.id}`;
-    const storage = new StorageClient(stack.storage.url);
+    const storage = new StorageClient(stack.storage.url, stack.storage.token);
     const timelineOf = () => (stack.cp.projects as unknown as { state: { current: J } }).state.current.branches[p.branch.id].timeline_id as string;
     const cp = await call('POST', `${base}/checkpoints`, { name: 'before' });
     expect(cp.status).toBe(201);

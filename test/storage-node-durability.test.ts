@@ -74,7 +74,7 @@ describe('storage node process', () => {
     const args = ['--data-dir', join(root, 'data')];
     const env = { LAKEBASE_OBJECT_STORE_DIR: join(root, 'objects') };
     const node = await start(args, env);
-    const client = new StorageClient(node.url);
+    const client = new StorageClient(node.url, node.token);
     const tls = await Promise.all([1, 2, 3, 4].map(() => client.createTimeline()));
     const streams = tls.map((t, i) => writeUntilDead(client, t.timelineId, 100 + i, `k${i}`));
     await new Promise((r) => setTimeout(r, 1500));
@@ -82,10 +82,10 @@ describe('storage node process', () => {
     const results = await Promise.all(streams);
     for (const r of results) expect(r.acked.size).toBeGreaterThan(5);
     const again = await start(args, env);
-    const c2 = new StorageClient(again.url);
+    const c2 = new StorageClient(again.url, again.token);
     for (let i = 0; i < tls.length; i++) await expectStreamRecovered(c2, tls[i].timelineId, results[i], `timeline ${i}`);
     // Group commit: several concurrent batches share one fsync.
-    const metrics = await (await fetch(`${again.url}/metrics`)).text();
+    const metrics = await (await fetch(`${again.url}/metrics`, { headers: { authorization: `Bearer ${again.token}` } })).text();
     expect(metrics).toMatch(/storage_wal_fsync_seconds_count/);
     await again.stop();
   });
@@ -95,7 +95,7 @@ describe('storage node process', () => {
     const prefix = `durability-${randomBytes(4).toString('hex')}`;
     const root = await tempDir();
     const node = await start(['--data-dir', join(root, 'data-1'), '--durability', 'object-store'], s3Env(s3, prefix));
-    const client = new StorageClient(node.url);
+    const client = new StorageClient(node.url, node.token);
     const { timelineId } = await client.createTimeline();
     const stream = writeUntilDead(client, timelineId, 7, 'o');
     await new Promise((r) => setTimeout(r, 1500));
@@ -104,7 +104,7 @@ describe('storage node process', () => {
     expect(result.acked.size).toBeGreaterThan(3);
     await rm(join(root, 'data-1'), { recursive: true, force: true });
     const fresh = await start(['--data-dir', join(root, 'data-2'), '--durability', 'object-store'], s3Env(s3, prefix));
-    await expectStreamRecovered(new StorageClient(fresh.url), timelineId, result, 'recovered from bucket');
+    await expectStreamRecovered(new StorageClient(fresh.url, fresh.token), timelineId, result, 'recovered from bucket');
     await fresh.stop();
   });
 
@@ -113,16 +113,16 @@ describe('storage node process', () => {
     const prefix = `empty-disk-${randomBytes(4).toString('hex')}`;
     const root = await tempDir();
     const node = await start(['--data-dir', join(root, 'data-1')], s3Env(s3, prefix));
-    const client = new StorageClient(node.url);
+    const client = new StorageClient(node.url, node.token);
     const { timelineId } = await client.createTimeline();
     const big = randomBytes(8192 * 64);
     await client.writeBatch(timelineId, { ops: [{ op: 'create', path: 'rel' }, { op: 'write', path: 'rel', offset: 0, data: big }] });
     await node.stop(); // graceful: freezes and uploads
     const fresh = await start(['--data-dir', join(root, 'data-2')], s3Env(s3, prefix));
-    const c2 = new StorageClient(fresh.url);
+    const c2 = new StorageClient(fresh.url, fresh.token);
     const page = await c2.readPage(timelineId, 'rel', 10);
     expect(page.equals(big.subarray(8192 * 10, 8192 * 11))).toBe(true);
-    const metrics = await (await fetch(`${fresh.url}/metrics`)).text();
+    const metrics = await (await fetch(`${fresh.url}/metrics`, { headers: { authorization: `Bearer ${fresh.token}` } })).text();
     const fetched = Number(/storage_read_bytes_total\{source="object_store"\} (\d+)/.exec(metrics)?.[1] ?? NaN);
     // The read fetched one page plus the layer's footer and index by range, not the 512 KiB layer.
     expect(fetched).toBeGreaterThanOrEqual(8192);
@@ -135,12 +135,12 @@ describe('storage node process', () => {
     const prefix = `race-${randomBytes(4).toString('hex')}`;
     const root = await tempDir();
     const a = await start(['--data-dir', join(root, 'a')], s3Env(s3, prefix));
-    const ca = new StorageClient(a.url);
+    const ca = new StorageClient(a.url, a.token);
     const { timelineId } = await ca.createTimeline();
     await ca.writeBatch(timelineId, { ops: [{ op: 'create', path: 'f' }, { op: 'write', path: 'f', offset: 0, data: Buffer.from('base') }] });
     await ca.checkpoint(timelineId);
     const b = await start(['--data-dir', join(root, 'b')], s3Env(s3, prefix));
-    const cb = new StorageClient(b.url);
+    const cb = new StorageClient(b.url, b.token);
     expect((await cb.getTimeline(timelineId)).lastLsn).toBe(1);
     await ca.writeBatch(timelineId, { ops: [{ op: 'write', path: 'f', offset: 0, data: Buffer.from('from-a') }] });
     await cb.writeBatch(timelineId, { ops: [{ op: 'write', path: 'f', offset: 0, data: Buffer.from('from-b') }] });
@@ -157,9 +157,9 @@ describe('storage node process', () => {
     // The loser refuses further writes to the timeline instead of forking it.
     await expect(loserClient.writeBatch(timelineId, { ops: [] })).rejects.toThrow(/another storage node/);
     const third = await start(['--data-dir', join(root, 'c')], s3Env(s3, prefix));
-    const page = await new StorageClient(third.url).readPage(timelineId, 'f', 0);
+    const page = await new StorageClient(third.url, third.token).readPage(timelineId, 'f', 0);
     expect(page.subarray(0, 6).toString()).toBe(winner);
-    expect((await new StorageClient(third.url).readPage(timelineId, 'f', 0, 1)).subarray(0, 4).toString()).toBe('base');
+    expect((await new StorageClient(third.url, third.token).readPage(timelineId, 'f', 0, 1)).subarray(0, 4).toString()).toBe('base');
   });
 
   it('object-store mode: a second writer of the same LSN is refused, so no acknowledged batch can be overwritten', async () => {
@@ -167,16 +167,16 @@ describe('storage node process', () => {
     const prefix = `fence-${randomBytes(4).toString('hex')}`;
     const root = await tempDir();
     const a = await start(['--data-dir', join(root, 'a'), '--durability', 'object-store'], s3Env(s3, prefix));
-    const ca = new StorageClient(a.url);
+    const ca = new StorageClient(a.url, a.token);
     const { timelineId } = await ca.createTimeline();
     await ca.writeBatch(timelineId, { ops: [{ op: 'create', path: 'f' }] });
     const b = await start(['--data-dir', join(root, 'b'), '--durability', 'object-store'], s3Env(s3, prefix));
-    const cb = new StorageClient(b.url);
+    const cb = new StorageClient(b.url, b.token);
     expect((await cb.getTimeline(timelineId)).lastLsn).toBe(1);
     const ackA = await ca.writeBatch(timelineId, { ops: [{ op: 'write', path: 'f', offset: 0, data: Buffer.from('a-wins') }] });
     expect(ackA.lsn).toBe(2);
     await expect(cb.writeBatch(timelineId, { ops: [{ op: 'write', path: 'f', offset: 0, data: Buffer.from('b-lost') }] })).rejects.toThrow(/already wrote LSN 2/);
     const third = await start(['--data-dir', join(root, 'c'), '--durability', 'object-store'], s3Env(s3, prefix));
-    expect((await new StorageClient(third.url).readPage(timelineId, 'f', 0)).subarray(0, 6).toString()).toBe('a-wins');
+    expect((await new StorageClient(third.url, third.token).readPage(timelineId, 'f', 0)).subarray(0, 6).toString()).toBe('a-wins');
   });
 });

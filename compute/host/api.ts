@@ -5,12 +5,11 @@
 //   DELETE /v1/computes/:id    clean stop -> {computeId, stopped, clean, lsn}
 //   GET    /metrics            Prometheus text
 //   GET    /healthz            {status: "ok", computes, pool}
-// Errors: {"error": {"code", "message"}} with 400/404/409/413/503. With a token, /v1 requires
-// `Authorization: Bearer <token>`.
+// Errors: {"error": {"code", "message"}} with 400/401/404/409/413/503. With a token (lib/http-guard.ts), /v1 and
+// /metrics require `Authorization: Bearer <token>`; a body over 64 KiB is refused while it is read.
 import { Hono } from 'hono';
 import type { Context } from 'hono';
-import { bodyLimit } from 'hono/body-limit';
-import { timingSafeEqual, createHash } from 'node:crypto';
+import { bearerAuth, limitBody, requireAuth } from '../../lib/http-guard.ts';
 import { ComputeHost, HostError } from './host.ts';
 import type { StartRequest } from './host.ts';
 
@@ -54,9 +53,7 @@ export function parseStartRequest(body: unknown): StartRequest {
   return req;
 }
 
-function digest(s: string): Buffer {
-  return createHash('sha256').update(s).digest();
-}
+const MAX_BODY = 64 * 1024;
 
 export function createHostApp(host: ComputeHost, opts: { apiToken?: string } = {}): Hono {
   const app = new Hono();
@@ -68,19 +65,16 @@ export function createHostApp(host: ComputeHost, opts: { apiToken?: string } = {
   });
   app.notFound((c) => c.json(errorBody('not_found', `no route for ${c.req.method} ${c.req.path}`), 404));
 
-  if (opts.apiToken) {
-    const want = digest(`Bearer ${opts.apiToken}`);
-    app.use('/v1/*', async (c, next) => {
-      if (!timingSafeEqual(digest(c.req.header('authorization') ?? ''), want)) {
-        return c.json(errorBody('unauthorized', 'missing or wrong Authorization: Bearer token'), 401);
-      }
-      await next();
-    });
-  }
+  app.get('/healthz', (c) => c.json({ status: 'ok', computes: host.computeCount, pool: host.poolStatus() }));
+  // everything else (/v1, /metrics) needs the token, then bodies are limited while they are read
+  app.use('*', requireAuth(opts.apiToken ? bearerAuth(opts.apiToken) : undefined, {
+    unauthorized: (c) => c.json(errorBody('unauthorized', 'missing or wrong Authorization: Bearer token'), 401),
+    onFailure: (f) => host.opts.log.warn(f, 'compute host API authentication failed'),
+  }));
+  app.use('*', limitBody(MAX_BODY, (c) => c.json(errorBody('body_too_large', 'request body is over 64 KiB'), 413)));
 
   app.post(
     '/v1/computes',
-    bodyLimit({ maxSize: 64 * 1024, onError: (c) => c.json(errorBody('body_too_large', 'request body is over 64 KiB'), 413) }),
     async (c: Context) => {
       const text = await c.req.text();
       let body: unknown;
@@ -102,6 +96,5 @@ export function createHostApp(host: ComputeHost, opts: { apiToken?: string } = {
     const text = await host.metrics.registry.metrics();
     return c.text(text, 200, { 'content-type': host.metrics.registry.contentType });
   });
-  app.get('/healthz', (c) => c.json({ status: 'ok', computes: host.computeCount, pool: host.poolStatus() }));
   return app;
 }

@@ -2,6 +2,7 @@
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { serve } from '@hono/node-server';
+import { requireTokenOffLoopback } from '../../lib/http-guard.ts';
 import { createHostApp } from './api.ts';
 import { ComputeHost } from './host.ts';
 import type { HostOptions } from './host.ts';
@@ -19,15 +20,16 @@ export interface HostServerOptions extends HostOptions {
   /** Control API address (default 127.0.0.1, port 0 = any). */
   apiHost?: string;
   apiPort?: number;
-  /** Bearer token for /v1 (default: none). */
+  /** Bearer token for /v1 and /metrics (lib/http-guard.ts). Without one the API listens on loopback only. */
   apiToken?: string;
 }
 
 export async function startComputeHost(opts: HostServerOptions): Promise<RunningHost> {
+  const apiHost = opts.apiHost ?? '127.0.0.1';
+  requireTokenOffLoopback(apiHost, opts.apiToken, 'the compute host API', (msg) => opts.log.warn(msg));
   const host = new ComputeHost(opts);
   await host.init();
   const app = createHostApp(host, { apiToken: opts.apiToken });
-  const apiHost = opts.apiHost ?? '127.0.0.1';
   const { server, port } = await new Promise<{ server: Server; port: number }>((resolve, reject) => {
     const s = serve({ fetch: app.fetch, port: opts.apiPort ?? 0, hostname: apiHost }, (info: AddressInfo) => resolve({ server: s as Server, port: info.port }));
     s.once('error', reject);

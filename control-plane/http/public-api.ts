@@ -1,7 +1,7 @@
 // The public API, shaped after Neon's API v2: `/api/v2/...` with a Bearer API key, Neon's JSON shapes and errors.
 // The routes live in ../api/, one module per resource; this wires them to the services.
-import { createHash, timingSafeEqual } from 'node:crypto';
 import { Hono } from 'hono';
+import { bearerAuth, limitBody, requireAuth } from '../../lib/http-guard.ts';
 import { checkpointRoutes } from '../api/checkpoints.ts';
 import { databaseRoutes } from '../api/databases.ts';
 import type { ApiDeps } from '../api/deps.ts';
@@ -40,20 +40,18 @@ export interface PublicApiOptions {
   computePassword?: string;
   /** How many compute hosts the control plane drives; 0 means records only (no compute can start). */
   computeHosts?: number;
+  /** The storage node's bearer token (LAKEBASE_STORAGE_TOKEN). */
+  storageToken?: string;
 }
 
-function sameKey(given: string | undefined, expected: string): boolean {
-  if (given === undefined) return false;
-  const a = createHash('sha256').update(given).digest();
-  const b = createHash('sha256').update(`Bearer ${expected}`).digest();
-  return timingSafeEqual(a, b);
-}
+/** Largest request body (control-plane/api/validate.ts refuses more too, but only once it is read). */
+const MAX_BODY = 1024 * 1024;
 
 export function publicApi(state: StateStore, projects: Projects, endpoints: EndpointManager, opts: PublicApiOptions): Hono {
   const hasHosts = (opts.computeHosts ?? 0) > 0;
   const plane: Plane = {
     state,
-    storage: new StorageClient(projects.storageUrl),
+    storage: new StorageClient(projects.storageUrl, opts.storageToken),
     endpoints,
     box: new PasswordBox(opts.secret ?? opts.apiKey),
     sql: hasHosts && opts.computePassword ? new ComputeSql(endpoints, opts.computePassword) : null,
@@ -80,12 +78,10 @@ export function publicApi(state: StateStore, projects: Projects, endpoints: Endp
   operationRoutes(v2, deps);
 
   const app = new Hono();
-  app.use('/api/*', async (c, next) => {
-    if (!sameKey(c.req.header('authorization'), opts.apiKey)) {
-      return c.json({ code: 'UNAUTHORIZED', message: 'authentication required: pass the API key as "Authorization: Bearer <key>" (lakebase start prints it, and writes it to .lakebase/local.json)' }, 401);
-    }
-    await next();
-  });
+  app.use('/api/*', requireAuth(bearerAuth(opts.apiKey), {
+    unauthorized: (c) => c.json({ code: 'UNAUTHORIZED', message: 'authentication required: pass the API key as "Authorization: Bearer <key>" (lakebase start prints it, and writes it to .lakebase/local.json)' }, 401),
+  }));
+  app.use('/api/*', limitBody(MAX_BODY, (c) => c.json({ code: 'REQUEST_TOO_LARGE', message: `request body is too large (${MAX_BODY} bytes at most)` }, 413)));
   app.route('/api/v2', v2);
   // A catch-all rather than notFound alone: server.ts mounts this app into its own, whose notFound would answer.
   app.all('/api/*', (c) => c.json({ code: 'NOT_FOUND', message: `no route for ${c.req.method} ${c.req.path}` }, 404));

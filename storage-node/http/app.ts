@@ -1,7 +1,8 @@
 // The storage node's HTTP API (docs/storage-node-api.md), on Hono.
 import { Hono } from 'hono';
-import type { Context } from 'hono';
-import { bodyLimit } from 'hono/body-limit';
+import type { Context, MiddlewareHandler } from 'hono';
+import { limitBody, requireAuth } from '../../lib/http-guard.ts';
+import type { InternalAuth } from '../../lib/http-guard.ts';
 import { BatchDecodeError, decodeBatch } from '../api/batch-codec.ts';
 import { InvalidPathError, normaliseDataPath } from '../api/paths.ts';
 import type { CreateTimelineRequest, PageRef } from '../api/types.ts';
@@ -12,12 +13,18 @@ import type { StorageMetrics } from '../metrics.ts';
 export interface AppOptions {
   maxBatchBytes: number;
   maxPagesPerRead: number;
+  /** Required on every route but /healthz (undefined: none, loopback only). */
+  auth?: InternalAuth;
   log: (level: 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void;
 }
 
 function errorBody(code: string, message: string): { error: { code: string; message: string } } {
   return { error: { code, message } };
 }
+
+/** Largest body of the JSON routes (a page list of maxPagesPerRead refs is well under it). */
+const MAX_JSON_BODY = 1024 * 1024;
+const BATCHES = /^\/v1\/timelines\/[^/]+\/batches$/;
 
 function statusOf(e: unknown): { status: 400 | 404 | 409 | 500; code: string } {
   if (e instanceof BatchRejectedError) return { status: e.code === 'lsn_mismatch' ? 409 : 400, code: e.code };
@@ -90,6 +97,19 @@ function validatePageRefs(body: unknown, max: number): PageRef[] {
   });
 }
 
+/**
+ * A batch over the limit is refused from its Content-Length, before a byte is read. One without Content-Length
+ * (chunked) is buffered while it is read, so it is held to the small JSON limit: a 300 MB stream costs no more
+ * than 1 MiB. The storage client always sends Content-Length.
+ */
+function batchLimit(maxBatchBytes: number): MiddlewareHandler {
+  const tooLarge = (max: number, hint: string) => (c: Context) =>
+    c.json(errorBody('batch_too_large', `write batch is larger than the limit of ${max} bytes${hint}; split it`), 413);
+  const declared = limitBody(maxBatchBytes, tooLarge(maxBatchBytes, ''));
+  const chunked = limitBody(Math.min(maxBatchBytes, MAX_JSON_BODY), tooLarge(Math.min(maxBatchBytes, MAX_JSON_BODY), ' for a batch without Content-Length'));
+  return (c, next) => (c.req.header('content-length') !== undefined && c.req.header('transfer-encoding') === undefined ? declared(c, next) : chunked(c, next));
+}
+
 export function createApp(engine: StorageEngine, metrics: StorageMetrics, opts: AppOptions): Hono {
   const app = new Hono();
 
@@ -109,6 +129,13 @@ export function createApp(engine: StorageEngine, metrics: StorageMetrics, opts: 
   app.notFound((c) => c.json(errorBody('not_found', `no route for ${c.req.method} ${c.req.path}`), 404));
 
   app.get('/healthz', (c) => c.json({ status: 'ok' }));
+  // everything else (/v1, /metrics) needs the token; then bodies are limited while they are read
+  app.use('*', requireAuth(opts.auth, {
+    unauthorized: (c) => c.json(errorBody('unauthorized', 'missing or wrong Authorization: Bearer token'), 401),
+    onFailure: (f) => opts.log('warn', 'storage node API authentication failed', f),
+  }));
+  const jsonLimit = limitBody(MAX_JSON_BODY, (c) => c.json(errorBody('body_too_large', `request body is larger than ${MAX_JSON_BODY} bytes`), 413));
+  app.use('*', (c, next) => (BATCHES.test(c.req.path) ? next() : jsonLimit(c, next)));
   app.get('/metrics', async (c) => c.text(await metrics.registry.metrics(), 200, { 'content-type': metrics.registry.contentType }));
 
   app.get('/v1/timelines', (c) => c.json({ timelines: engine.listTimelines() }));
@@ -121,10 +148,7 @@ export function createApp(engine: StorageEngine, metrics: StorageMetrics, opts: 
 
   app.post(
     '/v1/timelines/:id/batches',
-    bodyLimit({
-      maxSize: opts.maxBatchBytes,
-      onError: (c) => c.json(errorBody('batch_too_large', `write batch is larger than the limit of ${opts.maxBatchBytes} bytes; split it`), 413),
-    }),
+    batchLimit(opts.maxBatchBytes),
     async (c) => {
       const id = parseTimelineId(c);
       const batch = decodeBatch(new Uint8Array(await c.req.arrayBuffer()));

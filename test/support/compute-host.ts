@@ -1,7 +1,8 @@
-// Compute hosts for tests: as a real process (`node compute/main.ts`, for kill -9) and a small client of the
-// host's control API.
+// Compute hosts for tests: as a real process (`node compute/main.ts`, for kill -9, with a random API token) and a
+// small client of the host's control API.
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 
@@ -9,6 +10,8 @@ const MAIN = fileURLToPath(new URL('../../compute/main.ts', import.meta.url));
 
 export interface HostProcess {
   url: string;
+  /** The control API's bearer token. */
+  apiToken: string;
   proc: ChildProcess;
   api: HostApi;
   /** SIGKILL, and wait for the process to be gone. */
@@ -18,9 +21,13 @@ export interface HostProcess {
   output(): string;
 }
 
-export async function startHostProcess(opts: { storageUrl: string; token: string; args?: string[]; env?: Record<string, string> }): Promise<HostProcess> {
+export async function startHostProcess(opts: { storageUrl: string; storageToken?: string; token: string; args?: string[]; env?: Record<string, string> }): Promise<HostProcess> {
+  const apiToken = randomBytes(16).toString('hex');
   const proc = spawn(process.execPath, [MAIN, '--port', '0', '--storage-url', opts.storageUrl, '--token', opts.token, ...(opts.args ?? [])], {
-    env: { ...process.env, LAKEBASE_LOG_LEVEL: 'info', ...opts.env },
+    env: {
+      ...process.env, LAKEBASE_LOG_LEVEL: 'info', LAKEBASE_COMPUTE_API_TOKEN: apiToken,
+      ...(opts.storageToken ? { LAKEBASE_STORAGE_TOKEN: opts.storageToken } : {}), ...opts.env,
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';
@@ -45,8 +52,9 @@ export async function startHostProcess(opts: { storageUrl: string; token: string
   const alive = (): boolean => proc.exitCode === null && proc.signalCode === null;
   return {
     url,
+    apiToken,
     proc,
-    api: new HostApi(url),
+    api: new HostApi(url, apiToken),
     output: () => out,
     kill9: async () => {
       if (alive()) proc.kill('SIGKILL');
@@ -75,14 +83,16 @@ export class HostApiError extends Error {
 
 export class HostApi {
   readonly url: string;
-  constructor(url: string) {
+  private readonly auth: Record<string, string>;
+  constructor(url: string, token?: string) {
     this.url = url;
+    this.auth = token ? { authorization: `Bearer ${token}` } : {};
   }
 
   async request<T>(method: string, path: string, body?: unknown, raw?: string): Promise<T> {
     const res = await fetch(this.url + path, {
       method,
-      headers: body !== undefined || raw !== undefined ? { 'content-type': 'application/json' } : {},
+      headers: { ...this.auth, ...(body !== undefined || raw !== undefined ? { 'content-type': 'application/json' } : {}) },
       body: raw ?? (body !== undefined ? JSON.stringify(body) : undefined),
     });
     const text = await res.text();

@@ -1,9 +1,14 @@
 // A storage node and a control plane in this process, over a local-folder object store that counts what is
 // written (to show that branch, checkpoint and rewind write metadata only). No compute host: endpoints can't
-// start, roles and databases are records only. The template timeline is made once per stack (~4 s).
+// start, roles and databases are records only. The template timeline is made once per stack (~4 s). The storage
+// node requires a random token (storage.token), which the control plane is given.
+import { spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { createLogger } from '../../lib/logger.ts';
 import { LocalFolderStore } from '../../storage-node/object-store/local-folder.ts';
 import type { ByteRange, GetResult, ObjectInfo, ObjectStore, PutOptions } from '../../storage-node/object-store/object-store.ts';
@@ -50,6 +55,7 @@ export class CountingStore implements ObjectStore {
 }
 
 export const API_KEY = 'test-api-key-0123456789';
+export const INTERNAL_TOKEN = 'internal';
 
 export interface ControlPlaneStack {
   dir: string;
@@ -66,9 +72,11 @@ export interface ControlPlaneStack {
 export async function startControlPlaneStack(): Promise<ControlPlaneStack> {
   const dir = await mkdtemp(join(tmpdir(), 'lakebase-cp-'));
   const store = new CountingStore(new LocalFolderStore(join(dir, 'objects')));
-  const storage = await startStorageNode({ dataDir: join(dir, 'storage'), objectStore: store, logger: createLogger('storage-node', 'warn'), backgroundIntervalMs: 0 });
+  const storage = await startStorageNode({
+    dataDir: join(dir, 'storage'), objectStore: store, token: randomBytes(16).toString('hex'), logger: createLogger('storage-node', 'warn'), backgroundIntervalMs: 0,
+  });
   const start = () => startControlPlane({
-    storageUrl: storage.url, computeHostUrls: [], objectStore: store, apiKey: API_KEY, internalToken: 'internal', computePassword: 'compute',
+    storageUrl: storage.url, storageToken: storage.token, computeHostUrls: [], objectStore: store, apiKey: API_KEY, internalToken: INTERNAL_TOKEN, computePassword: 'compute',
     baseDomain: 'lakebase.localhost', proxyPort: 5433, secret: 'test-secret', logger: createLogger('control-plane', 'warn'),
   });
   const stack: ControlPlaneStack = {
@@ -96,4 +104,55 @@ export async function startControlPlaneStack(): Promise<ControlPlaneStack> {
   };
   stack.apiUrl = `${stack.cp.url}/api/v2`;
   return stack;
+}
+
+export interface ControlPlaneProcess {
+  url: string;
+  proc: ChildProcess;
+  stop(): Promise<void>;
+  output(): string;
+}
+
+/** The control plane as a real process (`node control-plane/main.ts`), with API_KEY and INTERNAL_TOKEN. */
+export async function startControlPlaneProcess(opts: {
+  storageUrl: string; storageToken?: string; computeHostUrl: string; computeApiToken?: string; objectStoreDir: string;
+}): Promise<ControlPlaneProcess> {
+  const main = fileURLToPath(new URL('../../control-plane/main.ts', import.meta.url));
+  const proc = spawn(process.execPath, [main, '--port', '0', '--storage-url', opts.storageUrl, '--compute-host', opts.computeHostUrl,
+    '--api-key', API_KEY, '--internal-token', INTERNAL_TOKEN, '--compute-token', 'compute'], {
+    env: {
+      ...process.env, LAKEBASE_LOG_LEVEL: 'info', LAKEBASE_OBJECT_STORE_DIR: opts.objectStoreDir,
+      LAKEBASE_STORAGE_TOKEN: opts.storageToken ?? '', LAKEBASE_COMPUTE_API_TOKEN: opts.computeApiToken ?? '',
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
+  const url = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      proc.kill('SIGKILL');
+      reject(new Error(`control plane did not start in 200 s:\n${out}`));
+    }, 200_000);
+    proc.stdout!.on('data', (d: Buffer) => {
+      out += d.toString();
+      const line = out.split('\n').find((l) => l.includes('"control plane listening"'));
+      if (!line) return;
+      clearTimeout(timer);
+      resolve((JSON.parse(line) as { url: string }).url);
+    });
+    proc.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+    proc.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`control plane exited with ${code} before listening:\n${out}`));
+    });
+  });
+  return {
+    url,
+    proc,
+    output: () => out,
+    stop: async () => {
+      if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGTERM');
+      await exited;
+    },
+  };
 }

@@ -1,6 +1,7 @@
 // Runs a storage node as a real process (`node storage-node/main.ts`) for tests that kill it.
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import type { S3ServerConfig } from './miniflare-s3.ts';
 
@@ -8,6 +9,8 @@ const MAIN = fileURLToPath(new URL('../../storage-node/main.ts', import.meta.url
 
 export interface StorageProcess {
   url: string;
+  /** Its bearer token (a random one unless env gave LAKEBASE_STORAGE_TOKEN; '' there means none). */
+  token: string | undefined;
   proc: ChildProcess;
   /** SIGKILL, and wait for the process to be gone. */
   kill9(): Promise<void>;
@@ -29,8 +32,9 @@ export function s3Env(s3: S3ServerConfig, prefix: string): Record<string, string
 }
 
 export async function startStorageProcess(args: string[], env: Record<string, string> = {}): Promise<StorageProcess> {
+  const token = env.LAKEBASE_STORAGE_TOKEN ?? randomBytes(16).toString('hex');
   const proc = spawn(process.execPath, [MAIN, '--port', '0', ...args], {
-    env: { ...process.env, LAKEBASE_LOG_LEVEL: 'info', ...env },
+    env: { ...process.env, LAKEBASE_LOG_LEVEL: 'info', ...env, LAKEBASE_STORAGE_TOKEN: token },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';
@@ -58,6 +62,7 @@ export async function startStorageProcess(args: string[], env: Record<string, st
   });
   return {
     url,
+    token: token || undefined,
     proc,
     output: () => out,
     kill9: async () => {
