@@ -27,7 +27,7 @@ export function newPassword(): string {
 }
 
 export class Projects {
-  private readonly state: StateStore;
+  readonly state: StateStore;
   readonly storageUrl: string;
 
   constructor(state: StateStore, storageUrl: string) {

@@ -1,12 +1,15 @@
 // Roles and databases of a branch. They live in Postgres: each change runs SQL on the branch's compute first
 // (compute-sql.ts), and the records change only when Postgres said yes. Passwords are for the proxy, which
 // checks the SCRAM verifier; Postgres roles have none (computes are reached with the internal password).
+// A password reset or a role deletion is published at once to the proxies' invalidation feed
+// (role-invalidations.ts), so their cached verifiers of the role are dropped.
 import { makeVerifier } from '../proxy/scram.ts';
 import { ident } from './compute-sql.ts';
 import { ApiError, conflict, unprocessable } from './errors.ts';
 import { getBranch, getDatabase, getRole } from './lookup.ts';
 import type { DatabaseRecord, OperationRecord, RoleRecord } from './model.ts';
 import { recordOperations } from './operations.ts';
+import { invalidationsFor } from './role-invalidations.ts';
 import type { Plane } from './plane.ts';
 import { OWNER_ROLE, newPassword } from './projects.ts';
 
@@ -68,7 +71,7 @@ export class RoleAdmin {
       const started = Date.now();
       const password = newPassword();
       const verifier = await makeVerifier(password);
-      return this.plane.state.mutate((s) => {
+      const result = await this.plane.state.mutate((s) => {
         getBranch(s, projectId, branchId);
         const r = getRole(s, branchId, name);
         r.verifier = verifier;
@@ -76,6 +79,8 @@ export class RoleAdmin {
         r.updated_at = new Date().toISOString();
         return { role: r, password, operations: recordOperations(s, projectId, started, [{ action: 'apply_config', branch_id: branchId }]) };
       });
+      invalidationsFor(this.plane.state).sync();
+      return result;
     });
   }
 
@@ -103,6 +108,7 @@ export class RoleAdmin {
         s.roles = s.roles.filter((r) => !(r.branch_id === branchId && r.name === name));
         return recordOperations(s, projectId, started, [{ action: 'apply_config', branch_id: branchId }]);
       });
+      invalidationsFor(this.plane.state).sync();
       return { role, operations };
     });
   }

@@ -23,6 +23,16 @@ export interface EndpointDirectory {
   wake(endpointId: string): Promise<ComputeAddress>;
   /** Called on every session and HTTP query so the owner can keep the compute from being suspended. */
   noteActivity?(endpointId: string): void;
+  /** Follows the control plane's role invalidations (password change, role or endpoint deleted); returns a stop. */
+  watchInvalidations?(handler: InvalidationHandler): () => void;
+}
+
+/** What the invalidation feed tells a proxy's verifier cache to drop. */
+export interface InvalidationHandler {
+  /** One role of an endpoint, or every role of it (role null). */
+  role(endpointId: string, role: string | null): void;
+  /** Everything: the feed restarted (new epoch) or the proxy fell too far behind it. */
+  all(): void;
 }
 
 /**

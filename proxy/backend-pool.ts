@@ -1,13 +1,13 @@
 // Idle compute connections for SQL over HTTP, per (endpoint, database, user). A connection goes back to the
 // pool only after Neon's session reset succeeded, so SET, a lone BEGIN, temp tables, prepared statements,
 // cursors, advisory locks and LISTENs never reach the next request; anything doubtful is closed instead.
+import { SESSION_RESET_SQL, STATELESS_PARAM } from '../lib/compute-startup.ts';
 import type { BackendConnection } from './backend-connection.ts';
 import type { ComputeConnector } from './compute-connector.ts';
 import { queryMessage } from './pg-wire.ts';
 import { readSimpleResult, runSimple } from './sql-executor.ts';
 
-export const RESET_SQL =
-  'ROLLBACK; CLOSE ALL; SET SESSION AUTHORIZATION DEFAULT; RESET ALL; DEALLOCATE ALL; UNLISTEN *; SELECT pg_advisory_unlock_all(); DISCARD TEMP; DISCARD SEQUENCES;';
+export const RESET_SQL = SESSION_RESET_SQL;
 
 /** RESET_SQL as a simple Query message, for sending in the same write as a request's last statement. */
 export const RESET_MESSAGE = queryMessage(RESET_SQL);
@@ -60,7 +60,7 @@ export class BackendPool {
       });
       if (conn) return conn;
     }
-    return this.connector.connect(endpointId, { user, database, extra: { client_encoding: 'UTF8' } });
+    return this.connector.connect(endpointId, { user, database, extra: { client_encoding: 'UTF8', [STATELESS_PARAM]: 'on' } });
   }
 
   /**

@@ -4,10 +4,13 @@
 //                                          accepts connections; an error status otherwise, with an optional body
 //                                          {"message": "<user-facing text>", "reason": "ENDPOINT_IDLE", "retriable": true}
 //   POST /v1/endpoints/:id/activity     -> 204 (best effort, throttled per endpoint)
+//   GET  /v1/invalidations?after=N&epoch=E&wait_ms=W -> 200 {"epoch", "reset", "last", "events": [{"seq",
+//                                          "endpoint_id", "role"}]}, held up to W ms until there is news (long poll)
 // An optional bearer token authenticates the proxy to the service.
 import http from 'node:http';
 import https from 'node:https';
-import { DirectoryError, type ComputeAddress, type EndpointDirectory, type RoleSecret } from './backend-directory.ts';
+import { DirectoryError, type ComputeAddress, type EndpointDirectory, type InvalidationHandler, type RoleSecret } from './backend-directory.ts';
+import { followInvalidations } from './invalidation-feed.ts';
 
 // Neon's transient control-plane reasons: worth a retry.
 const TRANSIENT_REASONS = new Set(['RUNNING_OPERATIONS', 'CONCURRENCY_LIMIT_REACHED', 'LOCK_ALREADY_TAKEN', 'ENDPOINT_IDLE', 'PROJECT_UNDER_MAINTENANCE']);
@@ -130,6 +133,12 @@ export class HttpEndpointDirectory implements EndpointDirectory {
       throw new DirectoryError('control plane sent a malformed compute address');
     }
     return { host: body.host, port: body.port, password: body.password };
+  }
+
+  watchInvalidations(handler: InvalidationHandler): () => void {
+    const headers: Record<string, string> = { accept: 'application/json' };
+    if (this.opts.token) headers.authorization = `Bearer ${this.opts.token}`;
+    return followInvalidations(`${this.base}/v1/invalidations`, headers, handler);
   }
 
   noteActivity(endpointId: string): void {

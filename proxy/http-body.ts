@@ -1,7 +1,10 @@
 // Reading and decoding the SQL-over-HTTP request body: size limit (413) while streaming, then Neon's
-// "untagged" payload decode: a single query first, then a batch (400 with Neon's message prefix).
+// "untagged" payload decode: a single query first, then a batch (400 with Neon's message prefix). Bodies
+// nested deeper than serde_json allows, numbers beyond f64 and more parameters than the protocol carries are
+// refused with 400 before anything reaches a compute.
 import type { Readable } from 'node:stream';
 import { ProxyError } from './errors.ts';
+import { jsonLimitViolation } from './json-guard.ts';
 import { paramToText, type Json } from './json-values.ts';
 
 export interface SingleQuery {
@@ -93,9 +96,16 @@ function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
+/** Bind carries the parameter count in an unsigned 16-bit field. */
+export const MAX_PARAMS = 65535;
+
 function single(v: unknown): SingleQuery | null {
   if (!isObject(v) || typeof v.query !== 'string') return null;
   if (v.params !== undefined && v.params !== null && !Array.isArray(v.params)) return null;
+  if (Array.isArray(v.params) && v.params.length > MAX_PARAMS) {
+    // libpq's wording for the same limit.
+    throw new ProxyError(`number of parameters must be between 0 and ${MAX_PARAMS}`, 400, 'bad_request');
+  }
   if (v.arrayMode !== undefined && v.arrayMode !== null && typeof v.arrayMode !== 'boolean') return null;
   const params = ((v.params as Json[] | undefined | null) ?? []).map(paramToText);
   return { query: v.query, params, arrayMode: (v.arrayMode as boolean | null | undefined) ?? undefined };
@@ -103,8 +113,11 @@ function single(v: unknown): SingleQuery | null {
 
 export function decodePayload(raw: Buffer): Payload {
   let doc: unknown;
+  const text = raw.toString('utf8');
+  const violation = jsonLimitViolation(text);
+  if (violation) throw badBody(violation);
   try {
-    doc = JSON.parse(raw.toString('utf8'));
+    doc = JSON.parse(text);
   } catch (err) {
     throw badBody(err instanceof Error ? err.message : String(err));
   }

@@ -175,9 +175,10 @@ async function handleSql(c: Ctx, deps: HttpDeps): Promise<Response> {
 
     // Body and authentication + connection run concurrently (a cold compute wakes while the body streams).
     const incoming = (c.env as { incoming?: unknown } | undefined)?.incoming;
+    const clientAddress = incoming instanceof IncomingMessage ? (incoming.socket.remoteAddress ?? '') : '';
     const bodyP = (incoming instanceof IncomingMessage ? readIncoming(incoming, deps.maxRequestBytes) : readBody(c.req.raw.body, deps.maxRequestBytes)).then(decodePayload);
     const connP = (async () => {
-      await deps.auth.checkCleartext(info.endpointId, info.user, info.password);
+      await deps.auth.checkCleartext(info.endpointId, info.user, info.password, clientAddress);
       deps.noteActivity?.(info.endpointId);
       return deps.pool.acquire(info.endpointId, info.database, info.user);
     })();
@@ -229,7 +230,8 @@ async function handleSql(c: Ctx, deps: HttpDeps): Promise<Response> {
     if (err instanceof PgServerError) return fail(400, errorBody(err.message, err.fields), err.code);
     if (err instanceof ProxyError) return fail(err.httpStatus, errorBody(err.message, err.pgFields), err.kind);
     if (err instanceof ResponseTooLarge) return fail(507, errorBody(err.message), 'response_too_large');
-    log.error({ err }, 'unexpected error in /sql');
+    // Its kind only: the text of an unexpected error may quote the request (headers, body) it choked on.
+    log.error({ kind: err instanceof Error ? err.name : typeof err, code: (err as { code?: unknown } | null)?.code }, 'unexpected error in /sql');
     return fail(500, errorBody(err instanceof Error ? err.message : String(err)), 'internal');
   }
 }

@@ -1,6 +1,7 @@
 // The proxy as a process: `node proxy/main.ts --directory-url http://control-plane:port [flags]`.
 // Every flag can also come from the environment as LAKEBASE_PROXY_<FLAG> (e.g. --http-port -> LAKEBASE_PROXY_HTTP_PORT);
 // a flag wins over the environment. Prints one JSON line {"httpPort":..,"tcpPort":..} on stdout when listening.
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { createLogger } from '../lib/logger.ts';
@@ -27,10 +28,19 @@ const HELP = `lakebase proxy: Neon-compatible SQL over HTTP, WebSocket and Postg
   --https-port N             with TLS: also serve HTTPS + WSS on this port
   --tcp-default-endpoint ID  endpoint for TCP clients that name none
   --tcp-allow-cleartext      let plain-TCP clients use the endpoint=<id>;<password> cleartext form
+  --no-metrics               no GET /metrics on the HTTP port (where it faces the internet)
+  --mock-auth-secret S       key of the deterministic SCRAM salts of unknown roles/endpoints (default: derived
+                             from --directory-token; random per process without either, so they change on restart)
+  --verifier-ttl-ms N        cached role verifiers serve this long without asking the control plane (default 60000)
+  --verifier-stale-ms N      while the control plane is unreachable, cached verifiers serve this long (default 3600000)
+  --auth-client-failures N   failures of one address at one role before backoff (default 5)
+  --auth-address-failures N  failures of one address at any role before backoff (default 30)
+  --auth-role-failures-per-minute N   over this, only addresses that logged in to the role before may try (default 120)
+  --auth-lock-ms N           first lockout (default 1000), doubling per further failure up to --auth-max-lock-ms (default 300000)
   --help
 Environment: LAKEBASE_PROXY_<FLAG> for each flag, LAKEBASE_LOG_LEVEL for logs.
 HTTP clients may send Lakebase-Statement-Timeout: <ms> to bound the statements of one request.
-GET /metrics on the HTTP port serves Prometheus metrics.`;
+GET /metrics on the HTTP port serves Prometheus metrics (aggregate counters only); --no-metrics turns it off.`;
 
 const FLAGS = {
   'directory-url': { type: 'string' },
@@ -50,6 +60,15 @@ const FLAGS = {
   'https-port': { type: 'string' },
   'tcp-default-endpoint': { type: 'string' },
   'tcp-allow-cleartext': { type: 'boolean' },
+  'no-metrics': { type: 'boolean' },
+  'mock-auth-secret': { type: 'string' },
+  'verifier-ttl-ms': { type: 'string' },
+  'verifier-stale-ms': { type: 'string' },
+  'auth-client-failures': { type: 'string' },
+  'auth-address-failures': { type: 'string' },
+  'auth-role-failures-per-minute': { type: 'string' },
+  'auth-lock-ms': { type: 'string' },
+  'auth-max-lock-ms': { type: 'string' },
   help: { type: 'boolean' },
 } as const;
 
@@ -89,8 +108,19 @@ function main(): Promise<void> | void {
   const key = get('tls-key');
   const tcpPortFlag = get('tcp-port');
   const logger = createLogger('proxy');
+  const token = get('directory-token');
+  const mockSecret = get('mock-auth-secret') ?? (token ? `directory-token:${token}` : undefined);
   return startProxy({
-    directory: new HttpEndpointDirectory(directoryUrl, { token: get('directory-token') }),
+    directory: new HttpEndpointDirectory(directoryUrl, { token }),
+    mockAuthSecret: mockSecret === undefined ? undefined : createHash('sha256').update('lakebase mock auth\0').update(mockSecret).digest(),
+    roleCache: { ttlMs: num('verifier-ttl-ms'), staleIfErrorMs: num('verifier-stale-ms') },
+    authLimits: {
+      clientFailures: num('auth-client-failures'),
+      addressFailures: num('auth-address-failures'),
+      roleFailuresPerMinute: num('auth-role-failures-per-minute'),
+      baseLockMs: num('auth-lock-ms'),
+      maxLockMs: num('auth-max-lock-ms'),
+    },
     host: get('host'),
     httpPort: num('http-port') ?? 4444,
     tcpPort: tcpPortFlag === 'off' ? null : (num('tcp-port') ?? 5432),
@@ -104,6 +134,7 @@ function main(): Promise<void> | void {
     httpsPort: num('https-port'),
     tcpDefaultEndpoint: get('tcp-default-endpoint'),
     tcpAllowCleartext: get('tcp-allow-cleartext') === 'true',
+    exposeMetrics: get('no-metrics') !== 'true',
     logger,
   }).then((proxy) => {
     process.stdout.write(JSON.stringify({ httpPort: proxy.httpPort, httpsPort: proxy.httpsPort, tcpPort: proxy.tcpPort }) + '\n');

@@ -69,11 +69,19 @@ function cstr(s: string): Buffer {
 
 /** A tagged message from its payload parts. */
 export function message(type: string, ...parts: Buffer[]): Buffer {
-  const bodyLen = parts.reduce((n, p) => n + p.length, 0);
-  const head = Buffer.alloc(5);
-  head.write(type, 0, 'latin1');
-  head.writeInt32BE(bodyLen + 4, 1);
-  return Buffer.concat([head, ...parts], bodyLen + 5);
+  return messageOf(type, parts);
+}
+
+/** message() for many parts (a spread of 100,000 arguments overflows the stack). */
+function messageOf(type: string, parts: Buffer[]): Buffer {
+  let bodyLen = 0;
+  for (const p of parts) bodyLen += p.length;
+  const out = Buffer.allocUnsafe(bodyLen + 5);
+  out.write(type, 0, 'latin1');
+  out.writeInt32BE(bodyLen + 4, 1);
+  let at = 5;
+  for (const p of parts) at += p.copy(out, at);
+  return out;
 }
 
 function int32(n: number): Buffer {
@@ -85,6 +93,13 @@ function int32(n: number): Buffer {
 function int16(n: number): Buffer {
   const b = Buffer.alloc(2);
   b.writeInt16BE(n, 0);
+  return b;
+}
+
+/** A count Postgres reads as unsigned 16 bits (Bind's parameter count: up to 65535). */
+function uint16(n: number): Buffer {
+  const b = Buffer.alloc(2);
+  b.writeUInt16BE(n, 0);
   return b;
 }
 
@@ -121,7 +136,7 @@ export function parseMessage(sql: string): Buffer {
 
 /** Bind of the unnamed portal, every parameter and result column in text format. */
 export function bindMessage(params: readonly (string | null)[]): Buffer {
-  const parts: Buffer[] = [cstr(''), cstr(''), int16(0), int16(params.length)];
+  const parts: Buffer[] = [cstr(''), cstr(''), int16(0), uint16(params.length)];
   for (const p of params) {
     if (p === null) parts.push(int32(-1));
     else {
@@ -130,7 +145,7 @@ export function bindMessage(params: readonly (string | null)[]): Buffer {
     }
   }
   parts.push(int16(0));
-  return message('B', ...parts);
+  return messageOf('B', parts);
 }
 
 export function describePortalMessage(): Buffer {

@@ -54,8 +54,11 @@ async function saltedPassword(password: string, salt: Buffer, iterations: number
   return pbkdf2Async(saslprep(password), salt, iterations, 32, 'sha256');
 }
 
+/** The iteration count of every verifier the control plane makes (makeVerifier's default). */
+export const VERIFIER_ITERATIONS = 4096;
+
 /** A new verifier for `password`; what a control plane stores instead of the password. */
-export async function makeVerifier(password: string, iterations = 4096, salt = randomBytes(16)): Promise<string> {
+export async function makeVerifier(password: string, iterations = VERIFIER_ITERATIONS, salt = randomBytes(16)): Promise<string> {
   const sp = await saltedPassword(password, salt, iterations);
   const storedKey = sha256(hmac(sp, 'Client Key'));
   const serverKey = hmac(sp, 'Server Key');
@@ -69,9 +72,15 @@ export async function verifyCleartext(verifier: ScramVerifier, password: string)
   return timingSafeEqual(storedKey, verifier.storedKey);
 }
 
-/** A verifier that no password matches, so an unknown role fails exactly like a wrong password. */
-export function mockVerifier(): ScramVerifier {
-  return { iterations: 4096, salt: randomBytes(16), storedKey: randomBytes(32), serverKey: randomBytes(32) };
+/**
+ * A verifier that no password matches, so an unknown role fails exactly like a wrong password. Like Postgres'
+ * mock authentication nonce, its salt is HMAC(secret, endpoint, role): the same unknown role gets the same
+ * salt on every attempt (a fresh random salt would tell it apart from a known role, whose salt never changes),
+ * with the iteration count of real verifiers. The keys are random: nothing can match them.
+ */
+export function mockVerifier(secret: Buffer, endpointId: string, role: string): ScramVerifier {
+  const salt = createHmac('sha256', secret).update('lakebase mock SCRAM salt\0').update(endpointId).update('\0').update(role).digest().subarray(0, 16);
+  return { iterations: VERIFIER_ITERATIONS, salt, storedKey: randomBytes(32), serverKey: randomBytes(32) };
 }
 
 function parseAttributes(msg: string): Map<string, string> {

@@ -8,6 +8,7 @@ import { createAdaptorServer } from '@hono/node-server';
 import { WebSocketServer } from 'ws';
 import { createLogger, type Logger } from '../lib/logger.ts';
 import { Authenticator } from './auth.ts';
+import type { AuthLimitOptions } from './auth-limits.ts';
 import type { EndpointDirectory } from './backend-directory.ts';
 import { BackendPool, type PoolOptions } from './backend-pool.ts';
 import { CancelRegistry } from './cancel-registry.ts';
@@ -17,6 +18,7 @@ import { endpointFromAddress, endpointFromHost } from './endpoint-id.ts';
 import { createHttpApp } from './http-sql.ts';
 import { ProxyMetrics } from './metrics.ts';
 import { EndpointRateLimiter, NEON_RATE_WINDOWS, type RateWindow } from './rate-limit.ts';
+import type { RoleCacheOptions } from './role-cache.ts';
 import { runWireSession, type WireSessionDeps } from './wire-session.ts';
 
 export interface ProxyConfig {
@@ -50,6 +52,18 @@ export interface ProxyConfig {
   tcpDefaultEndpoint?: string;
   /** Let TCP clients without TLS use the `endpoint=<id>;<password>` cleartext form (default false). */
   tcpAllowCleartext?: boolean;
+  /**
+   * Key of the deterministic mock SCRAM salts of unknown roles and endpoints. Unset: random per process, so an
+   * unknown role's salt changes when the proxy restarts (a known role's never does): configure one.
+   */
+  mockAuthSecret?: Buffer;
+  /** Failed-authentication limits (auth-limits.ts; default DEFAULT_AUTH_LIMITS). */
+  authLimits?: Partial<AuthLimitOptions>;
+  /**
+   * The verifier cache (role-cache.ts: default 10,000 roles, 60 s TTL, 1 h stale-if-error). The TTL defaults
+   * to 0 for a directory without watchInvalidations.
+   */
+  roleCache?: Partial<RoleCacheOptions>;
   /** Serve GET /metrics on the HTTP port (default true). */
   exposeMetrics?: boolean;
   logger?: Logger;
@@ -60,6 +74,8 @@ export interface RunningProxy {
   httpsPort: number | null;
   tcpPort: number | null;
   metrics: ProxyMetrics;
+  /** Authentication state: the verifier cache and the failed-authentication limits. */
+  auth: Authenticator;
   close(): Promise<void>;
 }
 
@@ -89,7 +105,14 @@ export async function startProxy(config: ProxyConfig): Promise<RunningProxy> {
     rateLimiter: new EndpointRateLimiter(config.rateLimits ?? NEON_RATE_WINDOWS),
     logger,
   });
-  const auth = new Authenticator(directory);
+  // Without push invalidations a cached verifier is used only while the directory fails (a TTL would let an
+  // old password work on after a change).
+  const roles = { ...(directory.watchInvalidations ? {} : { ttlMs: 0 }), ...config.roleCache };
+  const auth = new Authenticator(directory, { mockSecret: config.mockAuthSecret, limits: config.authLimits, roles });
+  const stopInvalidations = directory.watchInvalidations?.({
+    role: (endpointId, role) => auth.roles.invalidate(endpointId, role),
+    all: () => auth.roles.invalidateAll(),
+  });
   const pool = new BackendPool(connector, { maxIdlePerKey: 20, idleTimeoutMs: 5 * 60_000, ...config.pool });
   const cancels = new CancelRegistry();
   const wireDeps: WireSessionDeps = {
@@ -134,7 +157,8 @@ export async function startProxy(config: ProxyConfig): Promise<RunningProxy> {
         address = null;
       }
       const endpointHint = endpointFromHost(req.headers.host, baseDomains) ?? endpointFromAddress(address);
-      void runWireSession(wsTransport(ws), wireDeps, { protocol: 'websocket', endpointHint, cleartextAllowed: true, scram: false });
+      const clientAddress = req.socket.remoteAddress ?? '';
+      void runWireSession(wsTransport(ws), wireDeps, { protocol: 'websocket', clientAddress, endpointHint, cleartextAllowed: true, scram: false });
     });
   };
   for (const server of [httpServer, httpsServer]) {
@@ -159,6 +183,7 @@ export async function startProxy(config: ProxyConfig): Promise<RunningProxy> {
         : undefined;
       void runWireSession(tcpTransport(socket), wireDeps, {
         protocol: 'tcp',
+        clientAddress: socket.remoteAddress ?? '',
         endpointHint: null,
         defaultEndpoint: config.tcpDefaultEndpoint ?? null,
         cleartextAllowed: config.tcpAllowCleartext ?? false,
@@ -175,7 +200,9 @@ export async function startProxy(config: ProxyConfig): Promise<RunningProxy> {
     httpsPort,
     tcpPort,
     metrics,
+    auth,
     async close() {
+      stopInvalidations?.();
       for (const ws of wss.clients) ws.terminate();
       wss.close();
       for (const s of tcpSockets) s.destroy();

@@ -1,6 +1,9 @@
 // One Postgres-wire client session (WebSocket tunnel or TCP): startup packet, endpoint resolution, client
 // authentication (cleartext on WebSocket, as the driver's pipelined connect needs; SCRAM-SHA-256 on TCP), the
 // compute connection, then a transparent byte relay. Reference §2.3-2.5.
+// Nothing the client sends before it has authenticated is logged (its user name, options, password or SASL
+// bytes): until then a failure is logged by its kind and SQLSTATE only (preAuthLog), never by its text.
+import { RESERVED_PARAM_PREFIX } from '../lib/compute-startup.ts';
 import type { Logger } from '../lib/logger.ts';
 import type { Authenticator } from './auth.ts';
 import type { BackendConnection } from './backend-connection.ts';
@@ -54,6 +57,8 @@ export interface WireSessionDeps {
 
 export interface WireSessionOptions {
   protocol: 'websocket' | 'tcp';
+  /** The client's IP address, for the failed-authentication limits. */
+  clientAddress: string;
   /** Endpoint named by the connection itself (Host label, `address=`, TLS SNI), if any. */
   endpointHint: string | null;
   /** TCP without an endpoint: used when the client names none. */
@@ -107,6 +112,7 @@ class Inbox {
 }
 
 class SessionError extends Error {
+  override name = 'SessionError';
   readonly code: string;
   constructor(message: string, code = 'XX000') {
     super(message);
@@ -127,6 +133,7 @@ export async function runWireSession(initial: ClientTransport, deps: WireSession
   }, deps.handshakeTimeoutMs);
   let backend: BackendConnection | null = null;
   let cancelKey: number | null = null;
+  let authenticated = false;
   try {
     // ---- startup packet (SSLRequest / GSSENCRequest / CancelRequest may come first) ----
     let packet: Buffer;
@@ -167,7 +174,6 @@ export async function runWireSession(initial: ClientTransport, deps: WireSession
     const user = params.user;
     if (!user) throw new SessionError('no PostgreSQL user name specified in startup packet', '28000');
     const database = params.database || user;
-    log = log.child({ user, database });
 
     // ---- which endpoint ----
     const fromOptions = endpointFromOptions(params.options);
@@ -177,7 +183,7 @@ export async function runWireSession(initial: ClientTransport, deps: WireSession
 
     // ---- client authentication ----
     if (endpoint !== null && opts.scram) {
-      await scramExchange(transport, inbox, deps.auth, endpoint, user);
+      await scramExchange(transport, inbox, deps.auth, endpoint, user, opts.clientAddress);
     } else {
       if (!cleartextAllowed) throw new SessionError(endpoint === null ? ENDPOINT_NOT_SPECIFIED : 'cleartext password not allowed');
       transport.write(AUTH_CLEARTEXT);
@@ -188,16 +194,18 @@ export async function runWireSession(initial: ClientTransport, deps: WireSession
         endpoint = checkId(hack.endpoint);
         password = hack.password;
       }
-      await deps.auth.checkCleartext(endpoint, user, password);
+      await deps.auth.checkCleartext(endpoint, user, password, opts.clientAddress);
     }
-    log = log.child({ endpointId: endpoint });
+    authenticated = true;
+    log = log.child({ endpointId: endpoint, user, database });
     transport.write(AUTH_OK);
     deps.noteActivity?.(endpoint);
 
     // ---- compute connection, on the client's behalf ----
     const extra: Record<string, string> = {};
     for (const [k, v] of Object.entries(params)) {
-      if (k !== 'user' && k !== 'database' && k !== 'options' && !k.startsWith('_pq_.')) extra[k] = v;
+      // the lakebase.* parameters are the proxy's own word to the compute, never a client's
+      if (k !== 'user' && k !== 'database' && k !== 'options' && !k.startsWith('_pq_.') && !k.toLowerCase().startsWith(RESERVED_PARAM_PREFIX)) extra[k] = v;
     }
     if (fromOptions.forward) extra.options = fromOptions.forward;
     extra.client_encoding ??= 'UTF8';
@@ -236,7 +244,7 @@ export async function runWireSession(initial: ClientTransport, deps: WireSession
       log,
     });
   } catch (err) {
-    reportError(transport, err, deps, opts.protocol, log);
+    reportError(transport, err, deps, opts.protocol, log, authenticated);
     backend?.destroy();
   } finally {
     clearTimeout(timer);
@@ -267,7 +275,8 @@ async function readPassword(inbox: Inbox): Promise<string> {
   return m.body.toString('utf8', 0, end);
 }
 
-async function scramExchange(transport: ClientTransport, inbox: Inbox, auth: Authenticator, endpoint: string, user: string): Promise<void> {
+async function scramExchange(transport: ClientTransport, inbox: Inbox, auth: Authenticator, endpoint: string, user: string, address: string): Promise<void> {
+  const ticket = auth.admit(endpoint, user, address);
   const { verifier } = await auth.verifier(endpoint, user);
   const server = new ScramServer(verifier);
   transport.write(authSasl(['SCRAM-SHA-256']));
@@ -275,7 +284,8 @@ async function scramExchange(transport: ClientTransport, inbox: Inbox, auth: Aut
   if (first.type !== 'p') throw new SessionError(`incorrect message tag, expected 'p', got '${first.type}'`, '08P01');
   const r = new BodyReader(first.body);
   const mechanism = r.cstring();
-  if (mechanism !== 'SCRAM-SHA-256') throw new SessionError(`unsupported SASL mechanism '${mechanism}'`, '28000');
+  // Postgres' own text: the bytes in place of a mechanism name may be a password sent in clear.
+  if (mechanism !== 'SCRAM-SHA-256') throw new SessionError('client selected an invalid SASL authentication mechanism', '08P01');
   const len = r.int32();
   const clientFirst = r.bytes(len).toString('utf8');
   let serverFirst: string;
@@ -288,7 +298,11 @@ async function scramExchange(transport: ClientTransport, inbox: Inbox, auth: Aut
   const final = await inbox.message(MAX_STARTUP_PACKET);
   if (final.type !== 'p') throw new SessionError(`incorrect message tag, expected 'p', got '${final.type}'`, '08P01');
   const serverFinal = server.clientFinal(final.body.toString('utf8'));
-  if (serverFinal === null) throw authFailed(user);
+  if (serverFinal === null) {
+    ticket.failed();
+    throw authFailed(user);
+  }
+  ticket.succeeded();
   transport.write(authSaslFinal(serverFinal));
 }
 
@@ -298,6 +312,7 @@ function reportError(
   deps: WireSessionDeps,
   protocol: 'websocket' | 'tcp',
   log: Logger,
+  authenticated: boolean,
 ): void {
   let frame: Buffer | null;
   let code: string;
@@ -309,7 +324,7 @@ function reportError(
     frame = message('E', ...parts, Buffer.from([0]));
   } else if (err instanceof ProxyError) {
     code = err.kind;
-    frame = errorResponse('XX000', err.message);
+    frame = err.pgFields?.C ? errorResponse(err.pgFields.C, err.message, err.pgFields.S ?? 'ERROR') : errorResponse('XX000', err.message);
   } else if (err instanceof SessionError) {
     code = err.code;
     frame = errorResponse(err.code, err.message);
@@ -321,9 +336,15 @@ function reportError(
     frame = errorResponse('XX000', err instanceof Error ? err.message : String(err));
   }
   deps.metrics.errors.inc({ protocol, code });
-  log.info({ err: err instanceof Error ? err.message : String(err), code }, 'session failed');
+  if (authenticated) log.info({ err: err instanceof Error ? err.message : String(err), code }, 'session failed');
+  else log.info({ kind: errorKind(err), code }, 'session failed before authentication');
   if (frame) {
     transport.write(frame);
     transport.end();
   } else transport.destroy();
+}
+
+/** What failed, without its text (which may quote bytes the client sent before authenticating). */
+function errorKind(err: unknown): string {
+  return err instanceof Error ? err.name : typeof err;
 }

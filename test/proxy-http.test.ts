@@ -312,6 +312,38 @@ describe('raw HTTP contract', () => {
     expect(res.status).toBe(400);
   });
 
+  it('issue 9 item 11: 65,535 parameters bind; more, deep nesting and 1e999 are 400s in serde_json words', async () => {
+    const n = 65535;
+    const query = `SELECT cardinality(ARRAY[${Array.from({ length: n }, (_, i) => `$${i + 1}`).join(',')}]::int[]) AS s`;
+    let res = await post({ query, params: Array.from({ length: n }, () => 1) });
+    expect(res.status).toBe(200);
+    expect((await readJson(res)).rows).toEqual([[String(n)]]);
+    res = await post({ query: 'SELECT 1', params: Array.from({ length: n + 1 }, () => 1) });
+    expect(res.status).toBe(400);
+    let body = await readJson(res);
+    expect(Object.keys(body)).toEqual(ERROR_KEYS);
+    expect(body.message).toBe('number of parameters must be between 0 and 65535');
+
+    const deep = '['.repeat(10_000) + ']'.repeat(10_000);
+    res = await post(`{"query":"SELECT $1","params":[${deep}]}`);
+    expect(res.status).toBe(400);
+    body = await readJson(res);
+    expect(body.message).toBe('could not parse the HTTP request body: recursion limit exceeded at line 1 column 157');
+    // 126 levels of array parameter (127 with the params array) are still fine, as with serde_json
+    const ok = '['.repeat(125) + '1' + ']'.repeat(125);
+    res = await post(`{"query":"SELECT $1::text","params":[${ok}]}`);
+    expect(res.status).toBe(200);
+
+    res = await post('{"query":"SELECT $1::text","params":[1e999]}');
+    expect(res.status).toBe(400);
+    expect((await readJson(res)).message).toBe('could not parse the HTTP request body: number out of range at line 1 column 42');
+    res = await post('{"query":"SELECT $1::text","params":[{"a":[-1E+400]}]}');
+    expect(res.status).toBe(400);
+    // the digits inside a string are text, not a number
+    res = await post('{"query":"SELECT $1::text AS t","params":["1e999 [[[["]}');
+    expect((await readJson(res)).rows).toEqual([['1e999 [[[[']]);
+  });
+
   it('a password change takes effect at once, even with pooled connections', async () => {
     await stack.directory.setRole(ENDPOINT, USER, 'new-password');
     try {
