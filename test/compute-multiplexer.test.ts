@@ -1,14 +1,15 @@
 // The multiplexer's group commit with a scripted backend: batches that run while others wait are deferred and
 // shipped by one flush, their results held until it resolves; a failed deferred batch is followed by a flush
-// (which settles the backend's account of deferred changes) before anything else runs.
+// (which settles the backend's account of deferred changes) before anything else runs. And its hand-offs: only
+// when another session's batch comes, each ending with that session's own identity.
 import { describe, expect, it } from 'vitest';
 import { Multiplexer } from '../compute/host/multiplexer.ts';
 import type { Backend, MuxSession } from '../compute/host/multiplexer.ts';
 
 const READY_IDLE = new Uint8Array([0x5a, 0, 0, 0, 5, 0x49]);
 
-function session(id: number): MuxSession {
-  return { id, user: 'postgres', prefix: `lb${id}_`, statements: new Map(), terminate: () => {} };
+function session(id: number, user = 'postgres'): MuxSession {
+  return { id, user, prefix: `lb${id}_`, statements: new Map(), terminate: () => {} };
 }
 
 /** A backend whose batches (one byte: a marker) finish when the test says so. */
@@ -93,6 +94,51 @@ describe('multiplexer group commit', () => {
     expect(backend.log).toEqual(['exec 1', 'exec 2 deferred', 'flush', 'exec 3']);
     backend.finish(3);
     await rc;
+    mux.close(new Error('done'));
+  });
+});
+
+/** A backend that records the SQL of the simple Queries it gets and answers each with ReadyForQuery 'I'. */
+class RecordingBackend implements Backend {
+  readonly log: string[] = [];
+
+  exec(bytes: Uint8Array): Promise<Uint8Array> {
+    if (bytes.length === 1) {
+      this.log.push(`batch ${bytes[0]}`);
+      return Promise.resolve(READY_IDLE);
+    }
+    const out: Uint8Array[] = [];
+    for (let off = 0; off < bytes.length;) {
+      const len = new DataView(bytes.buffer, bytes.byteOffset + off + 1, 4).getInt32(0);
+      if (bytes[off] === 0x51) {
+        this.log.push(new TextDecoder().decode(bytes.subarray(off + 5, off + len)));
+        out.push(READY_IDLE);
+      }
+      off += 1 + len;
+    }
+    return Promise.resolve(new Uint8Array(out.flatMap((b) => [...b])));
+  }
+
+  flush(): Promise<void> {
+    return Promise.resolve();
+  }
+}
+
+describe('multiplexer hand-offs', () => {
+  it('hands the backend off only when another session runs, and always restores the incoming identity', async () => {
+    const backend = new RecordingBackend();
+    const mux = new Multiplexer(backend, { idleInTransactionTimeoutMs: 0 });
+    const [a, b] = [session(1, 'alice'), session(2, 'bob')];
+    for (const s of [a, b]) mux.attach(s);
+    for (const [s, marker] of [[a, 1], [a, 2], [b, 3], [b, 4], [a, 5]] as const) await mux.run(s, new Uint8Array([marker]));
+    const identities = backend.log.filter((l) => l.startsWith('SET SESSION AUTHORIZATION "'));
+    expect(identities).toEqual(['SET SESSION AUTHORIZATION "alice"', 'SET SESSION AUTHORIZATION "bob"', 'SET SESSION AUTHORIZATION "alice"']);
+    // the same session back to back: nothing between its batches
+    expect(backend.log.indexOf('batch 2') - backend.log.indexOf('batch 1')).toBe(1);
+    expect(backend.log.indexOf('batch 4') - backend.log.indexOf('batch 3')).toBe(1);
+    // a hand-off from a session captures its state first (as the superuser), and resets every setting
+    const handOff = backend.log.slice(backend.log.indexOf('batch 2') + 1, backend.log.indexOf('batch 3'));
+    expect(handOff[0]).toMatch(/^SELECT 'role', .*; SET SESSION AUTHORIZATION postgres; RESET ROLE; SELECT .*pg_settings.*; RESET ALL$/);
     mux.close(new Error('done'));
   });
 });

@@ -4,17 +4,25 @@
 // the session owns the backend and only its batches run until it is idle ('I') again. Other sessions wait in
 // FIFO order. So no session ever runs inside another's transaction or sees its uncommitted rows.
 //
-// The multiplexer also does what a pooler must when sessions share a backend: it switches the session user
-// (SET SESSION AUTHORIZATION) when the next batch belongs to another role, rolls back the transaction of a
-// session that disconnects inside one, closes a departing session's prepared statements (DISCARD ALL when the
-// last session leaves), replays sessions' prepared statements after the backend was restarted, and ends a
-// session that idles inside a transaction while others wait.
+// Each session's state is its own: a hand-off happens when the backend runs a batch of another session than the
+// one that ran last. It saves what the outgoing session left (its settings, SQL prepared statements and temporary
+// relations: session-state.ts), puts it away (RESET ALL, DEALLOCATE, temporary relations renamed out of sight),
+// and gives the incoming session its own back, its identity always from scratch (SET SESSION AUTHORIZATION <its
+// role>: nothing a session did to its identity survives its turn). The same session back to back costs nothing.
+// The multiplexer also rolls back the transaction of a session that disconnects inside one, drops a departing
+// session's statements and temporary relations (DISCARD ALL when the last session leaves), replays sessions'
+// protocol-level prepared statements after the backend was restarted, and ends a session that idles inside a
+// transaction while others wait.
 //
 // Group commit: batches of several sessions that run back to back while others wait are executed with
 // deferFlush, and their changes shipped by one flush (one write batch, one acknowledgement); each session's result
 // is released only when that flush resolved.
 import { closeStatement, concat, errorsIn, lastReadyStatus, query, sync } from './wire/messages.ts';
 import type { ErrorFields, TxStatus } from './wire/messages.ts';
+import {
+  bringBackSql, CAPTURE_SQL, dropSql, STATELESS_CAPTURE_SQL, identitySql, parseCapture, putAwaySql, resultsOf, roleSql, settingsSql, SUPERUSER,
+} from './session-state.ts';
+import type { QueryResult, SavedState, TempRelation } from './session-state.ts';
 
 /** What runs the batches: the compute's PGlite (execProtocolRaw). Rejects when the backend failed. */
 export interface Backend {
@@ -38,6 +46,11 @@ export interface MuxSession {
   readonly prefix: string;
   /** The session's named prepared statements (client name -> renamed Parse message), for replay and clean-up. */
   readonly statements: Map<string, Uint8Array>;
+  /**
+   * Keeps no state between its batches (the proxy's pooled connection for SQL over HTTP, which resets after each
+   * request): a hand-off drops what it left instead of saving it, and skips the costly settings capture.
+   */
+  readonly stateless?: boolean;
   /** Ends the session from the server side (sends the error, closes the socket). */
   terminate(err: ErrorFields): void;
 }
@@ -76,6 +89,12 @@ interface Item {
   internal: boolean;
   /** Runs as soon as the batch succeeded, before the next batch is picked. */
   after?: () => void;
+  /** Internal work that is more than one exec (in place of `bytes`). */
+  work?: () => Promise<Uint8Array>;
+  /** An internal batch that runs as the session (its identity and settings), as a client batch does. */
+  asSession?: boolean;
+  /** The batch is the proxy's session reset (SESSION_RESET_SQL) of a stateless session. */
+  resets?: boolean;
   enqueuedAt: number;
   resolve: (out: Uint8Array) => void;
   reject: (e: Error) => void;
@@ -85,6 +104,10 @@ interface SessionState {
   epoch: number;
   lastActivity: number;
   status: TxStatus;
+  /** The session's state while others have the backend (null while it is the resident one, or has none). */
+  saved: SavedState | null;
+  /** A stateless session whose last batch was the proxy's session reset, without error: it left nothing. */
+  clean: boolean;
 }
 
 export interface MultiplexerOptions {
@@ -94,9 +117,8 @@ export interface MultiplexerOptions {
   onInternalError?: (what: string, err: unknown) => void;
 }
 
-function quoteIdent(name: string): string {
-  return '"' + name.replace(/"/g, '""') + '"';
-}
+/** Returns a backend of unknown state to neutral: the superuser, no SET ROLE, every setting at its default. */
+const NEUTRAL_SQL = `SET SESSION AUTHORIZATION ${SUPERUSER}; RESET ROLE; RESET ALL`;
 
 export class Multiplexer {
   private readonly backend: Backend;
@@ -115,7 +137,10 @@ export class Multiplexer {
   /** The last two distinct sessions whose batch finished, and when (to tell whether others are busy). */
   private lastDone: { s: MuxSession | null; at: number } = { s: null, at: 0 };
   private prevDone: { s: MuxSession | null; at: number } = { s: null, at: 0 };
-  private currentRole: string | null = null;
+  /** The session whose state (identity, settings, temporary relations) is live on the backend. */
+  private resident: MuxSession | null = null;
+  /** Hidden temporary relations of departed sessions, dropped at the next hand-off. */
+  private pendingDrops: TempRelation[] = [];
   private epoch = 0;
   private closedWith: Error | null = null;
   private readonly timer: NodeJS.Timeout;
@@ -130,10 +155,10 @@ export class Multiplexer {
   }
 
   attach(s: MuxSession): void {
-    this.sessions.set(s, { epoch: this.epoch, lastActivity: Date.now(), status: 'I' });
+    this.sessions.set(s, { epoch: this.epoch, lastActivity: Date.now(), status: 'I', saved: null, clean: false });
   }
 
-  /** The session is gone: drop its waiting batches, roll back its transaction, drop its statements. */
+  /** The session is gone: drop its waiting batches, roll back its transaction, drop its statements and tables. */
   detach(s: MuxSession): void {
     const st = this.sessions.get(s);
     if (!st) return;
@@ -148,28 +173,45 @@ export class Multiplexer {
       // a backend skipping to Sync after an error ignores the first ROLLBACK, hence the second one
       parts.push(query('ROLLBACK'), sync(), query('ROLLBACK'));
     }
+    // a compute that is stopping ends every session anyway: no clean-up to report
+    const failed = (e: unknown): void => {
+      if (!(e instanceof BackendFailure && e.reason === 'stopped')) this.opts.onInternalError?.('session clean-up', e);
+    };
     if (this.sessions.size === 0) {
+      // nobody is left: everything session-level goes (the next session's hand-off restores the identity)
       parts.push(query('DISCARD ALL'));
-    } else if (s.statements.size > 0 && st.epoch === this.epoch) {
-      for (const name of s.statements.keys()) parts.push(closeStatement(s.prefix + name));
-      parts.push(sync());
+      const after = (): void => {
+        this.resident = null;
+        this.pendingDrops = [];
+      };
+      this.enqueue(s, concat(parts), true, { after }).catch(failed);
+      return;
     }
-    if (parts.length === 0) return;
-    // DISCARD ALL also resets the session user
-    const after = this.sessions.size === 0 ? () => (this.currentRole = null) : undefined;
-    this.enqueue(s, concat(parts), true, after).catch((e: unknown) => this.opts.onInternalError?.('session clean-up', e));
+    const work = async (): Promise<Uint8Array> => {
+      const out = parts.length > 0 ? await this.backend.exec(concat(parts)) : new Uint8Array(0);
+      // still resident: its state is live on the backend; else it was put away (or dropped) at a hand-off
+      if (this.resident === s) await this.vacate();
+      else if (st.saved && st.saved.epoch === this.epoch) this.pendingDrops.push(...st.saved.temps);
+      st.saved = null;
+      if (s.statements.size > 0 && st.epoch === this.epoch) {
+        await this.backend.exec(concat([...[...s.statements.keys()].map((n) => closeStatement(s.prefix + n)), sync()]));
+      }
+      return out;
+    };
+    this.enqueue(s, new Uint8Array(0), true, { work }).catch(failed);
   }
 
   /** Runs one client batch; resolves with the backend's messages for it. */
-  run(s: MuxSession, bytes: Uint8Array): Promise<Uint8Array> {
+  run(s: MuxSession, bytes: Uint8Array, opts: { resets?: boolean } = {}): Promise<Uint8Array> {
     if (!this.sessions.has(s)) return Promise.reject(new SessionGone());
-    return this.enqueue(s, bytes, false);
+    return this.enqueue(s, bytes, false, { resets: opts.resets });
   }
 
   /** Puts the session's open transaction into the failed state ('E'), as an error inside it would. */
   failTransaction(s: MuxSession, begin: boolean): Promise<Uint8Array> {
     const sql = `${begin ? 'BEGIN; ' : ''}DO $lakebase$BEGIN RAISE EXCEPTION 'transaction aborted by the compute'; END$lakebase$`;
-    return this.enqueue(s, query(sql), true);
+    // after a restart of the backend nobody is resident: the session's identity and settings come first
+    return this.enqueue(s, query(sql), true, { asSession: true });
   }
 
   /** Removes a session's batch that is still waiting; false when it is running or not queued. */
@@ -192,7 +234,8 @@ export class Multiplexer {
   /** The backend was replaced (restarted on its timeline): every session-level thing on it is gone. */
   backendRestarted(): void {
     this.epoch++;
-    this.currentRole = null;
+    this.resident = null;
+    this.pendingDrops = [];
     this.owner = null;
     for (const st of this.sessions.values()) st.status = 'I';
   }
@@ -233,10 +276,10 @@ export class Multiplexer {
     return idle();
   }
 
-  private enqueue(s: MuxSession, bytes: Uint8Array, internal: boolean, after?: () => void): Promise<Uint8Array> {
+  private enqueue(s: MuxSession, bytes: Uint8Array, internal: boolean, more: Pick<Item, 'after' | 'work' | 'asSession' | 'resets'> = {}): Promise<Uint8Array> {
     if (this.closedWith) return Promise.reject(this.closedWith);
     return new Promise<Uint8Array>((resolve, reject) => {
-      const item: Item = { seq: ++this.seq, session: s, bytes, internal, after, enqueuedAt: performance.now(), resolve, reject };
+      const item: Item = { seq: ++this.seq, session: s, bytes, internal, ...more, enqueuedAt: performance.now(), resolve, reject };
       // a session's own clean-up goes before its later work and, while it owns the backend, before anyone's
       if (internal && this.owner === s) {
         const i = this.queue.findIndex((it) => it.session === s);
@@ -280,11 +323,12 @@ export class Multiplexer {
     const t0 = performance.now();
     let defer = false;
     try {
-      if (!item.internal && st) await this.prepareFor(s, st);
       // while others wait (or a group is open), the batch's changes wait for the group's one write batch
       defer = !item.internal && (this.held.length > 0 || this.queue.length > 0 || this.othersBusy(s));
-      const out = await this.backend.exec(item.bytes, defer ? { deferFlush: true } : undefined);
-      const status = lastReadyStatus(out);
+      if ((!item.internal || item.asSession) && st) await this.prepareFor(s, st, defer);
+      const out = item.work ? await item.work() : await this.backend.exec(item.bytes, defer ? { deferFlush: true } : undefined);
+      // a session's clean-up (work) leaves nothing open: it ends with its ROLLBACKs, if any
+      const status = item.work ? 'I' : lastReadyStatus(out);
       // no ReadyForQuery (a Flush in the middle of an extended-protocol batch): the batch is not over
       if (status === 'I') {
         if (this.owner === s) this.owner = null;
@@ -292,6 +336,7 @@ export class Multiplexer {
       if (st) {
         st.status = status ?? st.status;
         st.lastActivity = Date.now();
+        st.clean = item.resets === true && status === 'I' && errorsIn(out).length === 0;
       }
       item.after?.();
       this.noteDone(s);
@@ -346,21 +391,94 @@ export class Multiplexer {
     }
   }
 
-  /** Before a session's batch: its role on the backend, and its prepared statements after a restart. */
-  private async prepareFor(s: MuxSession, st: SessionState): Promise<void> {
-    if (this.currentRole !== s.user && this.owner !== s) {
-      const out = await this.backend.exec(query(`SET SESSION AUTHORIZATION ${quoteIdent(s.user)}`));
-      const err = errorsIn(out)[0];
-      if (err) {
-        this.currentRole = null;
-        throw new SessionRefused({ severity: 'FATAL', code: err.code === '42704' ? '28000' : err.code, message: err.message });
-      }
-      this.currentRole = s.user;
-    }
+  /** Before a session's batch: its turn on the backend (a hand-off), and its prepared statements after a restart. */
+  private async prepareFor(s: MuxSession, st: SessionState, defer: boolean): Promise<void> {
+    if (this.resident !== s && this.owner !== s) await this.handOff(s, st, defer);
     if (st.epoch !== this.epoch) {
       st.epoch = this.epoch;
       if (s.statements.size > 0) await this.backend.exec(concat([...s.statements.values(), sync()]));
     }
+  }
+
+  /** Runs simple Queries in one call (one round trip; each its own implicit transaction). */
+  private async queries(sqls: string[], defer: boolean): Promise<(QueryResult | undefined)[]> {
+    if (sqls.length === 0) return [];
+    return resultsOf(await this.backend.exec(concat(sqls.map((q) => query(q))), defer ? { deferFlush: true } : undefined));
+  }
+
+  /**
+   * Saves and puts away the state of the session that ran last (drops it if that session is gone), and gives `s`
+   * its own: settings, temporary relations, identity, SQL prepared statements. One round trip when neither has
+   * prepared statements or temporary relations (what the capture finds decides the second).
+   */
+  private async handOff(s: MuxSession, st: SessionState, defer: boolean): Promise<void> {
+    const from = this.resident;
+    const fromSt = from ? this.sessions.get(from) : undefined;
+    this.resident = null;
+    const saved = st.saved;
+    st.saved = null;
+    // a restarted backend lost temporary relations and prepared statements; settings still come back
+    const temps = saved && saved.epoch === this.epoch ? saved.temps : [];
+    const prepared = saved && saved.epoch === this.epoch ? saved.prepared : [];
+    const settings = saved?.settings.length ? [settingsSql(saved.settings)] : [];
+    // the identity from scratch, then the session's SET ROLE (checked by Postgres against that identity)
+    const identity = [identitySql(s.user), ...(saved?.role ? [roleSql(saved.role)] : [])];
+    let twoSteps = temps.length > 0 || prepared.length > 0 || this.pendingDrops.length > 0;
+    // a stateless session whose last batch was its own successful reset left nothing: no capture, only neutral
+    const capture = !from || fromSt?.clean ? NEUTRAL_SQL : from.stateless ? STATELESS_CAPTURE_SQL : CAPTURE_SQL;
+    const first = [capture, ...(twoSteps ? [] : [...settings, ...identity])];
+    const r1 = await this.queries(first, defer);
+    let refusal = twoSteps ? undefined : r1[first.length - identity.length]?.error;
+    let putAway: string[] = [];
+    if (r1[0]?.error) {
+      // nothing of the capture happened (one transaction): reset on its own, then settings and identity again
+      this.opts.onInternalError?.('session state capture', new Error(r1[0].error.message));
+      await this.queries(NEUTRAL_SQL.split('; '), defer);
+      twoSteps = true;
+    } else if (from && capture !== NEUTRAL_SQL) {
+      const captured = parseCapture(r1[0]?.rows ?? []);
+      // a session still attached gets its state back on its next turn; a departed or stateless one's is dropped
+      const keep = fromSt !== undefined && !from.stateless;
+      if (fromSt && keep) fromSt.saved = { settings: captured.settings, role: captured.role, prepared: [...captured.prepared.values()].filter((p) => p !== null), temps: captured.temps, epoch: this.epoch };
+      putAway = putAwaySql(captured, keep);
+    }
+    const fix = [...putAway, ...this.pendingDrops.map((t) => dropSql(t, true)), ...bringBackSql(temps)];
+    this.pendingDrops = [];
+    if (fix.length > 0 || twoSteps) {
+      const second = [
+        ...(fix.length > 0 ? [`SET SESSION AUTHORIZATION ${SUPERUSER}; ${fix.join('; ')}`] : []),
+        ...(twoSteps ? settings : []), ...identity, ...prepared,
+      ];
+      const r2 = await this.queries(second, defer);
+      refusal = r2[second.length - prepared.length - identity.length]?.error;
+      if (fix.length > 0 && r2[0]?.error) refusal = await this.fixOneByOne(fix, s, r2[0].error.message, defer);
+    }
+    if (refusal) {
+      // the backend is left as the superuser: the next batch, whoever's, starts with a full hand-off
+      throw new SessionRefused({ severity: 'FATAL', code: refusal.code === '42704' ? '28000' : refusal.code, message: refusal.message });
+    }
+    this.resident = s;
+  }
+
+  /** The put-away failed as a whole (one implicit transaction): each statement on its own, then the identity. */
+  private async fixOneByOne(fix: string[], s: MuxSession, why: string, defer: boolean): Promise<QueryResult['error'] | undefined> {
+    this.opts.onInternalError?.('session state put-away', new Error(why));
+    const r = await this.queries([...fix.map((f) => `SET SESSION AUTHORIZATION ${SUPERUSER}; ${f}`), identitySql(s.user)], defer);
+    return r[fix.length]?.error;
+  }
+
+  /** The resident session leaves for good: its temporary relations and SQL prepared statements are dropped. */
+  private async vacate(): Promise<void> {
+    this.resident = null;
+    const r = await this.queries([CAPTURE_SQL], false);
+    if (r[0]?.error) {
+      this.opts.onInternalError?.('session state capture', new Error(r[0].error.message));
+      await this.queries(NEUTRAL_SQL.split('; '), false);
+      return;
+    }
+    const drop = putAwaySql(parseCapture(r[0]?.rows ?? []), false);
+    const [d] = await this.queries(drop.length > 0 ? [drop.join('; ')] : [], false);
+    if (d?.error) this.opts.onInternalError?.('session state clean-up', new Error(d.error.message));
   }
 
   private checkIdleOwner(): void {

@@ -2,6 +2,7 @@
 // compute's sessions share. So that two sessions can both prepare "s1" (node-postgres names statements after the
 // query's `name`), the server rewrites every non-empty statement and portal name in Parse, Bind, Describe, Close
 // and Execute to `<session prefix><name>`, as PgBouncer 1.21+ does in transaction mode. Responses carry no names.
+// It also puts a rewritten query text (sql-scan.ts: identity and session-scoped DISCARD) into a Parse or Query.
 import { BodyReader, concat, encodeCString, message } from './messages.ts';
 import type { Frame } from './messages.ts';
 
@@ -17,13 +18,17 @@ export type NameEffect =
   | { kind: 'close'; name: string }
   | null;
 
-export function rewriteNames(frame: Frame, prefix: string): { bytes: Uint8Array; effect: NameEffect } {
+/** `sql`: for a Parse or a Query, the text to put in place of the client's (see sqlTraits' `rewritten`). */
+export function rewriteNames(frame: Frame, prefix: string, sql?: string | null): { bytes: Uint8Array; effect: NameEffect } {
   const r = new BodyReader(frame.body);
   switch (frame.type) {
     case 'P': {
       const name = r.cstring();
-      if (name === '') return { bytes: frame.bytes, effect: null };
-      const bytes = message('P', concat([new Uint8Array(encodeCString(prefix + name)), r.rest()]));
+      if (name === '' && !sql) return { bytes: frame.bytes, effect: null };
+      if (sql) r.cstring();
+      const query = sql ? new Uint8Array(encodeCString(sql)) : new Uint8Array(0);
+      const bytes = message('P', concat([new Uint8Array(encodeCString(renamed(prefix, name))), query, r.rest()]));
+      if (name === '') return { bytes, effect: null };
       return { bytes, effect: { kind: 'parse', name, bytes } };
     }
     case 'B': {
@@ -42,6 +47,8 @@ export function rewriteNames(frame: Frame, prefix: string): { bytes: Uint8Array;
       const effect: NameEffect = frame.type === 'C' && kind === 0x53 /* S */ ? { kind: 'close', name } : null;
       return { bytes, effect };
     }
+    case 'Q':
+      return { bytes: sql ? message('Q', encodeCString(sql)) : frame.bytes, effect: null };
     case 'E': {
       const portal = r.cstring();
       if (portal === '') return { bytes: frame.bytes, effect: null };
