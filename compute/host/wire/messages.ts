@@ -23,9 +23,16 @@ export interface Frame {
   body: Uint8Array;
 }
 
-/** Accumulates socket chunks and cuts them into messages. */
+/**
+ * Accumulates socket chunks and cuts them into messages. The chunks are kept as a list and joined only as far as
+ * the next message needs: a paused socket with megabytes buffered (COPY data behind a running chunk) costs no
+ * copy per arriving chunk.
+ */
 export class FrameReader {
-  private buf: Uint8Array = new Uint8Array(0);
+  /** The first bytes, contiguous; `rest` follows it. */
+  private head: Uint8Array = new Uint8Array(0);
+  private rest: Uint8Array[] = [];
+  private total = 0;
   private readonly maxMessageBytes: number;
 
   constructor(maxMessageBytes: number) {
@@ -33,46 +40,63 @@ export class FrameReader {
   }
 
   push(chunk: Uint8Array): void {
-    if (this.buf.length === 0) {
-      this.buf = chunk;
-      return;
-    }
-    const next = new Uint8Array(this.buf.length + chunk.length);
-    next.set(this.buf);
-    next.set(chunk, this.buf.length);
-    this.buf = next;
+    if (chunk.length === 0) return;
+    if (this.head.length === 0) this.head = chunk;
+    else this.rest.push(chunk);
+    this.total += chunk.length;
   }
 
   get buffered(): number {
-    return this.buf.length;
+    return this.total;
+  }
+
+  /** Makes the first `n` bytes contiguous in `head`; false when fewer are buffered. */
+  private ensure(n: number): boolean {
+    if (this.total < n) return false;
+    if (this.head.length >= n) return true;
+    const parts = [this.head];
+    let len = this.head.length;
+    let k = 0;
+    while (len < n) {
+      len += this.rest[k].length;
+      parts.push(this.rest[k++]);
+    }
+    this.rest = this.rest.slice(k);
+    this.head = concat(parts);
+    return true;
+  }
+
+  private take(n: number): Uint8Array {
+    const out = this.head.subarray(0, n);
+    this.head = this.head.subarray(n);
+    this.total -= n;
+    if (this.head.length === 0 && this.rest.length > 0) this.head = this.rest.shift()!;
+    return out;
   }
 
   /** The startup-phase packet (no type byte): length, then payload. Null until complete. */
   nextStartup(): Uint8Array | null {
-    if (this.buf.length < 4) return null;
-    const len = readInt32(this.buf, 0);
+    if (!this.ensure(4)) return null;
+    const len = readInt32(this.head, 0);
     if (len < 8 || len > 10_000) throw new ProtocolViolation(`invalid startup packet length ${len}`);
-    if (this.buf.length < len) return null;
-    const packet = this.buf.subarray(4, len);
-    this.buf = this.buf.subarray(len);
-    return packet;
+    if (!this.ensure(len)) return null;
+    return this.take(len).subarray(4);
   }
 
   /** The next complete message, or null. */
   next(): Frame | null {
-    if (this.buf.length < 5) return null;
-    const len = readInt32(this.buf, 1);
+    if (!this.ensure(5)) return null;
+    const len = readInt32(this.head, 1);
     if (len < 4) throw new ProtocolViolation(`invalid message length ${len}`);
     if (len + 1 > this.maxMessageBytes) throw new ProtocolViolation(`message of ${len + 1} bytes is over the ${this.maxMessageBytes}-byte limit`, '54000');
-    if (this.buf.length < len + 1) return null;
-    const bytes = this.buf.subarray(0, len + 1);
-    this.buf = this.buf.subarray(len + 1);
+    if (!this.ensure(len + 1)) return null;
+    const bytes = this.take(len + 1);
     return { type: String.fromCharCode(bytes[0]), bytes, body: bytes.subarray(5) };
   }
 
   /** Whether a complete message is already buffered. */
   hasFrame(): boolean {
-    return this.buf.length >= 5 && this.buf.length >= readInt32(this.buf, 1) + 1;
+    return this.ensure(5) && this.total >= readInt32(this.head, 1) + 1;
   }
 }
 
@@ -183,6 +207,39 @@ export function readyForQuery(status: TxStatus): Uint8Array {
 
 export function negotiateProtocolVersion(minor: number, unrecognized: string[]): Uint8Array {
   return message('v', [...int32((3 << 16) | minor), ...int32(unrecognized.length), ...unrecognized.flatMap(cstr)]);
+}
+
+export function commandComplete(tag: string): Uint8Array {
+  return message('C', cstr(tag));
+}
+
+/** One CopyData message holding `parts` (joined once, straight into the message). */
+export function copyData(parts: Uint8Array[]): Uint8Array {
+  const n = parts.reduce((a, p) => a + p.length, 0);
+  const out = new Uint8Array(5 + n);
+  out[0] = 0x64; // d
+  writeInt32(out, 1, n + 4);
+  let off = 5;
+  for (const p of parts) {
+    out.set(p, off);
+    off += p.length;
+  }
+  return out;
+}
+
+export function copyDone(): Uint8Array {
+  return message('c', []);
+}
+
+/** Each message of a run of backend messages: its type byte and the whole message. */
+export function* messagesIn(out: Uint8Array): Generator<{ type: string; bytes: Uint8Array; body: Uint8Array }> {
+  let off = 0;
+  while (off + 5 <= out.length) {
+    const end = off + 1 + readInt32(out, off + 1);
+    const bytes = out.subarray(off, end);
+    yield { type: String.fromCharCode(out[off]), bytes, body: bytes.subarray(5) };
+    off = end;
+  }
 }
 
 /** CopyInResponse (overall format, no per-column formats: clients read the format only). */

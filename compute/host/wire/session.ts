@@ -1,17 +1,20 @@
 // One client connection to a compute: the startup handshake (SSLRequest answered 'N', cleartext password = the
 // host's internal token, ParameterStatus, BackendKeyData), then the client's messages cut into batches (up to a
 // Sync, a simple Query or a FunctionCall; a Flush with nothing behind it) that run on the shared backend through
-// the multiplexer. COPY FROM STDIN is collected whole before it runs (PGlite must get the data in the same
-// call); LISTEN is refused (a subscription would outlive the session's turn on the shared backend).
+// the multiplexer. COPY FROM STDIN runs in chunks that each carry their data (PGlite must get the data in the same
+// call: copy-in.ts); LISTEN is refused (a subscription would outlive the session's turn on the shared backend).
 import type { Socket } from 'node:net';
 import { timingSafeEqual, createHash } from 'node:crypto';
 import type { Logger } from '../../../lib/logger.ts';
+import { SESSION_RESET_SQL, STATELESS_PARAM } from '../../../lib/compute-startup.ts';
 import {
-  authRequest, backendKeyData, BodyReader, concat, copyInResponse, dropMessages, errorResponse, FrameReader,
+  authRequest, backendKeyData, BodyReader, concat, errorResponse, FrameReader,
   negotiateProtocolVersion, parameterStatus, parseStartup, ProtocolViolation, readyForQuery,
 } from './messages.ts';
 import type { ErrorFields, Frame, TxStatus } from './messages.ts';
 import { rewriteNames } from './names.ts';
+import { CopyIn } from './copy-in.ts';
+import type { CopyInHost } from './copy-in.ts';
 import { sqlTraits } from './sql-scan.ts';
 import { BackendFailure, SessionGone, SessionRefused } from '../multiplexer.ts';
 import type { Multiplexer, MuxSession } from '../multiplexer.ts';
@@ -19,8 +22,10 @@ import type { Multiplexer, MuxSession } from '../multiplexer.ts';
 export interface SessionLimits {
   /** Largest single message accepted (default 64 MiB). */
   maxMessageBytes: number;
-  /** Largest COPY FROM STDIN accepted (its data is held in memory until CopyDone). */
+  /** Largest COPY FROM STDIN data held whole: one that cannot be cut into chunks (binary, a longer row). */
   maxCopyBytes: number;
+  /** COPY FROM STDIN data collected before it runs as one chunk (default 4 MiB: copy-in.ts). */
+  copyChunkBytes?: number;
   /** Inbound bytes buffered before the socket is paused. */
   maxBufferedBytes: number;
   /** Time allowed from connect to authenticated. */
@@ -61,15 +66,16 @@ export class Session implements MuxSession {
   readonly socket: Socket;
   readonly connectedAt = Date.now();
   user = '';
+  /** Set by the proxy's HTTP pool (startup parameter lakebase.stateless=on; the proxy strips it from clients). */
+  stateless = false;
   applicationName = '';
   pid = 0;
   private readonly ctx: SessionContext;
   private readonly reader: FrameReader;
   private phase: 'startup' | 'password' | 'ready' | 'closed' = 'startup';
   private pending: Uint8Array[] = [];
-  private pendingTraits: { listen: boolean; copyInExtended: boolean } = { listen: false, copyInExtended: false };
-  private copyIn: { parts: Uint8Array[]; bytes: number } | null = null;
-  private copyDiscard = false;
+  private pendingTraits: { listen: boolean; copyInExtended: boolean; identity?: ErrorFields } = { listen: false, copyInExtended: false };
+  private copyIn: CopyIn | null = null;
   private pumping = false;
   private loginTimer: NodeJS.Timeout | null;
 
@@ -148,6 +154,7 @@ export class Session implements MuxSession {
     if (!user) throw new ProtocolViolation('no PostgreSQL user name specified in startup packet', '28000');
     this.user = user;
     this.applicationName = st.params.get('application_name') ?? '';
+    this.stateless = st.params.get(STATELESS_PARAM) === 'on';
     const database = st.params.get('database') || user;
     if (database !== this.ctx.database) {
       this.fatal({ severity: 'FATAL', code: '3D000', message: `database "${database}" does not exist`, detail: `This compute serves database "${this.ctx.database}".` });
@@ -191,33 +198,34 @@ export class Session implements MuxSession {
   }
 
   private async onMessage(frame: Frame): Promise<void> {
-    if (this.copyIn) return this.onCopyMessage(frame);
-    if (this.copyDiscard) {
-      if (frame.type === 'c' || frame.type === 'f') this.copyDiscard = false;
-      if (frame.type === 'd' || frame.type === 'c' || frame.type === 'f') return;
-      this.copyDiscard = false;
+    if (this.copyIn) {
+      const consumed = await this.copyIn.onFrame(frame);
+      if (this.copyIn.finished) this.copyIn = null;
+      if (consumed) return;
     }
     switch (frame.type) {
       case 'Q': {
         const sql = new BodyReader(frame.body).cstring();
-        const traits = sqlTraits(sql);
-        this.pending.push(frame.bytes);
+        const traits = sqlTraits(sql, this);
+        this.pending.push(rewriteNames(frame, this.prefix, traits.rewritten).bytes);
         if (traits.listen) return this.refuseBatch(listenRefusal());
+        if (traits.identity) return this.refuseBatch(traits.identity);
         if (traits.copyFromStdin) {
-          // PGlite must get the whole COPY in one call: tell the client to send the data, and hold it
-          this.copyIn = { parts: [], bytes: 0 };
-          this.socket.write(copyInResponse(traits.copyFromStdin.binary));
-          return;
+          // PGlite must get a COPY's data in the same call: the session answers CopyInResponse and runs it in chunks
+          this.pending = [];
+          this.copyIn = new CopyIn(this.copyHost(), sql, frame.bytes, this.ctx.limits);
+          return this.copyIn.start(traits.copyFromStdin.binary);
         }
-        return this.runBatch(false);
+        return this.runBatch(this.stateless && sql === SESSION_RESET_SQL);
       }
       case 'P': {
         const r = new BodyReader(frame.body);
         r.cstring();
-        const traits = sqlTraits(r.cstring());
+        const traits = sqlTraits(r.cstring(), this);
         if (traits.listen) this.pendingTraits.listen = true;
         if (traits.copyFromStdin) this.pendingTraits.copyInExtended = true;
-        const { bytes, effect } = rewriteNames(frame, this.prefix);
+        if (traits.identity) this.pendingTraits.identity = traits.identity;
+        const { bytes, effect } = rewriteNames(frame, this.prefix, traits.rewritten);
         if (effect?.kind === 'parse') this.statements.set(effect.name, effect.bytes);
         this.pending.push(bytes);
         return;
@@ -235,15 +243,16 @@ export class Session implements MuxSession {
         this.pending.push(frame.bytes);
         // a Flush with more messages already behind it (a pipelined ...H S) needs no round trip of its own
         if (this.reader.hasFrame()) return;
-        return this.runBatch(false);
+        return this.runBatch();
       case 'S':
       case 'F':
         this.pending.push(frame.bytes);
         if (this.pendingTraits.listen) return this.refuseBatch(listenRefusal());
+        if (this.pendingTraits.identity) return this.refuseBatch(this.pendingTraits.identity);
         if (this.pendingTraits.copyInExtended) {
           return this.refuseBatch({ severity: 'ERROR', code: '0A000', message: 'COPY FROM STDIN is supported in a simple Query message only on this compute', hint: 'Send the COPY statement as a simple query (it is how psql and pg-copy-streams send it).' });
         }
-        return this.runBatch(false);
+        return this.runBatch();
       case 'X':
         this.close();
         return;
@@ -256,28 +265,15 @@ export class Session implements MuxSession {
     }
   }
 
-  private async onCopyMessage(frame: Frame): Promise<void> {
-    const copy = this.copyIn!;
-    if (frame.type === 'X') {
-      this.close();
-      return;
-    }
-    copy.parts.push(frame.bytes);
-    copy.bytes += frame.bytes.length;
-    if (frame.type === 'c' || frame.type === 'f') {
-      this.pending.push(...copy.parts);
-      this.copyIn = null;
-      return this.runBatch(true);
-    }
-    if (copy.bytes > this.ctx.limits.maxCopyBytes) {
-      this.copyIn = null;
-      this.copyDiscard = true;
-      return this.refuseBatch({
-        severity: 'ERROR', code: '54000',
-        message: `COPY FROM STDIN data is over the compute's limit of ${Math.round(this.ctx.limits.maxCopyBytes / 1048576)} MiB`,
-        hint: 'Split the data into several COPY statements.',
-      });
-    }
+  /** What a COPY FROM STDIN of this session runs through. */
+  private copyHost(): CopyInHost {
+    return {
+      run: (bytes) => this.ctx.mux.run(this, bytes),
+      status: () => this.ctx.mux.statusOf(this),
+      write: (bytes) => this.write(bytes),
+      failed: (e, wasInTransaction) => this.batchFailed(e, wasInTransaction),
+      refuse: (err) => this.refuseBatch(err),
+    };
   }
 
   /** Answers a batch with an error without running it (its messages are dropped up to the Sync). */
@@ -292,19 +288,18 @@ export class Session implements MuxSession {
     await this.write(concat([errorResponse(err), readyForQuery(status)]));
   }
 
-  private async runBatch(copy: boolean): Promise<void> {
+  /** `resets`: the batch is the proxy's session reset (see SESSION_RESET_SQL). */
+  private async runBatch(resets = false): Promise<void> {
     const bytes = concat(this.pending);
     this.pending = [];
     this.pendingTraits = { listen: false, copyInExtended: false };
     const wasInTransaction = this.ctx.mux.statusOf(this) !== 'I';
     let out: Uint8Array;
     try {
-      out = await this.ctx.mux.run(this, bytes);
+      out = await this.ctx.mux.run(this, bytes, { resets });
     } catch (e) {
       return this.batchFailed(e, wasInTransaction);
     }
-    // the client already has the CopyInResponse
-    if (copy) out = dropMessages(out, 'G', 1);
     await this.write(out);
   }
 
