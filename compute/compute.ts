@@ -16,6 +16,9 @@ import { getPgliteWasmModule } from './wasm.ts';
 
 export { ComputeError } from './storage-fs/protocol.ts';
 
+/** Default bound of the output one protocol call keeps (ComputeOptions.maxResultBytes). */
+export const DEFAULT_MAX_RESULT_BYTES = 128 * 1024 * 1024;
+
 /** PGlite's own start parameters (PGlite.defaultStartParams in 0.5.16), which a custom list replaces. */
 const PGLITE_START_PARAMS = [
   '--single', '-F', '-O', '-j',
@@ -32,6 +35,8 @@ const PGLITE_START_PARAMS = [
 export interface ComputeOptions {
   /** Base URL of the storage node, e.g. http://127.0.0.1:9000 */
   storageUrl: string;
+  /** The storage node's bearer token (LAKEBASE_STORAGE_TOKEN). */
+  storageToken?: string;
   timelineId: string;
   /** Start at this LSN (read-only computes only; a read-write compute always starts at the head). */
   lsn?: number;
@@ -52,6 +57,11 @@ export interface ComputeOptions {
    * boundary is crash-consistent wherever it falls); default 32 MiB, under the storage node's 64 MiB batch limit.
    */
   maxUnshippedBytes?: number;
+  /**
+   * Most bytes of output one execProtocolRaw call keeps (default 128 MiB): a statement whose result passes it is
+   * stopped and fails with 54000 (storage-fs/result-limit.ts).
+   */
+  maxResultBytes?: number;
   /** Extra Postgres settings, passed as `-c name=value`. */
   postgresConfig?: Record<string, string | number | boolean>;
   /** Fetch the listing's prefetch set at start (default true). */
@@ -263,7 +273,8 @@ export class Compute {
 
   /**
    * Raw Postgres wire protocol messages in, raw backend messages out (PGlite's execProtocolRaw). The writes
-   * they made are durable when this resolves, so a proxy can relay the ReadyForQuery.
+   * they made are durable when this resolves, so a proxy can relay the ReadyForQuery. The output is bounded by
+   * maxResultBytes: a statement whose result passes it is stopped and answered with 54000 instead.
    */
   async execProtocolRaw(bytes: Uint8Array, opts: { deferFlush?: boolean } = {}): Promise<Uint8Array> {
     let id = 0;
@@ -368,7 +379,7 @@ function startParams(readOnly: boolean, config: Record<string, string | number |
 export async function startCompute(opts: ComputeOptions): Promise<Compute> {
   const t0 = performance.now();
   const readOnly = opts.readOnly ?? false;
-  const client = new StorageClient(opts.storageUrl);
+  const client = new StorageClient(opts.storageUrl, opts.storageToken);
   const pooled = opts.worker !== undefined;
   // spawned first, so the worker loads while the storage node is asked for the timeline
   const cw = opts.worker ?? (await spawnComputeWorker({ wasmModule: opts.wasmModule, ioTimeoutMs: opts.ioTimeoutMs, debug: opts.debug }));
@@ -417,6 +428,7 @@ export async function startCompute(opts: ComputeOptions): Promise<Compute> {
       maxUnshippedBytes: opts.maxUnshippedBytes,
       startParams: startParams(readOnly, opts.postgresConfig),
       updateHint: opts.updatePrefetchHint ?? true,
+      maxResultBytes: opts.maxResultBytes ?? DEFAULT_MAX_RESULT_BYTES,
     };
     const ready = new Promise<Extract<WorkerMessage, { t: 'ready' }>>((resolve, reject) => {
       cw.worker.on('message', (msg: WorkerMessage) => {

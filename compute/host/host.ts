@@ -3,16 +3,19 @@
 import { StorageClient, StorageNodeError } from '../../storage-node/client.ts';
 import type { Logger } from '../../lib/logger.ts';
 import { getPgliteWasmModule } from '../wasm.ts';
+import { DEFAULT_MAX_RESULT_BYTES } from '../compute.ts';
 import { CancelKeys, HostedCompute } from './hosted-compute.ts';
 import type { ComputeInfo } from './hosted-compute.ts';
 import { HostMetrics } from './metrics.ts';
 import { WorkerPool } from './pool.ts';
-import type { SessionLimits } from './wire/session.ts';
+import type { HostLimits } from './hosted-compute.ts';
 
 const MiB = 1024 * 1024;
 
 export interface HostOptions {
   storageUrl: string;
+  /** The storage node's bearer token (LAKEBASE_STORAGE_TOKEN), for the host's and its computes' clients. */
+  storageToken?: string;
   /** The internal password every client (the proxy) must present. */
   token: string;
   /** Address the computes' wire servers listen on, and the one reported to callers. */
@@ -33,7 +36,7 @@ export interface HostOptions {
   computeOverheadBytes: number;
   /** Memory counted per pooled (idle, pre-started) worker. */
   pooledWorkerBytes: number;
-  limits: SessionLimits;
+  limits: HostLimits;
   idleInTransactionTimeoutMs: number;
   cancelGraceMs: number;
   stopTimeoutMs: number;
@@ -48,7 +51,7 @@ export const DEFAULT_HOST_OPTIONS = {
   pageCacheBytes: 32 * MiB,
   computeOverheadBytes: 64 * MiB,
   pooledWorkerBytes: 48 * MiB,
-  limits: { maxMessageBytes: 64 * MiB, maxCopyBytes: 256 * MiB, maxBufferedBytes: 8 * MiB, loginTimeoutMs: 10_000 },
+  limits: { maxMessageBytes: 64 * MiB, maxCopyBytes: 256 * MiB, maxBufferedBytes: 8 * MiB, loginTimeoutMs: 10_000, maxResultBytes: DEFAULT_MAX_RESULT_BYTES },
   idleInTransactionTimeoutMs: 60_000,
   cancelGraceMs: 1000,
   stopTimeoutMs: 10_000,
@@ -96,7 +99,7 @@ export class ComputeHost {
 
   constructor(opts: HostOptions) {
     this.opts = opts;
-    this.storage = new StorageClient(opts.storageUrl);
+    this.storage = new StorageClient(opts.storageUrl, opts.storageToken);
     this.pool = new WorkerPool({ size: opts.poolSize, log: opts.log, onChange: (n) => this.metrics.poolIdle.set(n) });
     this.metrics.memoryBudget.set(opts.memoryBudgetBytes);
     this.updateGauges();
@@ -140,7 +143,7 @@ export class ComputeHost {
     }
     const hosted = new HostedCompute({
       computeId: req.computeId, timelineId: req.timelineId, lsn: req.lsn, readOnly,
-      database: req.database ?? 'neondb', username: req.username ?? 'postgres', storageUrl: this.opts.storageUrl,
+      database: req.database ?? 'neondb', username: req.username ?? 'postgres', storageUrl: this.opts.storageUrl, storageToken: this.opts.storageToken,
       postgresConfig: { shared_buffers: `${Math.max(1, Math.round(this.opts.sharedBuffersBytes / MiB))}MB` },
       cacheBytes: this.opts.pageCacheBytes, reservedBytes: need,
     }, {

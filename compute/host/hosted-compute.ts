@@ -23,6 +23,7 @@ export interface HostedComputeConfig {
   database: string;
   username: string;
   storageUrl: string;
+  storageToken?: string;
   /** Postgres settings (`-c`), shared_buffers among them. */
   postgresConfig: Record<string, string | number | boolean>;
   /** Bound of the compute's page cache. */
@@ -31,11 +32,14 @@ export interface HostedComputeConfig {
   reservedBytes: number;
 }
 
+/** A wire session's limits, and the most bytes of output a batch keeps (54000 above; 128 MiB by default). */
+export type HostLimits = SessionLimits & { maxResultBytes?: number };
+
 export interface HostedComputeDeps {
   token: string;
   listenHost: string;
   advertiseHost: string;
-  limits: SessionLimits;
+  limits: HostLimits;
   idleInTransactionTimeoutMs: number;
   /** Time a cancel request has to interrupt a statement before the worker is restarted instead. */
   cancelGraceMs: number;
@@ -138,8 +142,9 @@ export class HostedCompute implements Backend {
     const c = this.config;
     const worker = this.deps.takeWorker();
     const compute = await startCompute({
-      storageUrl: c.storageUrl, timelineId: c.timelineId, lsn: c.lsn, readOnly: c.readOnly,
+      storageUrl: c.storageUrl, storageToken: c.storageToken, timelineId: c.timelineId, lsn: c.lsn, readOnly: c.readOnly,
       database: c.database, username: c.username, cacheBytes: c.cacheBytes, postgresConfig: c.postgresConfig, worker,
+      maxResultBytes: this.deps.limits.maxResultBytes,
     });
     this.latest = compute;
     compute.onDeath((e) => {

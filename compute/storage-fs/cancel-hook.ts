@@ -7,6 +7,8 @@
 // Postgres' memory, and the next CHECK_FOR_INTERRUPTS() raises 57014 "canceling statement due to user request",
 // exactly as a signal would in a real backend (it also sets the backend's latch, which ends a wait). A statement that computes without calling any of them (a long
 // in-memory loop) is not reached: the host then falls back to terminating the worker (see host/README.md).
+// interrupt() does the same from the worker's own code while Postgres runs: the result limit calls it from the
+// output callback (result-limit.ts), which Postgres calls from its send path.
 import type { Extension, PGlite } from '@electric-sql/pglite';
 
 const HOOKED = ['clock_time_get', 'fd_pread', 'fd_pwrite', 'fd_read', 'fd_write'];
@@ -26,20 +28,29 @@ export interface CancelHook {
   extension: Extension;
   /** The call now running (0 between calls): only a cancel naming it takes effect. */
   setCurrentCall(id: number): void;
-  /** Statements interrupted so far. */
+  /** Statements interrupted so far (by a cancel request). */
   readonly cancels: number;
+  /**
+   * Interrupts the running statement now, from inside Postgres (the output path: the result limit): the next
+   * CHECK_FOR_INTERRUPTS() raises 57014. False if Postgres' flags cannot be reached.
+   */
+  interrupt(): boolean;
+  /** Withdraws an interrupt the statement ended before seeing, so that it cannot hit the next call's statement. */
+  clearInterrupt(): void;
 }
 
 /** `slot[0]` holds the call id the parent wants cancelled (written by requestCancel() in bridge.ts). */
 export function createCancelHook(slot: Int32Array, getPg: () => PGlite | null): CancelHook {
   let current = 0;
   let cancels = 0;
-  const check = (): void => {
-    const want = slot[0];
-    if (want === 0 || want !== current) return;
-    Atomics.compareExchange(slot, 0, want, 0);
+  const globals = (): PostgresGlobals | null => {
     const mod = getPg()?.Module as unknown as PostgresGlobals | undefined;
-    if (!mod || typeof mod._QueryCancelPending !== 'number' || typeof mod._InterruptPending !== 'number') return;
+    if (!mod || typeof mod._QueryCancelPending !== 'number' || typeof mod._InterruptPending !== 'number') return null;
+    return mod;
+  };
+  const interrupt = (): boolean => {
+    const mod = globals();
+    if (!mod) return false;
     // both are `volatile sig_atomic_t` (int32 in wasm32, little-endian); the heap's buffer changes as it grows
     const heap = new DataView(mod.HEAPU8.buffer);
     heap.setInt32(mod._QueryCancelPending, 1, true);
@@ -50,7 +61,13 @@ export function createCancelHook(slot: Int32Array, getPg: () => PGlite | null): 
       const latch = heap.getInt32(mod._MyLatch, true);
       if (latch > 0 && latch + 4 <= heap.byteLength) heap.setInt32(latch, 1, true);
     }
-    cancels++;
+    return true;
+  };
+  const check = (): void => {
+    const want = slot[0];
+    if (want === 0 || want !== current) return;
+    Atomics.compareExchange(slot, 0, want, 0);
+    if (interrupt()) cancels++;
   };
   // the same function may be imported under two namespaces (env, wasi_snapshot_preview1): wrap it once
   const wrapNamespace = (ns: Record<string, unknown>, wrappedOf: Map<unknown, ImportFn>): void => {
@@ -92,6 +109,11 @@ export function createCancelHook(slot: Int32Array, getPg: () => PGlite | null): 
     },
     get cancels() {
       return cancels;
+    },
+    interrupt,
+    clearInterrupt: () => {
+      const mod = globals();
+      if (mod) new DataView(mod.HEAPU8.buffer).setInt32(mod._QueryCancelPending, 0, true);
     },
   };
 }

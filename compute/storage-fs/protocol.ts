@@ -26,6 +26,8 @@ export interface ComputeConfig {
   startParams: string[];
   /** Rewrite the prefetch hint at a clean stop when the pages read at start differ from it. */
   updateHint: boolean;
+  /** Most bytes of output a protocol call keeps; a statement whose result passes it fails with 54000 (result-limit.ts). */
+  maxResultBytes: number;
 }
 
 export interface BootMessage {
@@ -67,6 +69,8 @@ export interface WorkerStats extends StorageFsStats {
   wasmMemoryBytes: number;
   /** Statements interrupted by a cancel request (QueryCancelPending set from a hook). */
   cancels: number;
+  /** Statements refused with 54000 because their result passed maxResultBytes. */
+  resultsRefused: number;
 }
 
 export type WorkerMessage =

@@ -10,6 +10,7 @@ import { StorageFS } from './storage-fs.ts';
 import type { FsSnapshot } from './storage-fs.ts';
 import { BridgeClient, cancelView } from './bridge.ts';
 import { createCancelHook } from './cancel-hook.ts';
+import { OutputCollector } from './result-limit.ts';
 import { encodeHint, HINT_PATH, sameRefs } from './prefetch.ts';
 import { serializeError } from './protocol.ts';
 import type { BootMessage, CallMessage, ComputeConfig, WorkerInit, WorkerMessage, WorkerStats } from './protocol.ts';
@@ -60,6 +61,8 @@ function post(msg: WorkerMessage, transfer?: ArrayBuffer[]): void {
 }
 
 let pg: PGlite | null = null;
+/** Statements refused for the size of their result (result-limit.ts). */
+let resultsRefused = 0;
 // Postgres' own last words (e.g. `FATAL: database "x" does not exist` at start) explain a failed start
 const stderrTail: string[] = [];
 function onStderr(text: string): boolean {
@@ -73,7 +76,7 @@ function stats(): WorkerStats {
   const heap = (pg?.Module as { HEAPU8?: Uint8Array } | undefined)?.HEAPU8;
   return {
     ...fs.getStats(), bridgeRoundTrips: bridge.roundTrips, bridgeWaitMs: bridge.waitedMs,
-    wasmMemoryBytes: heap?.buffer.byteLength ?? 0, cancels: cancelHook.cancels,
+    wasmMemoryBytes: heap?.buffer.byteLength ?? 0, cancels: cancelHook.cancels, resultsRefused,
   };
 }
 
@@ -87,26 +90,23 @@ function quoteIdent(name: string): string {
 /**
  * execProtocolRaw without PGlite's default output handler, which copies every chunk twice and parses every
  * backend message into result objects that a raw call never reads (and keeps: they pile up between query()s).
+ * The output is copied once, into a buffer bounded by the result limit (result-limit.ts): a statement whose
+ * result passes it is interrupted from the output callback, which Postgres calls from its send path.
  */
 async function execRaw(db: PGlite, bytes: Uint8Array): Promise<Uint8Array> {
-  const parts: Uint8Array[] = [];
-  let total = 0;
-  await db.execProtocolRawStream(bytes, {
-    syncToFs: false,
-    onRawData: (chunk: Uint8Array) => {
+  const out = new OutputCollector({ limitBytes: config!.maxResultBytes, onExceeded: () => cancelHook.interrupt() });
+  try {
+    await db.execProtocolRawStream(bytes, {
+      syncToFs: false,
       // a view of the wasm memory: copied before Postgres writes there again
-      parts.push(chunk.slice());
-      total += chunk.length;
-    },
-  });
-  if (parts.length === 1) return parts[0];
-  const out = new Uint8Array(total);
-  let off = 0;
-  for (const p of parts) {
-    out.set(p, off);
-    off += p.length;
+      onRawData: (chunk: Uint8Array) => out.write(chunk),
+    });
+  } finally {
+    // a statement that ended before it saw the interrupt must not take it into the next call
+    if (out.refused > 0) cancelHook.clearInterrupt();
+    resultsRefused += out.refused;
   }
-  return out;
+  return out.finish();
 }
 
 async function handle(msg: CallMessage): Promise<unknown> {
