@@ -1,5 +1,8 @@
 // Runs the lakebase's services as child processes and restarts one that dies (with backoff), so that a crash
-// of one process never takes the others down. Ctrl-C (SIGINT) or SIGTERM stops them all gracefully.
+// of one process never takes the others down. Stopping goes in reverse start order, one service after the other
+// (the proxy first, the storage node last), so that each service can still reach what it depends on while it stops:
+// the compute host's clean stop of every compute needs the storage node up. Children run in their own process
+// group (detached), so a terminal's Ctrl-C reaches only this process, which then decides the order.
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 
@@ -11,6 +14,11 @@ export interface ServiceSpec {
   env?: Record<string, string>;
   /** Resolves with what the service printed when ready (a JSON log line matching `readyMessage`). */
   readyMessage: string;
+  /**
+   * Arguments for a restart after a crash, from the first start's ready line: a service started on port 0 comes
+   * back on the port it got, where the other services reach it.
+   */
+  restartArgs?: (ready: Record<string, unknown>) => string[];
 }
 
 export interface RunningService {
@@ -18,8 +26,15 @@ export interface RunningService {
   ready: Record<string, unknown>;
 }
 
+/** How a stopped service ended: on its own after SIGTERM, or killed after the grace period. */
+export type StopOutcome = 'exited' | 'killed' | 'not running';
+
 export class Supervisor {
   private readonly children = new Map<string, ChildProcess>();
+  /** Service names in the order they were first started; stopAll goes through it backwards. */
+  private readonly order: string[] = [];
+  /** Services stopped on purpose: their exit is not a crash. */
+  private readonly halted = new Set<string>();
   private stopping = false;
   private readonly onLog: (line: string) => void;
   private readonly onChange: (pids: Record<string, number>) => void;
@@ -29,67 +44,106 @@ export class Supervisor {
     this.onChange = onChange;
   }
 
+  /** True once stopAll began: nothing starts or restarts any more. */
+  get isStopping(): boolean {
+    return this.stopping;
+  }
+
   /** The pid of each running service. */
   pids(): Record<string, number> {
     return Object.fromEntries([...this.children].map(([name, c]) => [name, c.pid ?? -1]));
   }
 
-  /** Starts a service and waits for its ready line; later crashes restart it. */
+  /** Starts a service and waits for its ready line; later crashes restart it. Rejects if it exits before ready. */
   start(spec: ServiceSpec, attempt = 0): Promise<RunningService> {
+    if (this.stopping) return Promise.reject(new Error(`not starting ${spec.name}: stopping`));
+    this.halted.delete(spec.name);
+    if (!this.order.includes(spec.name)) this.order.push(spec.name);
     return new Promise((resolve, reject) => {
-      // stdin is a pipe we never write: when this process dies, even by kill -9, the child sees it close and stops.
+      // stdin is a pipe we never write: when this process dies, even by kill -9, the child sees it close and stops
+      // (lib/supervised.ts). detached: its own process group, out of reach of the terminal's Ctrl-C.
       const child = spawn(process.execPath, [spec.script, ...spec.args], {
         env: { ...process.env, ...spec.env, LAKEBASE_SUPERVISED: '1' },
         stdio: ['pipe', 'pipe', 'pipe'],
+        detached: true,
       });
       this.children.set(spec.name, child);
-      let ready = false;
-      let buffered = '';
-      const onLine = (line: string) => {
-        if (!line.trim()) return;
-        this.onLog(line);
+      let ready: Record<string, unknown> | null = null;
+      this.forwardStdout(child, (line) => {
         if (ready || !line.includes(`"${spec.readyMessage}"`)) return;
-        ready = true;
+        ready = JSON.parse(line) as Record<string, unknown>;
         this.onChange(this.pids());
-        resolve({ spec, ready: JSON.parse(line) as Record<string, unknown> });
-      };
-      child.stdout!.on('data', (d: Buffer) => {
-        buffered += d.toString();
-        const lines = buffered.split('\n');
-        buffered = lines.pop()!;
-        lines.forEach(onLine);
+        resolve({ spec, ready });
       });
       child.stderr!.on('data', (d: Buffer) => d.toString().split('\n').forEach((l) => l && this.onLog(`[${spec.name}] ${l}`)));
       child.once('exit', (code, signal) => {
-        this.children.delete(spec.name);
-        if (this.stopping) return;
-        if (!ready) {
-          reject(new Error(`${spec.name} exited (${signal ?? code}) before it was ready; see its log above`));
-          return;
-        }
-        const delay = Math.min(10_000, 250 * 2 ** attempt);
-        this.onLog(JSON.stringify({ level: 40, component: 'supervisor', msg: `${spec.name} exited (${signal ?? code}); restarting in ${delay} ms` }));
-        setTimeout(() => {
-          if (!this.stopping) this.start(spec, attempt + 1).catch((e: unknown) => this.onLog(`[supervisor] ${(e as Error).message}`));
-        }, delay);
+        if (this.children.get(spec.name) === child) this.children.delete(spec.name);
+        if (!ready) reject(new Error(`${spec.name} exited (${signal ?? code}) before it was ready; see its log above`));
+        if (this.stopping || this.halted.has(spec.name)) return;
+        // A first start that fails is the caller's to handle; a crash, or a restart that fails, is retried.
+        if (!ready && attempt === 0) return;
+        const next = ready && spec.restartArgs ? { ...spec, args: spec.restartArgs(ready), restartArgs: undefined } : spec;
+        this.restartLater(next, attempt + 1, `${spec.name} exited (${signal ?? code})`);
       });
     });
   }
 
-  /** SIGTERM to every child (each flushes and exits), SIGKILL after the grace period. */
-  async stopAll(graceMs = 30_000): Promise<void> {
+  /** Stops one service: SIGTERM, then SIGKILL if it has not exited after graceMs. Resolves once its output ended. */
+  stop(name: string, graceMs: number): Promise<StopOutcome> {
+    this.halted.add(name);
+    const child = this.children.get(name);
+    if (!child || child.exitCode !== null || child.signalCode !== null) return Promise.resolve('not running');
+    return new Promise((resolve) => {
+      let killed = false;
+      const timer = setTimeout(() => {
+        killed = true;
+        child.kill('SIGKILL');
+      }, graceMs);
+      // 'close' comes after the last line of its output, so a service's own stop log precedes the caller's "done".
+      child.once('close', () => {
+        clearTimeout(timer);
+        resolve(killed ? 'killed' : 'exited');
+      });
+      child.kill('SIGTERM');
+    });
+  }
+
+  /** Stops every service, in reverse start order, each once the previous one has exited; no more restarts. */
+  async stopAll(graceMs = 30_000, progress: (name: string, outcome?: StopOutcome, ms?: number) => void = () => {}): Promise<void> {
     this.stopping = true;
-    const waits = [...this.children.values()].map(
-      (child) =>
-        new Promise<void>((resolve) => {
-          const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
-          child.once('exit', () => {
-            clearTimeout(timer);
-            resolve();
-          });
-          child.kill('SIGTERM');
-        }),
-    );
-    await Promise.all(waits);
+    for (const name of [...this.order].reverse()) {
+      if (!this.children.has(name)) continue;
+      progress(name);
+      const t0 = performance.now();
+      const outcome = await this.stop(name, graceMs);
+      progress(name, outcome, Math.round(performance.now() - t0));
+    }
+  }
+
+  /** Calls onLine with each complete stdout line (after logging it), and flushes a last partial line at the end. */
+  private forwardStdout(child: ChildProcess, onLine: (line: string) => void): void {
+    let buffered = '';
+    const emit = (line: string) => {
+      if (!line.trim()) return;
+      this.onLog(line);
+      onLine(line);
+    };
+    child.stdout!.on('data', (d: Buffer) => {
+      buffered += d.toString();
+      const lines = buffered.split('\n');
+      buffered = lines.pop()!;
+      lines.forEach(emit);
+    });
+    child.stdout!.on('end', () => emit(buffered));
+  }
+
+  private restartLater(spec: ServiceSpec, attempt: number, why: string): void {
+    const delay = Math.min(10_000, 250 * 2 ** (attempt - 1));
+    this.onLog(JSON.stringify({ level: 40, component: 'supervisor', msg: `${why}; restarting in ${delay} ms` }));
+    setTimeout(() => {
+      if (this.stopping || this.halted.has(spec.name)) return;
+      // A restart that fails before ready schedules the next one itself (see the exit handler).
+      this.start(spec, attempt).catch((e: unknown) => this.onLog(`[supervisor] ${(e as Error).message}`));
+    }, delay);
   }
 }

@@ -1,4 +1,6 @@
-// A free TCP port on 127.0.0.1, for services started with chosen ports (a small race: bind quickly).
+// A free TCP port on 127.0.0.1, for a server that must be told its port before it starts. Racy by nature: another
+// process can take the port before the server binds it. Prefer port 0 and reading the port the server reports;
+// where that cannot be done (`lakebase start`: the proxy's TCP port, named by the control plane), retry on failure.
 import { createServer } from 'node:net';
 
 export function freePort(): Promise<number> {

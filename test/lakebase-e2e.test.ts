@@ -22,7 +22,8 @@ function configureDriver(s: LakebaseStack): void {
 }
 
 async function wakeCount(s: LakebaseStack): Promise<number> {
-  const text = await (await fetch(`${s.controlPlaneUrl}/metrics`)).text();
+  const { internalToken } = JSON.parse(await readFile(join(s.dir, 'secrets.json'), 'utf8')) as { internalToken: string };
+  const text = await (await fetch(`${s.controlPlaneUrl}/metrics`, { headers: { authorization: `Bearer ${internalToken}` } })).text();
   return Number(/^control_plane_wake_seconds_count (\d+)/m.exec(text)?.[1] ?? NaN);
 }
 
@@ -41,7 +42,7 @@ async function waitForRestart(s: LakebaseStack, name: string, oldPid: number): P
 }
 
 beforeAll(async () => {
-  stack = await startLakebaseStack();
+  stack = await startLakebaseStack({ ownGroup: true }); // for a Ctrl-C to its process group, as a terminal sends
   configureDriver(stack);
 }, 180_000);
 
@@ -214,18 +215,53 @@ describe('tenants', () => {
 });
 
 describe('lakebase start, again', () => {
-  it('keeps the data across a stop and a start on the same directory', async () => {
+  let projectId = '';
+
+  it('Ctrl-C to its process group stops proxy, control plane, compute host and storage node in that order, every compute cleanly', async () => {
     const sql = neon(stack.project.connectionString);
     await sql`CREATE TABLE kept (v text)`;
-    await sql`INSERT INTO kept VALUES ('before restart')`;
+    await sql`INSERT INTO kept VALUES ('before restart')`; // the compute is running
+    projectId = stack.project.id;
+    const logBefore = stack.log().length;
+    await stack.stop({ keepDir: true, group: true });
+    const log = stack.log().slice(logBefore);
+    const lines = log.split('\n');
+    const at = (re: RegExp) => {
+      const i = lines.findIndex((l) => re.test(l));
+      expect(i, `${re} in\n${log}`).toBeGreaterThanOrEqual(0);
+      return i;
+    };
+    const done = [...log.matchAll(/^lakebase: stopping (\S+)\.\.\. done/gm)].map((m) => m[1]);
+    expect(done, log).toEqual(['proxy', 'control-plane', 'compute-host', 'storage-node']);
+    // Each one after the previous one's exit: the compute host stops its computes while the storage node still runs.
+    const stops = lines.filter((l) => l.includes('"compute stopped"')).map((l) => JSON.parse(l) as { computeId: string; clean: boolean });
+    expect(stops.length, log).toBeGreaterThan(0);
+    expect(stops.filter((s) => !s.clean), log).toEqual([]);
+    expect(at(/stopping compute-host\.\.\.$/)).toBeLessThan(at(/"compute stopped"/));
+    expect(at(/"compute host stopped"/)).toBeLessThan(at(/stopping compute-host\.\.\. done/));
+    expect(at(/stopping compute-host\.\.\. done/)).toBeLessThan(at(/"component":"storage-node".*"shutting down/));
+  });
+
+  it('starts again on the same directory: same data, and local.json and the banner name the ports this start listens on', async () => {
     const dir = stack.dir;
-    const projectId = stack.project.id;
-    await stack.stop({ keepDir: true });
-    stack = await startLakebaseStack({ dir });
+    stack = await startLakebaseStack({ dir, ownGroup: true });
     configureDriver(stack);
     expect(stack.project.id).toBe(projectId);
-    const again = neon(stack.project.connectionString);
-    expect(await again`SELECT v FROM kept`).toEqual([{ v: 'before restart' }]);
+    // What the new proxy reported when it was listening (auto ports: port 0, any free port).
+    const ready = stack.log().split('\n').filter((l) => l.startsWith('{"httpPort"')).map((l) => JSON.parse(l) as { httpPort: number; tcpPort: number });
+    expect(ready.length).toBe(1);
+    const { tcpPort, httpPort } = ready[0];
+    expect(stack.tcp.port).toBe(tcpPort);
+    expect(new URL(stack.project.connectionString).port).toBe(String(tcpPort));
+    expect(new URL(stack.project.pooledConnectionString).port).toBe(String(tcpPort));
+    expect(stack.sqlUrl).toBe(`http://127.0.0.1:${httpPort}/sql`);
+    expect(stack.log()).toContain(`connection string  ${stack.project.connectionString}\n`);
+    expect(stack.log()).toContain(`SQL over HTTP      ${stack.sqlUrl}\n`);
+    const tcp = new pg.Client({ connectionString: stack.project.connectionString });
+    await tcp.connect();
+    expect((await tcp.query('SELECT v FROM kept')).rows).toEqual([{ v: 'before restart' }]);
+    await tcp.end();
+    expect(await neon(stack.project.connectionString)`SELECT v FROM kept`).toEqual([{ v: 'before restart' }]);
   });
 
   it('takes its services down with it when the supervisor itself is killed -9', async () => {

@@ -20,23 +20,34 @@ export interface LakebaseStack extends LocalInfo {
   /** Calls the public API with the stack's API key. */
   api<T>(method: string, path: string, body?: unknown): Promise<T>;
   suspend(endpointId?: string): Promise<void>;
-  /** Ctrl-C equivalent: every service flushes and exits. The directory is removed unless keepDir. */
-  stop(opts?: { keepDir?: boolean }): Promise<void>;
+  /**
+   * Ctrl-C equivalent: every service flushes and exits. The directory is removed unless keepDir. SIGINT goes to
+   * `lakebase start` alone, or with group (a stack started with ownGroup) to its whole process group, as a
+   * terminal's Ctrl-C does.
+   */
+  stop(opts?: { keepDir?: boolean; group?: boolean }): Promise<void>;
   /** The processes' combined log, for failure messages. */
   log(): string;
 }
 
-export async function startLakebaseStack(opts: { dir?: string; env?: Record<string, string> } = {}): Promise<LakebaseStack> {
+/** ownGroup: `lakebase start` leads its own process group (as in a terminal), for stop({ group: true }). */
+export async function startLakebaseStack(opts: { dir?: string; env?: Record<string, string>; ownGroup?: boolean } = {}): Promise<LakebaseStack> {
   const dir = opts.dir ?? (await mkdtemp(join(tmpdir(), 'lakebase-stack-')));
   const ownsDir = opts.dir === undefined;
   const child: ChildProcess = spawn(process.execPath, [CLI, 'start', '--dir', dir, '--auto-ports'], {
     env: { ...process.env, LAKEBASE_LOG_LEVEL: 'info', ...opts.env },
     stdio: ['ignore', 'pipe', 'pipe'],
+    detached: opts.ownGroup ?? false,
   });
+  // Out of the test runner's process group, it would outlive a runner stopped by Ctrl-C: take it down on exit
+  // (its services follow when their stdin closes, lib/supervised.ts).
+  const orphanGuard = () => child.kill('SIGKILL');
+  if (opts.ownGroup) process.once('exit', orphanGuard);
   let out = '';
   child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
   child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
   const exited = new Promise<void>((r) => child.once('exit', () => r()));
+  void exited.then(() => process.removeListener('exit', orphanGuard));
   await new Promise<void>((resolve, reject) => {
     // Under vitest's hook timeout (120 s), so that this cleans up rather than the hook being abandoned.
     const timer = setTimeout(() => {
@@ -78,8 +89,11 @@ export async function startLakebaseStack(opts: { dir?: string; env?: Record<stri
     suspend: async (endpointId = local.project.endpointId) => {
       await api('POST', `/projects/${local.project.id}/endpoints/${endpointId}/suspend`);
     },
-    stop: async ({ keepDir = false } = {}) => {
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGINT');
+    stop: async ({ keepDir = false, group = false } = {}) => {
+      if (child.exitCode === null && child.signalCode === null) {
+        if (group) process.kill(-child.pid!, 'SIGINT');
+        else child.kill('SIGINT');
+      }
       await exited;
       if (ownsDir && !keepDir) await rm(dir, { recursive: true, force: true });
     },
