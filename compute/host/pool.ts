@@ -67,6 +67,12 @@ export class WorkerPool {
     try {
       while (!this.closed && this.total < this.opts.size) {
         const w = await spawnComputeWorker(this.opts);
+        // closed while it spawned: close() could not see it, and its pre-start (seconds of wasm compilation)
+        // would hold the process's exit
+        if (this.closed) {
+          await w.terminate();
+          break;
+        }
         this.warming.add(w);
         try {
           await w.prestarted;
