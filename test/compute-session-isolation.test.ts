@@ -286,6 +286,26 @@ describe('a stateless session (the proxy HTTP pool\'s compute connection)', () =
       conn.destroy();
     }
   });
+
+  it('two stateless sessions of one role taking turns: an escalation and settings undone by the reset stay undone', async () => {
+    const open = () => BackendConnection.connect(
+      { host: compute.host, port: compute.port, password: TOKEN },
+      { user: 'low', database: 'neondb', extra: { client_encoding: 'UTF8', [STATELESS_PARAM]: 'on' } },
+    );
+    const [one, two] = [await open(), await open()];
+    try {
+      for (let i = 0; i < 2; i++) {
+        await runSimple(one, "DO $$BEGIN SET SESSION AUTHORIZATION postgres; END$$; SELECT set_config('search_path', '', false)");
+        await runSimple(one, SESSION_RESET_SQL);
+        await expect(runSimple(two, 'SELECT * FROM owner_only')).rejects.toMatchObject({ fields: { C: '42501' } });
+        await runSimple(two, 'SELECT * FROM shared'); // unqualified: the default search_path is back
+        await runSimple(two, SESSION_RESET_SQL);
+      }
+    } finally {
+      one.destroy();
+      two.destroy();
+    }
+  });
 });
 
 describe('SQL over HTTP through the proxy (its pooled compute session)', () => {

@@ -95,6 +95,11 @@ interface Item {
   asSession?: boolean;
   /** The batch is the proxy's session reset (SESSION_RESET_SQL) of a stateless session. */
   resets?: boolean;
+  /**
+   * The session's next batch is already buffered (a stateless session's reset, sent with its statement): the
+   * backend stays its own until that batch ran, so no other session's turn falls between a request and its reset.
+   */
+  holdTurn?: boolean;
   enqueuedAt: number;
   resolve: (out: Uint8Array) => void;
   reject: (e: Error) => void;
@@ -202,9 +207,9 @@ export class Multiplexer {
   }
 
   /** Runs one client batch; resolves with the backend's messages for it. */
-  run(s: MuxSession, bytes: Uint8Array, opts: { resets?: boolean } = {}): Promise<Uint8Array> {
+  run(s: MuxSession, bytes: Uint8Array, opts: Pick<Item, 'resets' | 'holdTurn'> = {}): Promise<Uint8Array> {
     if (!this.sessions.has(s)) return Promise.reject(new SessionGone());
-    return this.enqueue(s, bytes, false, { resets: opts.resets });
+    return this.enqueue(s, bytes, false, opts);
   }
 
   /** Puts the session's open transaction into the failed state ('E'), as an error inside it would. */
@@ -276,7 +281,7 @@ export class Multiplexer {
     return idle();
   }
 
-  private enqueue(s: MuxSession, bytes: Uint8Array, internal: boolean, more: Pick<Item, 'after' | 'work' | 'asSession' | 'resets'> = {}): Promise<Uint8Array> {
+  private enqueue(s: MuxSession, bytes: Uint8Array, internal: boolean, more: Pick<Item, 'after' | 'work' | 'asSession' | 'resets' | 'holdTurn'> = {}): Promise<Uint8Array> {
     if (this.closedWith) return Promise.reject(this.closedWith);
     return new Promise<Uint8Array>((resolve, reject) => {
       const item: Item = { seq: ++this.seq, session: s, bytes, internal, ...more, enqueuedAt: performance.now(), resolve, reject };
@@ -331,7 +336,8 @@ export class Multiplexer {
       const status = item.work ? 'I' : lastReadyStatus(out);
       // no ReadyForQuery (a Flush in the middle of an extended-protocol batch): the batch is not over
       if (status === 'I') {
-        if (this.owner === s) this.owner = null;
+        if (item.holdTurn) this.owner = s;
+        else if (this.owner === s) this.owner = null;
       } else this.owner = s;
       if (st) {
         st.status = status ?? st.status;
@@ -414,6 +420,12 @@ export class Multiplexer {
   private async handOff(s: MuxSession, st: SessionState, defer: boolean): Promise<void> {
     const from = this.resident;
     const fromSt = from ? this.sessions.get(from) : undefined;
+    // the proxy's HTTP sessions of one role taking turns: the last one's reset already left the backend as this
+    // role with every default, which is all the incoming session needs (it has nothing saved)
+    if (from && fromSt?.clean && from.user === s.user && !st.saved && this.pendingDrops.length === 0) {
+      this.resident = s;
+      return;
+    }
     this.resident = null;
     const saved = st.saved;
     st.saved = null;

@@ -14,8 +14,15 @@ import { errorResponse } from '../host/wire/messages.ts';
 const MiB = 1024 * 1024;
 /** Room beyond the limit for the messages written in place of dropped ones (an ErrorResponse, a ReadyForQuery). */
 const SLACK = 64 * 1024;
-/** A result up to this size is copied into a buffer of its own size (a resizable buffer is kept for larger ones). */
+/** A result up to this size is collected in a scratch buffer reused by every call, then copied out once. */
 const SMALL = 1 * MiB;
+
+/**
+ * The worker's scratch buffer: most results fit, and reserving a resizable buffer (its whole maximum as address
+ * space) for every call cost more than the query itself. Taken by one collector at a time.
+ */
+const scratch = new Uint8Array(SMALL);
+let scratchTaken = false;
 
 const T = (c: string): number => c.charCodeAt(0);
 /** Rows of a result: what the limit drops. */
@@ -48,8 +55,10 @@ export function resultTooLarge(limitBytes: number): Uint8Array {
 export class OutputCollector {
   private readonly limit: number;
   private readonly onExceeded: () => void;
+  /** The resizable buffer, once the output outgrew the scratch buffer (or found it taken). */
   private buf: ArrayBuffer | null = null;
-  private view = new Uint8Array(0);
+  private view: Uint8Array;
+  private readonly usesScratch: boolean;
   private len = 0;
   /** The message being read: its first 5 bytes (type, length), how much of its body is left, kept or not. */
   private readonly header = new Uint8Array(5);
@@ -68,6 +77,9 @@ export class OutputCollector {
   constructor(opts: ResultLimitOptions) {
     this.limit = opts.limitBytes;
     this.onExceeded = opts.onExceeded;
+    this.usesScratch = !scratchTaken;
+    if (this.usesScratch) scratchTaken = true;
+    this.view = this.usesScratch ? scratch : new Uint8Array(0);
   }
 
   /** One piece of output, a view that is only valid during the call. */
@@ -127,7 +139,7 @@ export class OutputCollector {
       this.len = this.rowsStart;
       this.rowsStart = -1;
       // shrinking a resizable buffer gives its pages back at once (a garbage buffer would wait for a GC)
-      this.setSize(Math.max(this.len + SLACK, 64 * 1024));
+      if (this.buf) this.setSize(Math.max(this.len + SLACK, 64 * 1024));
     }
     this.state = 'overflow';
     this.refused++;
@@ -148,18 +160,33 @@ export class OutputCollector {
   }
 
   private setSize(size: number): void {
-    if (!this.buf) this.buf = new ArrayBuffer(size, { maxByteLength: this.limit + SLACK });
-    else if (size < this.buf.byteLength || size > this.view.length) this.buf.resize(size);
+    if (!this.buf) {
+      // out of the scratch buffer: what it holds moves to the resizable one
+      const kept = this.view.subarray(0, this.len);
+      this.buf = new ArrayBuffer(size, { maxByteLength: this.limit + SLACK });
+      this.view = new Uint8Array(this.buf, 0, size);
+      this.view.set(kept);
+      this.releaseScratch();
+      return;
+    }
+    if (size < this.buf.byteLength || size > this.view.length) this.buf.resize(size);
     this.view = new Uint8Array(this.buf, 0, size);
+  }
+
+  private releaseScratch(): void {
+    if (this.usesScratch && this.view !== scratch) scratchTaken = false;
   }
 
   /** The kept output, in a buffer of its own (transferable: it is never a view of a larger buffer). */
   finish(): Uint8Array {
     const buf = this.buf;
     const len = this.len;
+    const view = this.view;
     this.buf = null;
     this.view = new Uint8Array(0);
-    if (!buf || len === 0) return new Uint8Array(0);
+    if (view === scratch) scratchTaken = false;
+    if (!buf) return view.slice(0, len);
+    if (len === 0) return new Uint8Array(0);
     buf.resize(len);
     if (len > SMALL) return new Uint8Array(buf, 0, len);
     // a small result gets a plain buffer; the resizable one gives its pages back now rather than at a GC

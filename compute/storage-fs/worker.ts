@@ -101,6 +101,9 @@ async function execRaw(db: PGlite, bytes: Uint8Array): Promise<Uint8Array> {
       // a view of the wasm memory: copied before Postgres writes there again
       onRawData: (chunk: Uint8Array) => out.write(chunk),
     });
+  } catch (e) {
+    out.finish(); // gives the scratch buffer back
+    throw e;
   } finally {
     // a statement that ended before it saw the interrupt must not take it into the next call
     if (out.refused > 0) cancelHook.clearInterrupt();

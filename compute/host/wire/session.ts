@@ -296,7 +296,8 @@ export class Session implements MuxSession {
     const wasInTransaction = this.ctx.mux.statusOf(this) !== 'I';
     let out: Uint8Array;
     try {
-      out = await this.ctx.mux.run(this, bytes, { resets });
+      // the proxy's HTTP pool sends its reset with the request's last statement: keep the backend for it
+      out = await this.ctx.mux.run(this, bytes, { resets, holdTurn: this.stateless && this.reader.hasFrame() });
     } catch (e) {
       return this.batchFailed(e, wasInTransaction);
     }
