@@ -19,6 +19,9 @@ import { connectPg, startHostProcess } from '../test/support/compute-host.ts';
 import type { HostProcess, StartedCompute } from '../test/support/compute-host.ts';
 import { freePort } from '../test/support/native-postgres.ts';
 import { fmtMs, fmtNum, mean, nowMs, percentile, printTable, progress, timeEach } from './support/stats.ts';
+import { SESSION_RESET_SQL, STATELESS_PARAM } from '../lib/compute-startup.ts';
+import { BackendConnection } from '../proxy/backend-connection.ts';
+import { runSimple } from '../proxy/sql-executor.ts';
 
 const TOKEN = 'bench-token';
 const MiB = 1024 * 1024;
@@ -112,6 +115,34 @@ async function latency(query: (sql: string, params?: unknown[]) => Promise<unkno
   for (let i = 0; i < 300; i++) await query('SELECT pad FROM items WHERE id = $1', [1 + (i % 10_000)]);
   const lookup = await timeEach(LATENCY_N, (i) => query('SELECT pad FROM items WHERE id = $1', [1 + ((i * 7919) % 10_000)]));
   return { one, lookup };
+}
+
+/**
+ * What a hand-off costs (saving one session's state, restoring another's): one session alone, two wire sessions
+ * taking turns, and two stateless sessions (the proxy's HTTP pool) taking turns, each statement followed by the
+ * proxy's session reset, as the proxy sends it.
+ */
+async function handOffRows(c: StartedCompute, one: (sql: string) => Promise<unknown>): Promise<string[][]> {
+  progress('session hand-off: one session, two taking turns, two stateless (HTTP pool) taking turns');
+  const other = await connectPg(c, TOKEN);
+  const open = (): Promise<BackendConnection> => BackendConnection.connect(
+    { host: c.host, port: c.port, password: TOKEN },
+    { user: 'postgres', database: 'neondb', extra: { client_encoding: 'UTF8', [STATELESS_PARAM]: 'on' } },
+  );
+  const http = [await open(), await open()];
+  const alone = await timeEach(LATENCY_N, () => one('SELECT 1'));
+  const turns = await timeEach(LATENCY_N, (i) => (i % 2 === 0 ? one('SELECT 1') : other.query('SELECT 1')));
+  const aloneReset = await timeEach(LATENCY_N, () => runSimple(http[0], 'SELECT 1').then(() => runSimple(http[0], SESSION_RESET_SQL)));
+  const statelessTurns = await timeEach(LATENCY_N, (i) => runSimple(http[i % 2], 'SELECT 1').then(() => runSimple(http[i % 2], SESSION_RESET_SQL)));
+  await other.end();
+  for (const h of http) h.destroy();
+  const row = (label: string, xs: number[], base: number[]): string[] => [label, fmtMs(percentile(xs, 50)), fmtMs(percentile(xs, 99)), base === xs ? '-' : fmtMs(percentile(xs, 50) - percentile(base, 50))];
+  return [
+    row('one wire session', alone, alone),
+    row('two wire sessions taking turns (every statement a hand-off)', turns, alone),
+    row('one stateless session, statement + session reset', aloneReset, aloneReset),
+    row('two stateless sessions of one role taking turns, statement + reset', statelessTurns, aloneReset),
+  ];
 }
 
 async function commitsPerSecond(clients: ((sql: string, params?: unknown[]) => Promise<unknown>)[], seconds: number, base: number): Promise<number> {
@@ -237,6 +268,9 @@ export async function runComputeBenchmarks(): Promise<string[]> {
       latRow('point lookup: PGlite in-process, local files', localLat.lookup, localLat.lookup),
       ...(nativeLat ? [latRow('point lookup: native PostgreSQL 15 over `pg`', nativeLat.lookup, localLat.lookup)] : []),
     ]));
+
+    tables.push(printTable('Session hand-off on the one PGlite backend (`SELECT 1`, p50 per statement)', ['sessions', 'p50', 'p99', 'cost per hand-off'],
+      await handOffRows(c, (sql) => wireClient.query(sql))));
 
     progress('commits per second (autocommit INSERT), 5 s each');
     const extra = await Promise.all([1, 2, 3].map(() => connectPg(c, TOKEN)));

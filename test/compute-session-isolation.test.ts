@@ -287,6 +287,27 @@ describe('a stateless session (the proxy HTTP pool\'s compute connection)', () =
     }
   });
 
+  it("a stateless session's reset never touches another session's temporary tables or named statements", async () => {
+    const a = await connect('neondb_owner');
+    await a.query('CREATE TEMP TABLE kept_tmp (id int); INSERT INTO kept_tmp VALUES (7)');
+    const named = { name: 'kept_named', text: 'SELECT $1::int AS n' };
+    expect((await a.query({ ...named, values: [1] })).rows).toEqual([{ n: 1 }]);
+    const conn = await BackendConnection.connect(
+      { host: compute.host, port: compute.port, password: TOKEN },
+      { user: 'neondb_owner', database: 'neondb', extra: { client_encoding: 'UTF8', [STATELESS_PARAM]: 'on' } },
+    );
+    try {
+      await runSimple(conn, 'CREATE TEMP TABLE gone_tmp (id int)');
+      await runSimple(conn, SESSION_RESET_SQL);
+    } finally {
+      conn.destroy();
+    }
+    expect((await a.query('SELECT id FROM kept_tmp')).rows).toEqual([{ id: 7 }]);
+    expect((await a.query({ ...named, values: [2] })).rows).toEqual([{ n: 2 }]);
+    expect(await sqlstate(a, 'SELECT * FROM gone_tmp')).toBe('42P01');
+    await a.end();
+  });
+
   it('two stateless sessions of one role taking turns: an escalation and settings undone by the reset stay undone', async () => {
     const open = () => BackendConnection.connect(
       { host: compute.host, port: compute.port, password: TOKEN },

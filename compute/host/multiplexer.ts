@@ -20,7 +20,7 @@
 import { closeStatement, concat, errorsIn, lastReadyStatus, query, sync } from './wire/messages.ts';
 import type { ErrorFields, TxStatus } from './wire/messages.ts';
 import {
-  bringBackSql, CAPTURE_SQL, dropSql, STATELESS_CAPTURE_SQL, identitySql, parseCapture, putAwaySql, resultsOf, roleSql, settingsSql, SUPERUSER,
+  bringBackSql, CAPTURE_SQL, dropSql, nativeResetSql, STATELESS_CAPTURE_SQL, identitySql, parseCapture, putAwaySql, resultsOf, roleSql, settingsSql, SUPERUSER,
 } from './session-state.ts';
 import type { QueryResult, SavedState, TempRelation } from './session-state.ts';
 
@@ -331,7 +331,8 @@ export class Multiplexer {
       // while others wait (or a group is open), the batch's changes wait for the group's one write batch
       defer = !item.internal && (this.held.length > 0 || this.queue.length > 0 || this.othersBusy(s));
       if ((!item.internal || item.asSession) && st) await this.prepareFor(s, st, defer);
-      const out = item.work ? await item.work() : await this.backend.exec(item.bytes, defer ? { deferFlush: true } : undefined);
+      const bytes = item.resets && this.aloneOnBackend(s) ? query(nativeResetSql(s.user)) : item.bytes;
+      const out = item.work ? await item.work() : await this.backend.exec(bytes, defer ? { deferFlush: true } : undefined);
       // a session's clean-up (work) leaves nothing open: it ends with its ROLLBACKs, if any
       const status = item.work ? 'I' : lastReadyStatus(out);
       // no ReadyForQuery (a Flush in the middle of an extended-protocol batch): the batch is not over
@@ -359,6 +360,15 @@ export class Multiplexer {
       // and a failed deferred batch's account with the backend is closed the same way
       this.flushNow = this.held.length > 0 || defer;
     }
+  }
+
+  /** No other session has statements or hidden temporary relations on the backend (see nativeResetSql). */
+  private aloneOnBackend(s: MuxSession): boolean {
+    if (this.pendingDrops.length > 0) return false;
+    for (const [other, st] of this.sessions) {
+      if (other !== s && (other.statements.size > 0 || (st.saved?.temps.length ?? 0) > 0)) return false;
+    }
+    return true;
   }
 
   private noteDone(s: MuxSession): void {
