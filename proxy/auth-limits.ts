@@ -6,9 +6,11 @@
 //  - per (endpoint, role) from every address: a rate (`roleFailuresPerMinute`). Over it, only addresses that
 //    logged in to the role before (remembered for a day) are let through, so a distributed attack cannot lock
 //    the owner out.
-// An attempt counts as a failure from the moment it is admitted (many parallel guesses cannot slip through
-// before the first one fails); a success takes it back and clears the address's record for the role.
-// A refused attempt is not counted and checks no password.
+// Only failures count. Attempts in flight are bounded (MAX_PENDING per address and role, 4x per address), and once
+// a key has failed, its failures plus its attempts in flight must stay under the threshold: so a burst of correct
+// logins (a pool warming up, pgbench -c 32) is never refused, and a burst of guesses is bounded and then locked out.
+// A success clears the address's failures at the role. A refused attempt is not counted and checks no password;
+// an attempt abandoned before it was decided (a client gone mid-exchange) is released without a count.
 import { ProxyError } from './errors.ts';
 
 export interface AuthLimitOptions {
@@ -34,6 +36,8 @@ export const DEFAULT_AUTH_LIMITS: AuthLimitOptions = {
 };
 
 const TRUSTED_FOR_MS = 24 * 3600_000;
+/** Attempts in flight per (endpoint, role, address); per address it is four times this. */
+const MAX_PENDING = 64;
 
 /** Neon-style refusal: SQLSTATE 28000 with severity FATAL; HTTP 429. */
 export function tooManyAttempts(retryMs: number): ProxyError {
@@ -72,6 +76,8 @@ class Lru<V> {
 
 interface Record {
   failures: number;
+  /** Admitted attempts not yet decided. */
+  pending: number;
   lockedUntil: number;
   last: number;
 }
@@ -82,10 +88,11 @@ interface Window {
   current: number;
 }
 
-/** One admitted attempt: `succeeded()` or `failed()`; an attempt left unresolved stays a failure. */
+/** One admitted attempt: `succeeded()`, `failed()`, or `release()` when it ended undecided (the first call counts). */
 export interface AuthTicket {
   succeeded(): void;
   failed(): void;
+  release(): void;
 }
 
 export class AuthLimiter {
@@ -105,7 +112,8 @@ export class AuthLimiter {
 
   /** Admits one attempt or throws tooManyAttempts. */
   admit(endpointId: string, role: string, address: string, now = Date.now()): AuthTicket {
-    const roleKey = `${endpointId}\0${role}`;
+    // no role name is longer than Postgres' 63 bytes: longer ones (unknown anyway) share a key, bounding memory
+    const roleKey = `${endpointId.slice(0, 64)}\0${role.slice(0, 64)}`;
     const clientKey = `${roleKey}\0${address}`;
     const client = this.fresh(this.clients, clientKey, now);
     const byAddress = this.fresh(this.addresses, address, now);
@@ -114,33 +122,45 @@ export class AuthLimiter {
     if (this.roleRate(roleKey, now) >= this.opts.roleFailuresPerMinute && !this.isTrusted(clientKey, now)) {
       throw tooManyAttempts(60_000);
     }
-    this.count(this.clients, clientKey, client, this.opts.clientFailures, now);
-    this.count(this.addresses, address, byAddress, this.opts.addressFailures, now);
+    if (overBudget(client, this.opts.clientFailures, MAX_PENDING) || overBudget(byAddress, this.opts.addressFailures, 4 * MAX_PENDING)) {
+      throw tooManyAttempts(this.opts.baseLockMs);
+    }
+    for (const [map, key, r] of [[this.clients, clientKey, client], [this.addresses, address, byAddress]] as const) {
+      r.pending++;
+      r.last = now;
+      map.set(key, r);
+    }
     let done = false;
+    const settle = (then: () => void) => (): void => {
+      if (done) return;
+      done = true;
+      for (const r of [this.clients.get(clientKey), this.addresses.get(address)]) if (r && r.pending > 0) r.pending--;
+      then();
+    };
     return {
-      succeeded: () => {
-        if (done) return;
-        done = true;
-        this.clients.delete(clientKey);
-        const a = this.addresses.get(address);
-        if (a && --a.failures <= 0) this.addresses.delete(address);
+      succeeded: settle(() => {
+        const c = this.clients.get(clientKey);
+        if (c) c.failures = c.lockedUntil = 0;
         this.trusted.set(clientKey, Date.now());
-      },
-      failed: () => {
-        if (done) return;
-        done = true;
-        this.noteRoleFailure(roleKey, Date.now());
-      },
+      }),
+      failed: settle(() => {
+        const at = Date.now();
+        this.countFailure(this.clients, clientKey, this.opts.clientFailures, at);
+        this.countFailure(this.addresses, address, this.opts.addressFailures, at);
+        this.noteRoleFailure(roleKey, at);
+      }),
+      release: settle(() => {}),
     };
   }
 
   private fresh(map: Lru<Record>, key: string, now: number): Record {
     const r = map.get(key);
     if (r && now - r.last < this.opts.forgetAfterMs) return r;
-    return { failures: 0, lockedUntil: 0, last: now };
+    return { failures: 0, pending: 0, lockedUntil: 0, last: now };
   }
 
-  private count(map: Lru<Record>, key: string, r: Record, threshold: number, now: number): void {
+  private countFailure(map: Lru<Record>, key: string, threshold: number, now: number): void {
+    const r = this.fresh(map, key, now);
     r.failures++;
     r.last = now;
     if (r.failures >= threshold) {
@@ -187,6 +207,11 @@ export class AuthLimiter {
   get entries(): number {
     return this.clients.size + this.addresses.size + this.roles.size + this.trusted.size;
   }
+}
+
+/** Too many in flight, or a key that has failed would pass its threshold with the attempts in flight. */
+function overBudget(r: Record, threshold: number, maxPending: number): boolean {
+  return r.pending >= maxPending || (r.failures > 0 && r.failures + r.pending >= threshold);
 }
 
 /** Options left unset (undefined) keep their defaults. */

@@ -6,6 +6,7 @@
 import { RESERVED_PARAM_PREFIX } from '../lib/compute-startup.ts';
 import type { Logger } from '../lib/logger.ts';
 import type { Authenticator } from './auth.ts';
+import type { AuthTicket } from './auth-limits.ts';
 import type { BackendConnection } from './backend-connection.ts';
 import type { CancelRegistry } from './cancel-registry.ts';
 import type { ClientTransport } from './client-transport.ts';
@@ -277,6 +278,14 @@ async function readPassword(inbox: Inbox): Promise<string> {
 
 async function scramExchange(transport: ClientTransport, inbox: Inbox, auth: Authenticator, endpoint: string, user: string, address: string): Promise<void> {
   const ticket = auth.admit(endpoint, user, address);
+  try {
+    await scramSteps(transport, inbox, auth, endpoint, user, ticket);
+  } finally {
+    ticket.release(); // a client gone mid-exchange, or a directory error: undecided, not a failure
+  }
+}
+
+async function scramSteps(transport: ClientTransport, inbox: Inbox, auth: Authenticator, endpoint: string, user: string, ticket: AuthTicket): Promise<void> {
   const { verifier } = await auth.verifier(endpoint, user);
   const server = new ScramServer(verifier);
   transport.write(authSasl(['SCRAM-SHA-256']));

@@ -132,6 +132,8 @@ export class Multiplexer {
   private readonly sessions = new Map<MuxSession, SessionState>();
   private owner: MuxSession | null = null;
   private runningItem: Item | null = null;
+  /** The running item's own bytes are on the backend (its hand-off, if any, is done). */
+  private clientStatementRunning = false;
   /**
    * Group commit: batches that ran while others waited, with their output, held until one flush ships all their
    * changes in one write batch (each client sees its result only once the batch holding its changes is durable).
@@ -229,7 +231,8 @@ export class Multiplexer {
 
   /** The sequence number of this session's batch running on the backend now, or 0. */
   runningBatch(s: MuxSession): number {
-    return this.runningItem?.session === s && !this.runningItem.internal ? this.runningItem.seq : 0;
+    // not during the hand-off before it: a cancel must interrupt the client's statement, never the capture
+    return this.runningItem?.session === s && !this.runningItem.internal && this.clientStatementRunning ? this.runningItem.seq : 0;
   }
 
   statusOf(s: MuxSession): TxStatus {
@@ -332,7 +335,7 @@ export class Multiplexer {
       defer = !item.internal && (this.held.length > 0 || this.queue.length > 0 || this.othersBusy(s));
       if ((!item.internal || item.asSession) && st) await this.prepareFor(s, st, defer);
       const bytes = item.resets && this.aloneOnBackend(s) ? query(nativeResetSql(s.user)) : item.bytes;
-      const out = item.work ? await item.work() : await this.backend.exec(bytes, defer ? { deferFlush: true } : undefined);
+      const out = item.work ? await item.work() : await this.execStatement(bytes, defer);
       // a session's clean-up (work) leaves nothing open: it ends with its ROLLBACKs, if any
       const status = item.work ? 'I' : lastReadyStatus(out);
       // no ReadyForQuery (a Flush in the middle of an extended-protocol batch): the batch is not over
@@ -359,6 +362,16 @@ export class Multiplexer {
       // held batches are settled before anything else runs (a failed backend lost their changes: flush says so),
       // and a failed deferred batch's account with the backend is closed the same way
       this.flushNow = this.held.length > 0 || defer;
+    }
+  }
+
+  /** Runs a batch's own bytes (after its hand-off): the part a CancelRequest may interrupt. */
+  private async execStatement(bytes: Uint8Array, defer: boolean): Promise<Uint8Array> {
+    this.clientStatementRunning = true;
+    try {
+      return await this.backend.exec(bytes, defer ? { deferFlush: true } : undefined);
+    } finally {
+      this.clientStatementRunning = false;
     }
   }
 

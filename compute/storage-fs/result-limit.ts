@@ -41,13 +41,16 @@ export interface ResultLimitOptions {
 }
 
 /** The error a client gets for a result over the limit (program_limit_exceeded, as Postgres' own size limits). */
-export function resultTooLarge(limitBytes: number): Uint8Array {
+export function resultTooLarge(limitBytes: number, finished = false): Uint8Array {
   const mb = Math.round((limitBytes / MiB) * 10) / 10;
   return errorResponse({
     severity: 'ERROR',
     code: '54000',
     message: `result of query exceeds the compute's limit of ${mb} MB`,
-    detail: 'The statement was stopped and its rows were discarded before they were sent.',
+    // finished: it ended (CommandComplete) before the interrupt reached it, so whatever it changed stands
+    detail: finished
+      ? 'The statement completed before it could be stopped, so any changes it made stand; its rows were discarded before they were sent.'
+      : 'The statement was stopped and its rows were discarded before they were sent.',
     hint: 'Add LIMIT, fetch the rows in parts with a cursor (DECLARE ... FETCH), or raise --max-result-mb on the compute host.',
   });
 }
@@ -124,7 +127,7 @@ export class OutputCollector {
       this.overflow();
     }
     if (this.state === 'overflow' && (STATEMENT_END.has(type) || type === READY)) {
-      this.append(resultTooLarge(this.limit));
+      this.append(resultTooLarge(this.limit, type === T('C')));
       this.state = 'skipping';
     }
     if (type !== READY) return false;

@@ -9,7 +9,7 @@ import type { Logger } from '../../../lib/logger.ts';
 import { SESSION_RESET_SQL, STATELESS_PARAM } from '../../../lib/compute-startup.ts';
 import {
   authRequest, backendKeyData, BodyReader, concat, errorResponse, FrameReader,
-  negotiateProtocolVersion, parameterStatus, parseStartup, ProtocolViolation, readyForQuery,
+  negotiateProtocolVersion, parameterStatus, parseStartup, ProtocolViolation, query, readyForQuery,
 } from './messages.ts';
 import type { ErrorFields, Frame, TxStatus } from './messages.ts';
 import { rewriteNames } from './names.ts';
@@ -213,7 +213,9 @@ export class Session implements MuxSession {
         if (traits.copyFromStdin) {
           // PGlite must get a COPY's data in the same call: the session answers CopyInResponse and runs it in chunks
           this.pending = [];
-          this.copyIn = new CopyIn(this.copyHost(), sql, frame.bytes, this.ctx.limits);
+          // with the session-scoped rewrites (DEALLOCATE ALL, DISCARD ...) of any statement sent with the COPY
+          const copySql = traits.rewritten ?? sql;
+          this.copyIn = new CopyIn(this.copyHost(), copySql, traits.rewritten ? query(copySql) : frame.bytes, this.ctx.limits);
           return this.copyIn.start(traits.copyFromStdin.binary);
         }
         return this.runBatch(this.stateless && sql === SESSION_RESET_SQL);
