@@ -204,6 +204,18 @@ describe('session state', () => {
     expect(left.rows.map((r) => r.relname)).toEqual(['scratch']); // B's own
   });
 
+  it("keeps a session's temporary composite types to it (they would shadow type names for everyone)", async () => {
+    const a = await connect('neondb_owner');
+    const b = await connect('neondb_owner');
+    await a.query('CREATE TYPE pg_temp.only_a AS (x int)');
+    expect((await a.query("SELECT (ROW(1)::only_a).x AS x")).rows).toEqual([{ x: 1 }]);
+    expect(await sqlstate(b, 'SELECT NULL::only_a')).toBe('42704');
+    expect((await a.query("SELECT (ROW(2)::only_a).x AS x")).rows).toEqual([{ x: 2 }]);
+    await a.end();
+    expect(await sqlstate(b, 'SELECT NULL::only_a')).toBe('42704');
+    await b.end();
+  });
+
   it('keeps protocol-level named statements working across hand-offs', async () => {
     const a = await connect('low');
     const b = await connect('low');

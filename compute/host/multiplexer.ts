@@ -37,6 +37,8 @@ export interface Backend {
 
 /** Most client batches that share one write batch (group commit). */
 const MAX_GROUP = 32;
+/** Most bytes of results held for one group: past it the group ships (each result is bounded on its own too). */
+const MAX_GROUP_BYTES = 64 * 1024 * 1024;
 
 /** The multiplexer's view of a client session. */
 export interface MuxSession {
@@ -140,6 +142,8 @@ export class Multiplexer {
    */
   private readonly held: { item: Item; out: Uint8Array; t0: number }[] = [];
   private flushing = false;
+  /** Bytes of the results in `held`. */
+  private heldBytes = 0;
   private flushNow = false;
   /** The last two distinct sessions whose batch finished, and when (to tell whether others are busy). */
   private lastDone: { s: MuxSession | null; at: number } = { s: null, at: 0 };
@@ -304,7 +308,7 @@ export class Multiplexer {
 
   private pump(): void {
     if (this.runningItem || this.flushing) return;
-    if (this.flushNow || (this.held.length > 0 && (this.closedWith || this.held.length >= MAX_GROUP || this.nextIndex() < 0))) {
+    if (this.flushNow || (this.held.length > 0 && (this.closedWith || this.held.length >= MAX_GROUP || this.heldBytes >= MAX_GROUP_BYTES || this.nextIndex() < 0))) {
       this.flushNow = false;
       this.flushing = true;
       void this.flushHeld().finally(() => {
@@ -352,6 +356,7 @@ export class Multiplexer {
       this.noteDone(s);
       if (defer) {
         this.held.push({ item, out, t0 });
+        this.heldBytes += out.length;
         return;
       }
       if (!item.internal) this.opts.onBatch?.(performance.now() - t0, t0 - item.enqueuedAt);
@@ -402,6 +407,7 @@ export class Multiplexer {
   /** Ships the held batches' changes; their clients get their results once it is acknowledged. */
   private async flushHeld(): Promise<void> {
     const group = this.held.splice(0);
+    this.heldBytes = 0;
     try {
       await this.backend.flush();
     } catch (e) {

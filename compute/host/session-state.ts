@@ -10,7 +10,7 @@ import { HIDDEN_PREFIX, prepareStatement, quoteIdent } from './wire/sql-scan.ts'
 export const SUPERUSER = 'postgres';
 
 export interface TempRelation {
-  /** 'r' table, 'p' partitioned table, 'v' view, 'S' sequence. */
+  /** 'r' table, 'p' partitioned table, 'v' view, 'S' sequence, 'c' composite type. */
   kind: string;
   name: string;
   hidden: string;
@@ -50,7 +50,7 @@ export const CAPTURE_SQL = `SELECT 'role', pg_catalog.current_setting('role'), '
   + `AND s.name OPERATOR(pg_catalog.<>) ALL (ARRAY[${NOT_SAVED.map((n) => `'${n}'`).join(', ')}]::pg_catalog.text[]) `
   + `UNION ALL SELECT 'p', p.name, p.statement FROM pg_catalog.pg_prepared_statements p WHERE p.from_sql `
   + `UNION ALL SELECT c.relkind::pg_catalog.text, c.oid::pg_catalog.text, c.relname::pg_catalog.text FROM pg_catalog.pg_class c `
-  + `WHERE c.relnamespace OPERATOR(pg_catalog.=) pg_catalog.pg_my_temp_schema() AND c.relkind::pg_catalog.text OPERATOR(pg_catalog.=) ANY (ARRAY['r', 'p', 'v', 'S']::pg_catalog.text[]) `
+  + `WHERE c.relnamespace OPERATOR(pg_catalog.=) pg_catalog.pg_my_temp_schema() AND c.relkind::pg_catalog.text OPERATOR(pg_catalog.=) ANY (ARRAY['r', 'p', 'v', 'S', 'c']::pg_catalog.text[]) `
   + `AND NOT c.relname::pg_catalog.text OPERATOR(pg_catalog.^@) '${HIDDEN_PREFIX}'; RESET ALL`;
 
 /**
@@ -61,7 +61,7 @@ export const CAPTURE_SQL = `SELECT 'role', pg_catalog.current_setting('role'), '
 export const STATELESS_CAPTURE_SQL = `SET SESSION AUTHORIZATION ${SUPERUSER}; RESET ROLE; `
   + `SELECT 'p', p.name, p.statement FROM pg_catalog.pg_prepared_statements p WHERE p.from_sql `
   + `UNION ALL SELECT c.relkind::pg_catalog.text, c.oid::pg_catalog.text, c.relname::pg_catalog.text FROM pg_catalog.pg_class c `
-  + `WHERE c.relnamespace OPERATOR(pg_catalog.=) pg_catalog.pg_my_temp_schema() AND c.relkind::pg_catalog.text OPERATOR(pg_catalog.=) ANY (ARRAY['r', 'p', 'v', 'S']::pg_catalog.text[]) `
+  + `WHERE c.relnamespace OPERATOR(pg_catalog.=) pg_catalog.pg_my_temp_schema() AND c.relkind::pg_catalog.text OPERATOR(pg_catalog.=) ANY (ARRAY['r', 'p', 'v', 'S', 'c']::pg_catalog.text[]) `
   + `AND NOT c.relname::pg_catalog.text OPERATOR(pg_catalog.^@) '${HIDDEN_PREFIX}'; RESET ALL`;
 
 /** The backend's answer to one simple Query of a multi-Query exec: its rows (as text) and its first error. */
@@ -114,7 +114,7 @@ export function parseCapture(rows: string[][]): Captured {
 }
 
 function alterKeyword(kind: string): string {
-  return kind === 'v' ? 'VIEW' : kind === 'S' ? 'SEQUENCE' : 'TABLE';
+  return kind === 'v' ? 'VIEW' : kind === 'S' ? 'SEQUENCE' : kind === 'c' ? 'TYPE' : 'TABLE';
 }
 
 function rename(from: string, to: string, kind: string): string {

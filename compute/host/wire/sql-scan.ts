@@ -4,6 +4,7 @@
 // data in the same call, or it sees end-of-input and exits), LISTEN (a session-level subscription) and attempts to
 // become another role (the backend's authenticated user is the superuser, so Postgres would allow them); and to
 // find the text of one PREPARE in a query string (to prepare it again when its session's turn comes back).
+import { randomBytes } from 'node:crypto';
 import type { ErrorFields } from './messages.ts';
 
 /** A lexical token of a statement: a word (upper-cased), a quoted identifier or string, a dollar quote, a paren. */
@@ -207,14 +208,17 @@ function deallocateAllSql(prefix: string): string {
     + `WHERE from_sql OR name OPERATOR(pg_catalog.^@) '${prefix}' LOOP EXECUTE pg_catalog.format('DEALLOCATE %I', r.name); END LOOP; END$lakebase$`;
 }
 
-/** Temporary relations of sessions that are not running are renamed to this prefix + their oid. */
-export const HIDDEN_PREFIX = 'lb_hidden_';
+/**
+ * Temporary relations of sessions that are not running are renamed to this prefix + their oid. Random per host
+ * process, so that a client cannot name a table of its own so that captures pass it over.
+ */
+export const HIDDEN_PREFIX = `lb_hidden_${randomBytes(4).toString('hex')}_`;
 
 /** Drops the session's own temporary relations: the live ones (other sessions' are hidden, `lb_hidden_<oid>`). */
 const DISCARD_TEMP_SQL = `DO $lakebase$DECLARE r record; BEGIN FOR r IN SELECT c.relname, c.relkind FROM pg_catalog.pg_class c `
-  + `WHERE c.relnamespace OPERATOR(pg_catalog.=) pg_catalog.pg_my_temp_schema() AND c.relkind::pg_catalog.text OPERATOR(pg_catalog.=) ANY (ARRAY['r', 'p', 'v', 'S']) `
+  + `WHERE c.relnamespace OPERATOR(pg_catalog.=) pg_catalog.pg_my_temp_schema() AND c.relkind::pg_catalog.text OPERATOR(pg_catalog.=) ANY (ARRAY['r', 'p', 'v', 'S', 'c']) `
   + `AND NOT c.relname::pg_catalog.text OPERATOR(pg_catalog.^@) '${HIDDEN_PREFIX}' LOOP EXECUTE pg_catalog.format('DROP %s IF EXISTS pg_temp.%I CASCADE', `
-  + `CASE r.relkind WHEN 'v' THEN 'VIEW' WHEN 'S' THEN 'SEQUENCE' ELSE 'TABLE' END, r.relname); END LOOP; END$lakebase$`;
+  + `CASE r.relkind WHEN 'v' THEN 'VIEW' WHEN 'S' THEN 'SEQUENCE' WHEN 'c' THEN 'TYPE' ELSE 'TABLE' END, r.relname); END LOOP; END$lakebase$`;
 
 /**
  * The role a statement sets the session authorization to (`DEFAULT` for RESET and DEFAULT), or null when it does
