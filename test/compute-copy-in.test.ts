@@ -8,9 +8,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startStorageNode } from '../storage-node/server.ts';
+import { startTestStorageNode } from './support/storage-node-in-process.ts';
 import type { StorageNode } from '../storage-node/server.ts';
-import { LocalFolderStore } from '../storage-node/object-store/local-folder.ts';
 import { StorageClient } from '../storage-node/client.ts';
 import { createLogger } from '../lib/logger.ts';
 import { createTemplateTimeline } from '../compute/template.ts';
@@ -41,19 +40,16 @@ const conns: RawConn[] = [];
 
 beforeAll(async () => {
   root = await mkdtemp(join(tmpdir(), 'lakebase-copy-in-'));
-  node = await startStorageNode({
-    dataDir: join(root, 'storage'), objectStore: new LocalFolderStore(join(root, 'objects')),
-    host: '127.0.0.1', port: 0, durability: 'local', logger: createLogger('storage-node', 'warn'),
-  });
-  storage = new StorageClient(node.url);
+  node = await startTestStorageNode(root);
+  storage = new StorageClient(node.url, node.token);
   template = await createTemplateTimeline({
-    storageUrl: node.url,
+    storageUrl: node.url, storageToken: node.token,
     setupSql: [`CREATE ROLE ${ROLE} LOGIN`, `GRANT ALL ON SCHEMA public TO ${ROLE}`],
   });
   [hostProc, smallChunks] = await Promise.all([
-    startHostProcess({ storageUrl: node.url, token: TOKEN, args: ['--pool-size', '0'] }),
+    startHostProcess({ storageUrl: node.url, storageToken: node.token, token: TOKEN, args: ['--pool-size', '0'] }),
     startComputeHost({
-      ...DEFAULT_HOST_OPTIONS, limits: { ...DEFAULT_HOST_OPTIONS.limits, copyChunkBytes: CHUNK }, storageUrl: node.url, token: TOKEN,
+      ...DEFAULT_HOST_OPTIONS, limits: { ...DEFAULT_HOST_OPTIONS.limits, copyChunkBytes: CHUNK }, storageUrl: node.url, storageToken: node.token, token: TOKEN,
       advertiseHost: '127.0.0.1', poolSize: 0, log: createLogger('compute-host', 'warn'),
     }),
   ]);

@@ -11,9 +11,8 @@ import pg from 'pg';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import ws from 'ws';
-import { startStorageNode } from '../storage-node/server.ts';
+import { startTestStorageNode } from './support/storage-node-in-process.ts';
 import type { StorageNode } from '../storage-node/server.ts';
-import { LocalFolderStore } from '../storage-node/object-store/local-folder.ts';
 import { StorageClient } from '../storage-node/client.ts';
 import { createLogger } from '../lib/logger.ts';
 import { createTemplateTimeline } from '../compute/template.ts';
@@ -40,12 +39,9 @@ const clients: pg.Client[] = [];
 
 beforeAll(async () => {
   root = await mkdtemp(join(tmpdir(), 'lakebase-isolation-'));
-  node = await startStorageNode({
-    dataDir: join(root, 'storage'), objectStore: new LocalFolderStore(join(root, 'objects')),
-    host: '127.0.0.1', port: 0, durability: 'local', logger: createLogger('storage-node', 'warn'),
-  });
+  node = await startTestStorageNode(root);
   const template = await createTemplateTimeline({
-    storageUrl: node.url,
+    storageUrl: node.url, storageToken: node.token,
     setupSql: [
       'CREATE ROLE neondb_owner LOGIN', 'GRANT ALL ON SCHEMA public TO neondb_owner',
       'CREATE ROLE low LOGIN', 'GRANT USAGE, CREATE ON SCHEMA public TO low', 'CREATE ROLE helper NOLOGIN', 'GRANT helper TO low',
@@ -54,10 +50,10 @@ beforeAll(async () => {
     ],
   });
   host = await startComputeHost({
-    ...DEFAULT_HOST_OPTIONS, limits: { ...DEFAULT_HOST_OPTIONS.limits }, storageUrl: node.url, token: TOKEN,
+    ...DEFAULT_HOST_OPTIONS, limits: { ...DEFAULT_HOST_OPTIONS.limits }, storageUrl: node.url, storageToken: node.token, token: TOKEN,
     advertiseHost: '127.0.0.1', poolSize: 1, log: createLogger('compute-host', 'warn'),
   });
-  const timelineId = (await new StorageClient(node.url).createTimeline({ ancestorTimelineId: template.timelineId })).timelineId;
+  const timelineId = (await new StorageClient(node.url, node.token).createTimeline({ ancestorTimelineId: template.timelineId })).timelineId;
   compute = await new HostApi(host.url).start({ computeId: 'ep-isolation', timelineId });
 });
 
