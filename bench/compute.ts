@@ -20,8 +20,8 @@ import type { HostProcess, StartedCompute } from '../test/support/compute-host.t
 import { freePort } from '../test/support/native-postgres.ts';
 import { fmtMs, fmtNum, mean, nowMs, percentile, printTable, progress, timeEach } from './support/stats.ts';
 import { SESSION_RESET_SQL, STATELESS_PARAM } from '../lib/compute-startup.ts';
-import { BackendConnection } from '../proxy/backend-connection.ts';
-import { runSimple } from '../proxy/sql-executor.ts';
+import { BackendConnection } from '../proxy/compute/connection.ts';
+import { runSimple } from '../proxy/http/sql-executor.ts';
 
 const TOKEN = 'bench-token';
 const MiB = 1024 * 1024;

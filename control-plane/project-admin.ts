@@ -1,5 +1,5 @@
 // Creating, changing and deleting projects.
-import { makeVerifier } from '../proxy/scram.ts';
+import { makeVerifier } from '../proxy/auth/scram.ts';
 import { badRequest, fromStorageError } from './errors.ts';
 import { newBranchId, newEndpointId, newProjectId } from './ids.ts';
 import { branchesOf, getProject } from './lookup.ts';

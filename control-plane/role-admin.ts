@@ -3,7 +3,7 @@
 // checks the SCRAM verifier; Postgres roles have none (computes are reached with the internal password).
 // A password reset or a role deletion is published at once to the proxies' invalidation feed
 // (role-invalidations.ts), so their cached verifiers of the role are dropped.
-import { makeVerifier } from '../proxy/scram.ts';
+import { makeVerifier } from '../proxy/auth/scram.ts';
 import { ident } from './compute-sql.ts';
 import { ApiError, conflict, unprocessable } from './errors.ts';
 import { getBranch, getDatabase, getRole } from './lookup.ts';

@@ -1,4 +1,4 @@
-// The role-invalidation feed the proxies follow to drop cached verifiers (proxy/role-cache.ts). Events are
+// The role-invalidation feed the proxies follow to drop cached verifiers (proxy/auth/role-cache.ts). Events are
 // derived from the durable state itself: each sync compares the verifier of every (endpoint, role) with the
 // last snapshot, so every path that changes or removes a role (password reset, role deleted, endpoint, branch or
 // project deleted, endpoint moved to another branch) is covered without each one having to remember to publish.

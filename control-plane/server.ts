@@ -78,7 +78,7 @@ export async function startControlPlane(config: ControlPlaneConfig): Promise<Con
   // metrics name endpoints' activity: for the operator's scraper, with the internal token
   const metricsAuth = requireAuth(bearerAuth(config.internalToken), { unauthorized: (c) => c.json({ message: 'unauthorized' }, 401) });
   app.get('/metrics', metricsAuth, async (c) => c.text(await registry.metrics(), 200, { 'content-type': registry.contentType }));
-  // Proxies use <url>/internal as their directory URL (proxy/directory-http.ts).
+  // Proxies use <url>/internal as their directory URL (proxy/directory/http-directory.ts).
   app.route('/internal', internalApi(projects, endpoints, config.internalToken, config.computePassword, log));
   app.route('/', publicApi(state, projects, endpoints, {
     apiKey: config.apiKey, baseDomain: config.baseDomain, proxyPort: config.proxyPort, connectionHost: config.connectionHost,

@@ -1,6 +1,6 @@
 // Error kinds the proxy reports to clients, with Neon's texts. HTTP maps them to a status and the 17-key
 // body; the wire protocols send them as ErrorResponse (SQLSTATE XX000 unless Postgres said otherwise).
-import { DirectoryError } from './backend-directory.ts';
+import { DirectoryError } from './directory/directory.ts';
 
 /** An ErrorResponse from Postgres, keeping every field. */
 export class PgServerError extends Error {

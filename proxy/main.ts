@@ -6,13 +6,13 @@ import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { createLogger } from '../lib/logger.ts';
 import { stopWithSupervisor } from '../lib/supervised.ts';
-import { HttpEndpointDirectory } from './directory-http.ts';
-import type { RateWindow } from './rate-limit.ts';
+import { HttpEndpointDirectory } from './directory/http-directory.ts';
+import type { RateWindow } from './compute/rate-limit.ts';
 import { startProxy } from './server.ts';
 
 const HELP = `lakebase proxy: Neon-compatible SQL over HTTP, WebSocket and Postgres TCP in front of lakebase computes.
 
-  --directory-url URL        control plane (EndpointDirectory over HTTP, see proxy/directory-http.ts)  [required]
+  --directory-url URL        control plane (EndpointDirectory over HTTP, see proxy/directory/http-directory.ts)  [required]
   --directory-token TOKEN    bearer token for the directory
   --host ADDR                listen address (default 127.0.0.1)
   --http-port N              HTTP + WebSocket port (default 4444; 0 = any)

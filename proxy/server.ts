@@ -7,19 +7,19 @@ import tls from 'node:tls';
 import { createAdaptorServer } from '@hono/node-server';
 import { WebSocketServer } from 'ws';
 import { createLogger, type Logger } from '../lib/logger.ts';
-import { Authenticator } from './auth.ts';
-import type { AuthLimitOptions } from './auth-limits.ts';
-import type { EndpointDirectory } from './backend-directory.ts';
-import { BackendPool, type PoolOptions } from './backend-pool.ts';
-import { CancelRegistry } from './cancel-registry.ts';
-import { tcpTransport, wsTransport, type ClientTransport } from './client-transport.ts';
-import { ComputeConnector, type RetryPolicy } from './compute-connector.ts';
+import { Authenticator } from './auth/authenticator.ts';
+import type { AuthLimitOptions } from './auth/limits.ts';
+import type { EndpointDirectory } from './directory/directory.ts';
+import { BackendPool, type PoolOptions } from './http/connection-pool.ts';
+import { CancelRegistry } from './wire/cancel-registry.ts';
+import { tcpTransport, wsTransport, type ClientTransport } from './wire/client-transport.ts';
+import { ComputeConnector, type RetryPolicy } from './compute/connector.ts';
 import { endpointFromAddress, endpointFromHost } from './endpoint-id.ts';
-import { createHttpApp } from './http-sql.ts';
+import { createHttpApp } from './http/app.ts';
 import { ProxyMetrics } from './metrics.ts';
-import { EndpointRateLimiter, NEON_RATE_WINDOWS, type RateWindow } from './rate-limit.ts';
-import type { RoleCacheOptions } from './role-cache.ts';
-import { runWireSession, type WireSessionDeps } from './wire-session.ts';
+import { EndpointRateLimiter, NEON_RATE_WINDOWS, type RateWindow } from './compute/rate-limit.ts';
+import type { RoleCacheOptions } from './auth/role-cache.ts';
+import { runWireSession, type WireSessionDeps } from './wire/session.ts';
 
 export interface ProxyConfig {
   directory: EndpointDirectory;
@@ -57,10 +57,10 @@ export interface ProxyConfig {
    * unknown role's salt changes when the proxy restarts (a known role's never does): configure one.
    */
   mockAuthSecret?: Buffer;
-  /** Failed-authentication limits (auth-limits.ts; default DEFAULT_AUTH_LIMITS). */
+  /** Failed-authentication limits (auth/limits.ts; default DEFAULT_AUTH_LIMITS). */
   authLimits?: Partial<AuthLimitOptions>;
   /**
-   * The verifier cache (role-cache.ts: default 10,000 roles, 60 s TTL, 1 h stale-if-error). The TTL defaults
+   * The verifier cache (auth/role-cache.ts: default 10,000 roles, 60 s TTL, 1 h stale-if-error). The TTL defaults
    * to 0 for a directory without watchInvalidations.
    */
   roleCache?: Partial<RoleCacheOptions>;

@@ -16,8 +16,8 @@ import {
   saslResponse,
   startupMessage,
   type PgMessage,
-} from '../proxy/pg-wire.ts';
-import { ScramClient } from '../proxy/scram.ts';
+} from '../proxy/wire/pg-wire.ts';
+import { ScramClient } from '../proxy/auth/scram.ts';
 import { BASE_DOMAIN, DATABASE, ENDPOINT, PASSWORD, USER, startProxyStack, type ProxyStack } from './support/proxy-stack.ts';
 
 const MARKER = 'S3CRET-MARKER-7f3a';

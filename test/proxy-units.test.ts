@@ -1,14 +1,14 @@
 // Pure pieces of the proxy, no sockets: JSON parameter and result conversions, command tags, endpoint naming,
 // the rate limiter, SCRAM both ways, and the wire reader on hostile input.
 import { describe, expect, it } from 'vitest';
-import { parseConnectionString } from '../proxy/conn-string.ts';
+import { parseConnectionString } from '../proxy/http/conn-string.ts';
 import { endpointFromAddress, endpointFromHost, endpointFromOptions, normalizeEndpointId, parsePasswordHack, splitOptions } from '../proxy/endpoint-id.ts';
 import { ProxyError } from '../proxy/errors.ts';
-import { paramToText, parseArray, textToJson } from '../proxy/json-values.ts';
-import { MessageReader, ProtocolError } from '../proxy/pg-wire.ts';
-import { EndpointRateLimiter } from '../proxy/rate-limit.ts';
-import { ScramClient, ScramServer, makeVerifier, parseVerifier } from '../proxy/scram.ts';
-import { parseCommandTag, startTransactionSql } from '../proxy/sql-executor.ts';
+import { paramToText, parseArray, textToJson } from '../proxy/http/json-values.ts';
+import { MessageReader, ProtocolError } from '../proxy/wire/pg-wire.ts';
+import { EndpointRateLimiter } from '../proxy/compute/rate-limit.ts';
+import { ScramClient, ScramServer, makeVerifier, parseVerifier } from '../proxy/auth/scram.ts';
+import { parseCommandTag, startTransactionSql } from '../proxy/http/sql-executor.ts';
 
 describe('JSON values', () => {
   it('parameters: Neon json.rs rules', () => {

@@ -333,7 +333,7 @@ export class HostedCompute implements Backend {
     this.server?.close();
     this.mux.close(new BackendFailure('stopped', 'the compute is stopping'));
     const drained = await this.mux.drained(this.deps.stopTimeoutMs);
-    // The detail marks a clean stop (suspend): a proxy keeps an idle client session open across it (proxy/resumable-relay.ts).
+    // The detail marks a clean stop (suspend): a proxy keeps an idle client session open across it (proxy/wire/relay.ts).
     for (const s of this.sessions) s.terminate({ severity: 'FATAL', code: '57P01', message: 'terminating connection due to administrator command', detail: COMPUTE_STOPPING_DETAIL });
     let clean = false;
     let compute: Compute | null = null;

@@ -1,4 +1,4 @@
-// Routes the proxy calls (proxy/directory-http.ts): role verifiers, wake, activity. Guarded by a bearer token
+// Routes the proxy calls (proxy/directory/http-directory.ts): role verifiers, wake, activity. Guarded by a bearer token
 // shared with the proxies, compared in constant time (lib/http-guard.ts); never exposed to users.
 import { Hono } from 'hono';
 import { bearerAuth, limitBody, requireAuth } from '../../lib/http-guard.ts';

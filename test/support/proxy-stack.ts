@@ -2,8 +2,8 @@
 // plane will provide) whose endpoints all live on the cluster, roles with client passwords stored only as
 // SCRAM verifiers, and one internal password the proxy uses towards PostgreSQL.
 import pg from 'pg';
-import { DirectoryError, type ComputeAddress, type EndpointDirectory, type RoleSecret } from '../../proxy/backend-directory.ts';
-import { makeVerifier } from '../../proxy/scram.ts';
+import { DirectoryError, type ComputeAddress, type EndpointDirectory, type RoleSecret } from '../../proxy/directory/directory.ts';
+import { makeVerifier } from '../../proxy/auth/scram.ts';
 import { startProxy, type ProxyConfig, type RunningProxy } from '../../proxy/server.ts';
 import { createLogger } from '../../lib/logger.ts';
 import { startNativePostgres, type NativePostgres, type NativePostgresOptions } from './native-postgres.ts';

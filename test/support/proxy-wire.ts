@@ -2,7 +2,7 @@
 // look at every backend message, for the checklist items no driver exposes.
 import net from 'node:net';
 import WebSocket from 'ws';
-import { MessageReader, parseErrorFields, type PgMessage } from '../../proxy/pg-wire.ts';
+import { MessageReader, parseErrorFields, type PgMessage } from '../../proxy/wire/pg-wire.ts';
 
 export class WireClient {
   readonly messages: PgMessage[] = [];

@@ -3,7 +3,7 @@
 // nested deeper than serde_json allows, numbers beyond f64 and more parameters than the protocol carries are
 // refused with 400 before anything reaches a compute.
 import type { Readable } from 'node:stream';
-import { ProxyError } from './errors.ts';
+import { ProxyError } from '../errors.ts';
 import { jsonLimitViolation } from './json-guard.ts';
 import { paramToText, type Json } from './json-values.ts';
 

@@ -3,22 +3,22 @@
 // compute connection, then a transparent byte relay. Reference §2.3-2.5.
 // Nothing the client sends before it has authenticated is logged (its user name, options, password or SASL
 // bytes): until then a failure is logged by its kind and SQLSTATE only (preAuthLog), never by its text.
-import { RESERVED_PARAM_PREFIX } from '../lib/compute-startup.ts';
-import type { Logger } from '../lib/logger.ts';
-import type { Authenticator } from './auth.ts';
-import type { AuthTicket } from './auth-limits.ts';
-import type { BackendConnection } from './backend-connection.ts';
+import { RESERVED_PARAM_PREFIX } from '../../lib/compute-startup.ts';
+import type { Logger } from '../../lib/logger.ts';
+import type { Authenticator } from '../auth/authenticator.ts';
+import type { AuthTicket } from '../auth/limits.ts';
+import type { BackendConnection } from '../compute/connection.ts';
 import type { CancelRegistry } from './cancel-registry.ts';
 import type { ClientTransport } from './client-transport.ts';
-import type { ComputeConnector } from './compute-connector.ts';
+import type { ComputeConnector } from '../compute/connector.ts';
 import {
   endpointFromOptions,
   isValidEndpointId,
   normalizeEndpointId,
   parsePasswordHack,
-} from './endpoint-id.ts';
-import { ENDPOINT_NOT_SPECIFIED, PgServerError, ProxyError, authFailed } from './errors.ts';
-import type { ProxyMetrics } from './metrics.ts';
+} from '../endpoint-id.ts';
+import { ENDPOINT_NOT_SPECIFIED, PgServerError, ProxyError, authFailed } from '../errors.ts';
+import type { ProxyMetrics } from '../metrics.ts';
 import {
   AUTH_CLEARTEXT,
   AUTH_OK,
@@ -40,8 +40,8 @@ import {
   readyForQuery,
   type PgMessage,
 } from './pg-wire.ts';
-import { relay } from './resumable-relay.ts';
-import { ScramServer } from './scram.ts';
+import { relay } from './relay.ts';
+import { ScramServer } from '../auth/scram.ts';
 
 export const MAX_STARTUP_PACKET = 10_000;
 export const MAX_PASSWORD_MESSAGE = 512;
@@ -219,7 +219,7 @@ export async function runWireSession(initial: ClientTransport, deps: WireSession
     log.info('session started');
 
     // ---- relay; bytes the client pipelined after its password go first. A compute that goes away while the
-    // session is idle (suspend, restart) is replaced on the client's next message (resumable-relay.ts). ----
+    // session is idle (suspend, restart) is replaced on the client's next message (relay.ts). ----
     const first = backend.detach();
     const pipelined = inbox.reader.takeRest();
     const endpointId = endpoint;

@@ -1,6 +1,6 @@
 // Client authentication against the directory's SCRAM verifiers. Wrong password, unknown role and unknown
 // endpoint fail identically (the mock verifier's salt is deterministic, see scram.ts). Every attempt passes the
-// failed-authentication limits first (auth-limits.ts).
+// failed-authentication limits first (limits.ts).
 //
 // Verifiers are cached (role-cache.ts): HTTP queries check a cached verifier and only when the password does
 // not match it ask the directory again (a password changed a moment ago works at once); SCRAM exchanges, which
@@ -11,9 +11,9 @@
 // Successful cleartext checks are remembered (keyed by SHA-256 under a secret per-process prefix, so the cache
 // never holds a password or a fast hash of one usable elsewhere) to spare PBKDF2 on every HTTP request.
 import { createHash, randomBytes } from 'node:crypto';
-import { AuthLimiter, type AuthLimitOptions, type AuthTicket } from './auth-limits.ts';
-import type { EndpointDirectory } from './backend-directory.ts';
-import { authFailed, fromDirectoryError } from './errors.ts';
+import { AuthLimiter, type AuthLimitOptions, type AuthTicket } from './limits.ts';
+import type { EndpointDirectory } from '../directory/directory.ts';
+import { authFailed, fromDirectoryError } from '../errors.ts';
 import { RoleCache, type RoleCacheOptions } from './role-cache.ts';
 import { mockVerifier, parseVerifier, verifyCleartext, type ScramVerifier } from './scram.ts';
 

@@ -1,5 +1,5 @@
 // The proxy's only view of the rest of the system: who the roles of an endpoint are, and where its compute
-// runs. Every call can cross a network (see directory-http.ts), so nothing here shares memory with a
+// runs. Every call can cross a network (see http-directory.ts), so nothing here shares memory with a
 // control plane or compute host.
 
 export interface RoleSecret {

@@ -9,7 +9,7 @@
 // An optional bearer token authenticates the proxy to the service.
 import http from 'node:http';
 import https from 'node:https';
-import { DirectoryError, type ComputeAddress, type EndpointDirectory, type InvalidationHandler, type RoleSecret } from './backend-directory.ts';
+import { DirectoryError, type ComputeAddress, type EndpointDirectory, type InvalidationHandler, type RoleSecret } from './directory.ts';
 import { followInvalidations } from './invalidation-feed.ts';
 
 // Neon's transient control-plane reasons: worth a retry.

@@ -1,10 +1,10 @@
 // From an endpoint id to an authenticated compute connection: wake (single-flight per endpoint, bounded
 // retries with backoff), cache the address, connect with retries, and wake again when a cached address
 // turns out to be stale (the compute was suspended since).
-import type { Logger } from '../lib/logger.ts';
-import { BackendConnection, ConnectError, type StartupParams } from './backend-connection.ts';
-import { DirectoryError, type ComputeAddress, type EndpointDirectory } from './backend-directory.ts';
-import { PgServerError, couldNotConnect, fromDirectoryError, rateLimited } from './errors.ts';
+import type { Logger } from '../../lib/logger.ts';
+import { BackendConnection, ConnectError, type StartupParams } from './connection.ts';
+import { DirectoryError, type ComputeAddress, type EndpointDirectory } from '../directory/directory.ts';
+import { PgServerError, couldNotConnect, fromDirectoryError, rateLimited } from '../errors.ts';
 import type { EndpointRateLimiter } from './rate-limit.ts';
 
 export interface RetryPolicy {

@@ -3,8 +3,8 @@
 // the HTTP executor, or a detached socket for byte relay (WebSocket, TCP).
 import { createHash } from 'node:crypto';
 import net from 'node:net';
-import type { ComputeAddress } from './backend-directory.ts';
-import { PgServerError } from './errors.ts';
+import type { ComputeAddress } from '../directory/directory.ts';
+import { PgServerError } from '../errors.ts';
 import {
   BodyReader,
   MessageReader,
@@ -17,8 +17,8 @@ import {
   saslResponse,
   startupMessage,
   type PgMessage,
-} from './pg-wire.ts';
-import { ScramClient } from './scram.ts';
+} from '../wire/pg-wire.ts';
+import { ScramClient } from '../auth/scram.ts';
 
 /** TCP-level failure to reach the compute (worth a retry or a fresh wake). */
 export class ConnectError extends Error {

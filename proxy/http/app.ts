@@ -3,14 +3,14 @@ import { randomUUID } from 'node:crypto';
 import { IncomingMessage } from 'node:http';
 import { Hono } from 'hono';
 import type { Context } from 'hono';
-import type { Logger } from '../lib/logger.ts';
-import type { Authenticator } from './auth.ts';
-import type { BackendConnection } from './backend-connection.ts';
-import { RESET_MESSAGE, type BackendPool } from './backend-pool.ts';
+import type { Logger } from '../../lib/logger.ts';
+import type { Authenticator } from '../auth/authenticator.ts';
+import type { BackendConnection } from '../compute/connection.ts';
+import { RESET_MESSAGE, type BackendPool } from './connection-pool.ts';
 import { parseConnectionString, type ConnInfo } from './conn-string.ts';
-import { PgServerError, ProxyError } from './errors.ts';
-import { decodePayload, readBody, readIncoming, tooLarge, type Payload } from './http-body.ts';
-import type { ProxyMetrics } from './metrics.ts';
+import { PgServerError, ProxyError } from '../errors.ts';
+import { decodePayload, readBody, readIncoming, tooLarge, type Payload } from './body.ts';
+import type { ProxyMetrics } from '../metrics.ts';
 import {
   ResponseTooLarge,
   isIsolationLevel,

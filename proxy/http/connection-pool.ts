@@ -1,10 +1,10 @@
 // Idle compute connections for SQL over HTTP, per (endpoint, database, user). A connection goes back to the
 // pool only after Neon's session reset succeeded, so SET, a lone BEGIN, temp tables, prepared statements,
 // cursors, advisory locks and LISTENs never reach the next request; anything doubtful is closed instead.
-import { SESSION_RESET_SQL, STATELESS_PARAM } from '../lib/compute-startup.ts';
-import type { BackendConnection } from './backend-connection.ts';
-import type { ComputeConnector } from './compute-connector.ts';
-import { queryMessage } from './pg-wire.ts';
+import { SESSION_RESET_SQL, STATELESS_PARAM } from '../../lib/compute-startup.ts';
+import type { BackendConnection } from '../compute/connection.ts';
+import type { ComputeConnector } from '../compute/connector.ts';
+import { queryMessage } from '../wire/pg-wire.ts';
 import { readSimpleResult, runSimple } from './sql-executor.ts';
 
 export const RESET_SQL = SESSION_RESET_SQL;

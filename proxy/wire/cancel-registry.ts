@@ -1,7 +1,7 @@
 // BackendKeyData the proxy issues to wire clients, mapped to the compute's real key. Clients never learn a
 // compute's pid or secret, and a CancelRequest only reaches the backend whose proxy-issued key it carries.
 import { randomInt, timingSafeEqual } from 'node:crypto';
-import { sendCancel } from './backend-connection.ts';
+import { sendCancel } from '../compute/connection.ts';
 
 interface Target {
   secret: number;

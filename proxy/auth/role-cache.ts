@@ -1,13 +1,13 @@
 // The role verifiers the proxy fetched from the directory, so that a control-plane restart does not fail the
 // queries of known roles. Bounded (LRU), with a short TTL for normal use and a long stale-if-error window while
 // the directory is unreachable. Unknown roles are not cached (a role created a moment ago works at once).
-// The control plane's invalidation feed (directory-http.ts watchInvalidations) drops entries by
+// The control plane's invalidation feed (directory/http-directory.ts watchInvalidations) drops entries by
 // (endpoint, role), by endpoint, or all of them.
 //
 // Lookups of one role are shared: while one is in flight, every caller that arrives waits for one next lookup,
 // started when that one ends (so a password changed before the call counts). Under load that is one directory
 // round trip for many requests.
-import { DirectoryError, type EndpointDirectory, type RoleSecret } from './backend-directory.ts';
+import { DirectoryError, type EndpointDirectory, type RoleSecret } from '../directory/directory.ts';
 
 export interface RoleCacheOptions {
   /** Entries kept (default 10,000). */

@@ -7,8 +7,8 @@
 // a client Sync or Query asks for a ReadyForQuery, and the status byte of the last one says whether a transaction
 // is open. Session state that lived on the old compute (SET, temp tables, prepared statements) is not carried over.
 import type net from 'node:net';
-import { COMPUTE_STOPPING_DETAIL } from '../lib/compute-notices.ts';
-import type { Logger } from '../lib/logger.ts';
+import { COMPUTE_STOPPING_DETAIL } from '../../lib/compute-notices.ts';
+import type { Logger } from '../../lib/logger.ts';
 import type { ClientTransport } from './client-transport.ts';
 import { MessageReader } from './pg-wire.ts';
 

@@ -1,8 +1,8 @@
 // The Neon-Connection-String header: database, user, password and endpoint of an HTTP query, with Neon's
 // error texts (reference §1.2, get_conn_info). Everything here is a 400.
 import net from 'node:net';
-import { ProxyError } from './errors.ts';
-import { endpointFromOptions, normalizeEndpointId } from './endpoint-id.ts';
+import { ProxyError } from '../errors.ts';
+import { endpointFromOptions, normalizeEndpointId } from '../endpoint-id.ts';
 
 export interface ConnInfo {
   user: string;

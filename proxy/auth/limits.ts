@@ -11,7 +11,7 @@
 // logins (a pool warming up, pgbench -c 32) is never refused, and a burst of guesses is bounded and then locked out.
 // A success clears the address's failures at the role. A refused attempt is not counted and checks no password;
 // an attempt abandoned before it was decided (a client gone mid-exchange) is released without a count.
-import { ProxyError } from './errors.ts';
+import { ProxyError } from '../errors.ts';
 
 export interface AuthLimitOptions {
   clientFailures: number;

@@ -4,7 +4,7 @@
 // feed's window) drops everything, as does the first answer (events before the subscription are unknown).
 // While the control plane is unreachable the loop retries with a capped backoff and the cache keeps serving.
 
-import type { InvalidationHandler } from './backend-directory.ts';
+import type { InvalidationHandler } from './directory.ts';
 
 const WAIT_MS = 20_000;
 

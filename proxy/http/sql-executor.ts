@@ -1,8 +1,8 @@
 // Runs SQL-over-HTTP queries on a compute connection with the extended protocol (Parse without parameter
 // types, Bind in text, Describe, Execute, Sync in one write) and builds the JSON of each result as it streams,
 // so the response-size limit can stop a huge result early.
-import type { BackendConnection } from './backend-connection.ts';
-import { PgServerError, ProxyError } from './errors.ts';
+import type { BackendConnection } from '../compute/connection.ts';
+import { PgServerError, ProxyError } from '../errors.ts';
 import { textToJson, type Json } from './json-values.ts';
 import {
   SYNC,
@@ -15,7 +15,7 @@ import {
   parseRowDescription,
   queryMessage,
   type FieldDescription,
-} from './pg-wire.ts';
+} from '../wire/pg-wire.ts';
 
 export interface QueryRequest {
   query: string;
