@@ -5,7 +5,8 @@ import type { Logger } from '../../lib/logger.ts';
 import { getPgliteWasmModule } from '../wasm.ts';
 import { DEFAULT_MAX_RESULT_BYTES } from '../compute.ts';
 import { CancelKeys, HostedCompute } from './hosted-compute.ts';
-import type { ComputeInfo } from './hosted-compute.ts';
+import type { ComputeInfo, StartAnswer, StartRequest } from './api-types.ts';
+export type { StartAnswer, StartRequest } from './api-types.ts';
 import { HostMetrics } from './metrics.ts';
 import { WorkerPool } from './pool.ts';
 import type { HostLimits } from './hosted-compute.ts';
@@ -67,25 +68,6 @@ export class HostError extends Error {
     this.status = status;
     this.code = code;
   }
-}
-
-export interface StartRequest {
-  computeId: string;
-  timelineId: string;
-  lsn?: number;
-  readOnly?: boolean;
-  database?: string;
-  username?: string;
-}
-
-export interface StartAnswer {
-  computeId: string;
-  host: string;
-  port: number;
-  startMs: number;
-  pagesFetched: number;
-  pooled: boolean;
-  lsn: number | null;
 }
 
 export class ComputeHost {

@@ -12,8 +12,9 @@ import { Session } from './wire/session.ts';
 import type { SessionContext, SessionLimits } from './wire/session.ts';
 import type { ErrorFields } from './wire/messages.ts';
 import type { HostMetrics } from './metrics.ts';
+import type { ComputeInfo, ComputeState } from './api-types.ts';
+export type { ComputeInfo, ComputeState } from './api-types.ts';
 
-export type ComputeState = 'starting' | 'running' | 'restarting' | 'stopping' | 'stopped' | 'failed';
 
 export interface HostedComputeConfig {
   computeId: string;
@@ -397,33 +398,4 @@ export class HostedCompute implements Backend {
       memory: { estimatedBytes: wasmBytes + cacheBytes, wasmBytes, pageCacheBytes: cacheBytes, reservedBytes: this.config.reservedBytes },
     };
   }
-}
-
-export interface ComputeInfo {
-  computeId: string;
-  state: ComputeState;
-  host: string;
-  port: number;
-  timelineId: string;
-  lsn: number | null;
-  readOnly: boolean;
-  database: string;
-  createdAt: string;
-  /** When a batch (a query) last finished on the compute. */
-  lastActivityAt: string;
-  activeSessions: number;
-  /** A session holds the backend inside a transaction. */
-  inTransaction: boolean;
-  waitingBatches: number;
-  startMs: number;
-  /** Pages read from the storage node by the start (prefetch and misses). */
-  pagesFetched: number;
-  /** Pages and bytes read from the storage node since the (last re)start, and the data directory's size then. */
-  pagesFetchedTotal: number;
-  bytesFetchedTotal: number;
-  dataDirBytes: number;
-  pooled: boolean;
-  restarts: number;
-  failure: string | null;
-  memory: { estimatedBytes: number; wasmBytes: number; pageCacheBytes: number; reservedBytes: number };
 }
