@@ -125,9 +125,9 @@ export function errorBody(e: ServiceError, shape: ErrorBodyShape): InternalError
 
 /**
  * A client's view of an error answer: the body's code and message in whichever shape it came, the service's name
- * in front of the message. A body that is not JSON is kept as text.
+ * in front of the message (unless `prefix: false`: callers that show the service's own text). A body that is not JSON is kept as text.
  */
-export function decodeErrorResponse(service: string, status: number, text: string, opts: { kind?: ErrorKind } = {}): ServiceError {
+export function decodeErrorResponse(service: string, status: number, text: string, opts: { kind?: ErrorKind; prefix?: boolean } = {}): ServiceError {
   let code = `http_${status}`;
   let message = text.trim() || `HTTP ${status}`;
   let details: string[] | undefined;
@@ -141,7 +141,7 @@ export function decodeErrorResponse(service: string, status: number, text: strin
     // not JSON: keep the raw text
   }
   const known = (status >= 400 && status <= 599 ? status : 500) as ErrorStatus;
-  return new ServiceError(known, code, `${service}: ${message}`, { kind: opts.kind, details });
+  return new ServiceError(known, code, opts.prefix === false ? message : `${service}: ${message}`, { kind: opts.kind, details });
 }
 
 /** A service that did not answer at all (refused, reset, timed out): status 0, so callers can tell "down" apart. */
