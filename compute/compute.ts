@@ -375,6 +375,61 @@ function startParams(readOnly: boolean, config: Record<string, string | number |
   return out;
 }
 
+/** A read-write compute only starts at the head of its timeline (it would fork history otherwise). */
+async function checkStartLsn(client: StorageClient, opts: ComputeOptions): Promise<void> {
+  if (opts.readOnly || opts.lsn === undefined) return;
+  const info = await client.getTimeline(opts.timelineId);
+  if (info.lastLsn !== opts.lsn) {
+    throw new Error(`a read-write compute starts at the head of timeline ${opts.timelineId} (LSN ${info.lastLsn}), not at LSN ${opts.lsn}: start a read-only compute or branch at that LSN`);
+  }
+}
+
+/** The worker's page reads and batch writes go to the storage node, counted in `io`. */
+function bindStorage(cw: ComputeWorker, client: StorageClient, opts: ComputeOptions, io: IoCounters): void {
+  cw.bind({
+    readPages: async (refs, at) => {
+      const pages = await client.readPages(opts.timelineId, refs, at);
+      io.pagesFetched += refs.length;
+      io.bytesFetched += refs.length * PAGE_SIZE;
+      io.readRequests++;
+      return pages;
+    },
+    writeBatch: async (batch: WriteBatch) => {
+      if (opts.readOnly) throw new Error('a read-only compute never writes to the storage node');
+      const ack = await client.writeBatch(opts.timelineId, batch);
+      io.batchesWritten++;
+      for (const op of batch.ops) io.bytesWritten += op.op === 'write' ? op.data.byteLength : 0;
+      return ack.lsn;
+    },
+  });
+}
+
+function computeConfig(opts: ComputeOptions): ComputeConfig {
+  const readOnly = opts.readOnly ?? false;
+  return {
+    readOnly,
+    database: opts.database ?? 'neondb',
+    username: opts.username ?? 'postgres',
+    cacheBytes: opts.cacheBytes,
+    maxUnshippedBytes: opts.maxUnshippedBytes,
+    startParams: startParams(readOnly, opts.postgresConfig),
+    updateHint: opts.updatePrefetchHint ?? true,
+    maxResultBytes: opts.maxResultBytes ?? DEFAULT_MAX_RESULT_BYTES,
+  };
+}
+
+/** The worker's `ready`, or why it will never come (a fatal error, a crash, an exit). */
+function workerReady(cw: ComputeWorker): Promise<Extract<WorkerMessage, { t: 'ready' }>> {
+  return new Promise((resolve, reject) => {
+    cw.worker.on('message', (msg: WorkerMessage) => {
+      if (msg.t === 'ready') resolve(msg);
+      else if (msg.t === 'fatal') reject(new ComputeError(msg.error as SerializedError));
+    });
+    cw.worker.once('error', reject);
+    void cw.exited.then(() => reject(new Error('the compute worker exited during start')));
+  });
+}
+
 /** Starts a compute on a timeline: resolves once Postgres is up and its start-up writes are durable. */
 export async function startCompute(opts: ComputeOptions): Promise<Compute> {
   const t0 = performance.now();
@@ -384,12 +439,7 @@ export async function startCompute(opts: ComputeOptions): Promise<Compute> {
   // spawned first, so the worker loads while the storage node is asked for the timeline
   const cw = opts.worker ?? (await spawnComputeWorker({ wasmModule: opts.wasmModule, ioTimeoutMs: opts.ioTimeoutMs, debug: opts.debug }));
   try {
-    if (!readOnly && opts.lsn !== undefined) {
-      const info = await client.getTimeline(opts.timelineId);
-      if (info.lastLsn !== opts.lsn) {
-        throw new Error(`a read-write compute starts at the head of timeline ${opts.timelineId} (LSN ${info.lastLsn}), not at LSN ${opts.lsn}: start a read-only compute or branch at that LSN`);
-      }
-    }
+    await checkStartLsn(client, opts);
     const io: IoCounters = { pagesFetched: 0, bytesFetched: 0, readRequests: 0, batchesWritten: 0, bytesWritten: 0 };
 
     // the listing and prefetch travel while the worker boots
@@ -404,42 +454,10 @@ export async function startCompute(opts: ComputeOptions): Promise<Compute> {
     });
     booting.catch(() => {});
 
-    cw.bind({
-      readPages: async (refs, at) => {
-        const pages = await client.readPages(opts.timelineId, refs, at);
-        io.pagesFetched += refs.length;
-        io.bytesFetched += refs.length * PAGE_SIZE;
-        io.readRequests++;
-        return pages;
-      },
-      writeBatch: async (batch: WriteBatch) => {
-        if (readOnly) throw new Error('a read-only compute never writes to the storage node');
-        const ack = await client.writeBatch(opts.timelineId, batch);
-        io.batchesWritten++;
-        for (const op of batch.ops) io.bytesWritten += op.op === 'write' ? op.data.byteLength : 0;
-        return ack.lsn;
-      },
-    });
-    const config: ComputeConfig = {
-      readOnly,
-      database: opts.database ?? 'neondb',
-      username: opts.username ?? 'postgres',
-      cacheBytes: opts.cacheBytes,
-      maxUnshippedBytes: opts.maxUnshippedBytes,
-      startParams: startParams(readOnly, opts.postgresConfig),
-      updateHint: opts.updatePrefetchHint ?? true,
-      maxResultBytes: opts.maxResultBytes ?? DEFAULT_MAX_RESULT_BYTES,
-    };
-    const ready = new Promise<Extract<WorkerMessage, { t: 'ready' }>>((resolve, reject) => {
-      cw.worker.on('message', (msg: WorkerMessage) => {
-        if (msg.t === 'ready') resolve(msg);
-        else if (msg.t === 'fatal') reject(new ComputeError(msg.error as SerializedError));
-      });
-      cw.worker.once('error', reject);
-      void cw.exited.then(() => reject(new Error('the compute worker exited during start')));
-    });
+    bindStorage(cw, client, opts, io);
+    const ready = workerReady(cw);
     const boot = await booting;
-    const msg: BootMessage = { t: 'boot', config, lsn: boot.lsn, files: boot.files, refs: boot.refs, data: boot.data, hint: boot.hint };
+    const msg: BootMessage = { t: 'boot', config: computeConfig(opts), lsn: boot.lsn, files: boot.files, refs: boot.refs, data: boot.data, hint: boot.hint };
     cw.worker.postMessage(msg, [boot.data.buffer as ArrayBuffer]);
     const r = await ready;
     const dataDirBytes = boot.files.reduce((n, f) => n + f.size, 0);
