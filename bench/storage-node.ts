@@ -27,7 +27,10 @@ async function fillTimeline(client: StorageClient, tl: string, bytes: number, fi
 
 async function readLatency(client: StorageClient, tl: string): Promise<number[]> {
   let x = 12345;
-  const next = () => (x = (x * 1103515245 + 12345) % 2147483648) % PAGES;
+  const next = (): number => {
+    x = (x * 1103515245 + 12345) % 2147483648;
+    return x % PAGES;
+  };
   for (let i = 0; i < 500; i++) await client.readPage(tl, 'base/5/16384', next()); // warm-up (JIT, sockets)
   return timeEach(READS, () => client.readPage(tl, 'base/5/16384', next()));
 }

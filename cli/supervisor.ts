@@ -75,7 +75,9 @@ export class Supervisor {
         this.onChange(this.pids());
         resolve({ spec, ready });
       });
-      child.stderr!.on('data', (d: Buffer) => d.toString().split('\n').forEach((l) => l && this.onLog(`[${spec.name}] ${l}`)));
+      child.stderr!.on('data', (d: Buffer) => {
+        for (const l of d.toString().split('\n')) if (l) this.onLog(`[${spec.name}] ${l}`);
+      });
       child.once('exit', (code, signal) => {
         if (this.children.get(spec.name) === child) this.children.delete(spec.name);
         if (!ready) reject(new Error(`${spec.name} exited (${signal ?? code}) before it was ready; see its log above`));

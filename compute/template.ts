@@ -167,7 +167,7 @@ export async function createTemplateTimeline(opts: TemplateOptions): Promise<Tem
         storageUrl: opts.storageUrl, storageToken: opts.storageToken, timelineId: imported.timelineId, readOnly: true, lsn,
         database: opts.database ?? 'neondb',
       });
-      let pages;
+      let pages: Awaited<ReturnType<typeof compute.startPages>>;
       try {
         pages = await compute.startPages();
       } finally {

@@ -172,7 +172,7 @@ describe('isolation, metrics, verifiers', () => {
     const a = neon(stack.connString());
     const b = neon(stack.connString({ endpoint: other, password: 'b-client-pass' }));
     const ports = await Promise.all(Array.from({ length: 20 }, (_, i) => (i % 2 ? b : a)`SELECT current_setting('port')::int AS port`));
-    ports.forEach((r, i) => expect(r[0].port).toBe(i % 2 ? pgB.port : stack.pg.port));
+    for (const [i, r] of ports.entries()) expect(r[0].port).toBe(i % 2 ? pgB.port : stack.pg.port);
     await expect(neon(stack.connString({ endpoint: other }))`SELECT 1`).rejects.toMatchObject({ message: `password authentication failed for user '${USER}'` });
   });
 

@@ -1,7 +1,7 @@
 // The unmodified driver inside workerd (a probe Worker) against a running lakebase, over both paths:
 // `neon()` (SQL over HTTP) and a `Pool` session (WebSocket), each checked value for value and type for type
 // against the same query through node-postgres over TCP to the proxy.
-import pg from 'pg';
+import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startBackend, tcpClient, type WorkersBackend } from './support/workers-backend.ts';
 import { startWorkers, type WorkersHarness } from './support/workers-miniflare.ts';

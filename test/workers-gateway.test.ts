@@ -3,7 +3,7 @@
 // result cache: a read is served from cache on the second call, a write is never cached (nor a read that
 // turns out to write), a cached result expires after its TTL, and a transaction bypasses the cache.
 import { randomBytes } from 'node:crypto';
-import pg from 'pg';
+import type pg from 'pg';
 import WebSocket from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { classifyQuery } from '../workers/gateway/cacheable.ts';

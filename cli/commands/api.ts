@@ -24,7 +24,7 @@ export class Api {
       throw new CliError(`cannot reach the lakebase API at ${this.cfg.apiUrl} (${(e as Error).message}): is \`lakebase start\` running?`);
     }
     const text = await res.text();
-    let parsed: unknown = undefined;
+    let parsed: unknown;
     try {
       parsed = text ? JSON.parse(text) : {};
     } catch {

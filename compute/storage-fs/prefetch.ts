@@ -159,7 +159,7 @@ export async function bootstrap(
     const parts: Uint8Array[] = [];
     for (let i = 0; i < refs.length; i++) if (refs[i].path === path) parts[refs[i].page] = chunks[i];
     const out = new Uint8Array(parts.length * PAGE_SIZE);
-    parts.forEach((p, i) => out.set(p, i * PAGE_SIZE));
+    for (let i = 0; i < parts.length; i++) out.set(parts[i], i * PAGE_SIZE);
     return out.subarray(0, sizes.get(path) ?? 0);
   };
   const hint = sizes.has(HINT_PATH) ? decodeHint(pageData(HINT_PATH)) : [];
@@ -168,6 +168,6 @@ export async function bootstrap(
   await fetch([...wal, ...hint.filter(inHint)]);
 
   const data = new Uint8Array(refs.length * PAGE_SIZE);
-  chunks.forEach((c, i) => data.set(c.subarray(0, PAGE_SIZE), i * PAGE_SIZE));
+  for (let i = 0; i < chunks.length; i++) data.set(chunks[i].subarray(0, PAGE_SIZE), i * PAGE_SIZE);
   return { lsn: at, files, refs, data, hint, roundTrips };
 }

@@ -44,7 +44,7 @@ function readWhole(path: string, size: number): Buffer {
 
 function check(model: FsModel, path: string, rand: () => number): void {
   const e = model.entries.get(path);
-  if (!e || e.type !== 'file') return;
+  if (e?.type !== 'file') return;
   const st = fs.lstat('/' + path);
   if (st.size !== e.data.length) throw new Error(`${path}: size ${st.size}, model ${e.data.length}`);
   if (rand() < 0.5) {

@@ -36,7 +36,10 @@ export interface HarnessOptions {
 const bundles = new Map<string, Promise<BundledWorker>>();
 function bundle(entry: string): Promise<BundledWorker> {
   let b = bundles.get(entry);
-  if (!b) bundles.set(entry, (b = bundleWorker(entry)));
+  if (!b) {
+    b = bundleWorker(entry);
+    bundles.set(entry, b);
+  }
   return b;
 }
 

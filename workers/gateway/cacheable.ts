@@ -61,9 +61,13 @@ function stripLiteralsAndComments(sql: string): string {
       let j = i + 2;
       while (depth > 0) {
         if (j >= sql.length) throw new Error('unterminated comment');
-        if (sql[j] === '/' && sql[j + 1] === '*') (depth++, (j += 2));
-        else if (sql[j] === '*' && sql[j + 1] === '/') (depth--, (j += 2));
-        else j++;
+        if (sql[j] === '/' && sql[j + 1] === '*') {
+          depth++;
+          j += 2;
+        } else if (sql[j] === '*' && sql[j + 1] === '/') {
+          depth--;
+          j += 2;
+        } else j++;
       }
       i = j;
       out += ' ';
