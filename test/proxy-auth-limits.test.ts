@@ -16,7 +16,7 @@ import {
   saslResponse,
   startupMessage,
   type PgMessage,
-} from '../proxy/wire/pg-wire.ts';
+} from './support/proxy-wire.ts';
 import { ScramClient } from '../proxy/auth/scram.ts';
 import { BASE_DOMAIN, DATABASE, ENDPOINT, PASSWORD, USER, startProxyStack, type ProxyStack } from './support/proxy-stack.ts';
 

@@ -5,7 +5,7 @@ import { parseConnectionString } from '../proxy/http/conn-string.ts';
 import { endpointFromAddress, endpointFromHost, endpointFromOptions, normalizeEndpointId, parsePasswordHack, splitOptions } from '../proxy/endpoint-id.ts';
 import { ProxyError } from '../proxy/errors.ts';
 import { paramToText, parseArray, textToJson } from '../proxy/http/json-values.ts';
-import { MessageReader, ProtocolError } from '../proxy/wire/pg-wire.ts';
+import { MessageReader, ProtocolError } from '../lib/pg-wire/index.ts';
 import { EndpointRateLimiter } from '../proxy/compute/rate-limit.ts';
 import { ScramClient, ScramServer, makeVerifier, parseVerifier } from '../proxy/auth/scram.ts';
 import { parseCommandTag, startTransactionSql } from '../proxy/http/sql-executor.ts';

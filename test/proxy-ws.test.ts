@@ -7,7 +7,7 @@ import { Client, Pool, neonConfig } from '@neondatabase/serverless';
 import pg from 'pg';
 import ws from 'ws';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { BodyReader, cancelRequest, message, parseErrorFields, passwordMessage, queryMessage, startupMessage } from '../proxy/wire/pg-wire.ts';
+import { BodyReader, cancelRequest, message, parseErrorFields, passwordMessage, query as queryMessage, startupMessage } from '../lib/pg-wire/index.ts';
 import { BASE_DOMAIN, DATABASE, ENDPOINT, PASSWORD, USER, startProxyStack, type ProxyStack } from './support/proxy-stack.ts';
 import { WireClient } from './support/proxy-wire.ts';
 

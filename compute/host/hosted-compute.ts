@@ -10,7 +10,7 @@ import { BackendFailure, Multiplexer } from './multiplexer.ts';
 import type { Backend } from './multiplexer.ts';
 import { Session } from './wire/session.ts';
 import type { SessionContext, SessionLimits } from './wire/session.ts';
-import type { ErrorFields } from './wire/messages.ts';
+import type { ErrorFields } from '../../lib/pg-wire/index.ts';
 import type { HostMetrics } from './metrics.ts';
 import type { ComputeInfo, ComputeState } from './api-types.ts';
 export type { ComputeInfo, ComputeState } from './api-types.ts';
@@ -184,7 +184,7 @@ export class HostedCompute implements Backend {
       cancelRequest: (pid, secret) => {
         this.deps.metrics.cancels.inc({ kind: this.deps.keys.cancel(pid, secret) });
       },
-      onLogin: (s, ok) => {
+      onLogin: (_s, ok) => {
         this.deps.metrics.logins.inc({ outcome: ok ? 'ok' : 'wrong_password' });
         if (ok) this.deps.metrics.sessions.inc();
       },

@@ -17,8 +17,9 @@
 // Group commit: batches of several sessions that run back to back while others wait are executed with
 // deferFlush, and their changes shipped by one flush (one write batch, one acknowledgement); each session's result
 // is released only when that flush resolved.
-import { closeStatement, concat, errorsIn, lastReadyStatus, query, sync } from './wire/messages.ts';
-import type { ErrorFields, TxStatus } from './wire/messages.ts';
+import { close, concat, query, sync } from '../../lib/pg-wire/index.ts';
+import type { ErrorFields, TxStatus } from '../../lib/pg-wire/index.ts';
+import { errorsIn, lastReadyStatus } from './wire/backend-output.ts';
 import {
   bringBackSql, CAPTURE_SQL, dropSql, nativeResetSql, STATELESS_CAPTURE_SQL, identitySql, parseCapture, putAwaySql, resultsOf, roleSql, settingsSql, SUPERUSER,
 } from './session-state.ts';
@@ -205,7 +206,7 @@ export class Multiplexer {
       else if (st.saved && st.saved.epoch === this.epoch) this.pendingDrops.push(...st.saved.temps);
       st.saved = null;
       if (s.statements.size > 0 && st.epoch === this.epoch) {
-        await this.backend.exec(concat([...[...s.statements.keys()].map((n) => closeStatement(s.prefix + n)), sync()]));
+        await this.backend.exec(concat([...[...s.statements.keys()].map((n) => close('S', s.prefix + n)), sync()]));
       }
       return out;
     };
@@ -295,7 +296,7 @@ export class Multiplexer {
       // a session's own clean-up goes before its later work and, while it owns the backend, before anyone's
       if (internal && this.owner === s) {
         const i = this.queue.findIndex((it) => it.session === s);
-        this.queue.splice(i < 0 ? 0 : i, 0, item);
+        this.queue.splice(Math.max(i, 0), 0, item);
       } else this.queue.push(item);
       this.pump();
     });

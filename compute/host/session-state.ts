@@ -3,7 +3,8 @@
 // changed (pg_settings, source 'session'), its SQL-level prepared statements (pg_prepared_statements, from_sql),
 // and its temporary tables, views and sequences (hidden under a name of their own: a temporary relation cannot
 // leave the backend's one temporary schema). Identity is never saved: every turn starts from the session's role.
-import { messagesIn, errorsIn } from './wire/messages.ts';
+import { messagesIn, parseDataRow } from '../../lib/pg-wire/index.ts';
+import { errorsIn } from './wire/backend-output.ts';
 import { HIDDEN_PREFIX, prepareStatement, quoteIdent } from './wire/sql-scan.ts';
 
 /** The backend's authenticated user (PGlite's bootstrap superuser): the hand-off's own SQL runs as it. */
@@ -70,8 +71,6 @@ export interface QueryResult {
   error: { code: string; message: string } | null;
 }
 
-const decoder = new TextDecoder();
-
 /** Splits a multi-Query exec's output at each ReadyForQuery. */
 export function resultsOf(out: Uint8Array): QueryResult[] {
   const results: QueryResult[] = [];
@@ -87,18 +86,9 @@ export function resultsOf(out: Uint8Array): QueryResult[] {
   return results;
 }
 
+/** A row's values as text, SQL NULL as ''. */
 function dataRow(body: Uint8Array): string[] {
-  const view = new DataView(body.buffer, body.byteOffset, body.byteLength);
-  const n = view.getInt16(0);
-  const out: string[] = [];
-  let off = 2;
-  for (let i = 0; i < n; i++) {
-    const len = view.getInt32(off);
-    off += 4;
-    out.push(len < 0 ? '' : decoder.decode(body.subarray(off, off + len)));
-    off += Math.max(0, len);
-  }
-  return out;
+  return parseDataRow(body).map((v) => v ?? '');
 }
 
 export function parseCapture(rows: string[][]): Captured {

@@ -9,7 +9,7 @@
 // CommandComplete if it finished first) is replaced by one 54000 ErrorResponse; the rest of the batch up to its
 // ReadyForQuery is dropped (Postgres skips it after the error), and that ReadyForQuery is kept as Postgres sent it.
 // Memory stays bounded whether or not the statement reaches an interrupt check.
-import { errorResponse } from '../host/wire/messages.ts';
+import { errorResponse } from '../../lib/pg-wire/index.ts';
 
 const MiB = 1024 * 1024;
 /** Room beyond the limit for the messages written in place of dropped ones (an ErrorResponse, a ReadyForQuery). */

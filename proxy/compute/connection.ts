@@ -9,15 +9,20 @@ import {
   BodyReader,
   MessageReader,
   ProtocolError,
-  TERMINATE,
   cancelRequest,
+  decodeUtf8,
+  parseAuthentication,
+  parseBackendKeyData,
   parseErrorFields,
+  parseReadyForQuery,
   passwordMessage,
   saslInitialResponse,
   saslResponse,
   startupMessage,
-  type PgMessage,
-} from '../wire/pg-wire.ts';
+  terminate,
+  utf8,
+  type Message,
+} from '../../lib/pg-wire/index.ts';
 import { ScramClient } from '../auth/scram.ts';
 
 /** TCP-level failure to reach the compute (worth a retry or a fresh wake). */
@@ -38,13 +43,13 @@ export interface StartupParams {
   extra?: Record<string, string>;
 }
 
-type Handler = (m: PgMessage) => boolean;
+type Handler = (m: Message) => boolean;
 
 export class BackendConnection {
   readonly socket: net.Socket;
   readonly address: ComputeAddress;
   /** ParameterStatus and NoticeResponse messages of the startup, raw, for relay to a wire client. */
-  readonly startupMessages: Buffer[] = [];
+  readonly startupMessages: Uint8Array[] = [];
   pid = 0;
   secret = 0;
   /** Transaction status from the last ReadyForQuery: I, T or E. */
@@ -93,43 +98,24 @@ export class BackendConnection {
 
   private async login(startup: StartupParams): Promise<void> {
     this.write(startupMessage({ user: startup.user, database: startup.database, ...startup.extra }));
-    let scram: ScramClient | null = null;
+    const scram: { client: ScramClient | null } = { client: null };
     for (;;) {
       const m = await this.next();
       switch (m.type) {
-        case 'R': {
-          const r = new BodyReader(m.body);
-          const code = r.int32();
-          if (code === 0) break;
-          if (code === 3) this.write(passwordMessage(this.address.password));
-          else if (code === 5) {
-            const inner = createHash('md5').update(this.address.password + startup.user).digest('hex');
-            const outer = createHash('md5').update(inner).update(r.bytes(4)).digest('hex');
-            this.write(passwordMessage('md5' + outer));
-          } else if (code === 10) {
-            scram = new ScramClient(this.address.password);
-            this.write(saslInitialResponse('SCRAM-SHA-256', Buffer.from(scram.first())));
-          } else if (code === 11 && scram) {
-            this.write(saslResponse(Buffer.from(await scram.final(r.rest().toString('utf8')))));
-          } else if (code === 12 && scram) {
-            if (!scram.verifyServerFinal(r.rest().toString('utf8'))) throw new ProtocolError('compute sent a wrong SCRAM server signature');
-          } else throw new ProtocolError(`unsupported authentication request ${code} from compute`);
+        case 'R':
+          await this.answerAuthentication(m.body, startup.user, scram);
           break;
-        }
         case 'S':
         case 'N':
-          this.startupMessages.push(frame(m));
+          this.startupMessages.push(m.bytes);
           break;
-        case 'K': {
-          const r = new BodyReader(m.body);
-          this.pid = r.int32();
-          this.secret = r.int32();
+        case 'K':
+          ({ pid: this.pid, secret: this.secret } = parseBackendKeyData(m.body));
           break;
-        }
         case 'E':
           throw new PgServerError(parseErrorFields(m.body));
         case 'Z':
-          this.txStatus = String.fromCharCode(m.body[0]);
+          this.txStatus = parseReadyForQuery(m.body);
           return;
         case 'v':
           break; // NegotiateProtocolVersion: fine, we speak plain 3.0
@@ -139,7 +125,34 @@ export class BackendConnection {
     }
   }
 
-  write(data: Buffer): void {
+  /** Answers one Authentication* request of the compute with the internal password. */
+  private async answerAuthentication(body: Uint8Array, user: string, scram: { client: ScramClient | null }): Promise<void> {
+    const auth = parseAuthentication(body);
+    switch (auth.kind) {
+      case 'ok':
+        return;
+      case 'cleartext':
+        return this.write(passwordMessage(this.address.password));
+      case 'md5': {
+        const inner = createHash('md5').update(this.address.password + user).digest('hex');
+        const outer = createHash('md5').update(inner).update(auth.salt).digest('hex');
+        return this.write(passwordMessage('md5' + outer));
+      }
+      case 'sasl':
+        scram.client = new ScramClient(this.address.password);
+        return this.write(saslInitialResponse('SCRAM-SHA-256', utf8(scram.client.first())));
+      case 'saslContinue':
+        if (!scram.client) break;
+        return this.write(saslResponse(utf8(await scram.client.final(decodeUtf8(auth.data)))));
+      case 'saslFinal':
+        if (!scram.client) break;
+        if (!scram.client.verifyServerFinal(decodeUtf8(auth.data))) throw new ProtocolError('compute sent a wrong SCRAM server signature');
+        return;
+    }
+    throw new ProtocolError(`unsupported authentication request ${new BodyReader(body).int32()} from compute`);
+  }
+
+  write(data: Uint8Array): void {
     if (!this.closed) this.socket.write(data);
   }
 
@@ -156,8 +169,8 @@ export class BackendConnection {
     });
   }
 
-  async next(): Promise<PgMessage> {
-    const box: { m?: PgMessage } = {};
+  async next(): Promise<Message> {
+    const box: { m?: Message } = {};
     await this.read((m) => {
       box.m = m;
       return true;
@@ -168,7 +181,7 @@ export class BackendConnection {
 
   private pump(): void {
     while (this.handler) {
-      let m: PgMessage | null;
+      let m: Message | null;
       try {
         m = this.reader.next();
       } catch (err) {
@@ -196,7 +209,7 @@ export class BackendConnection {
   }
 
   /** Stops message parsing and hands the socket and unread bytes to a byte relay. */
-  detach(): { socket: net.Socket; rest: Buffer } {
+  detach(): { socket: net.Socket; rest: Uint8Array } {
     this.socket.off('data', this.onData);
     this.socket.removeAllListeners('error');
     this.socket.removeAllListeners('close');
@@ -210,7 +223,7 @@ export class BackendConnection {
 
   close(): void {
     if (this.closed) return;
-    this.socket.end(TERMINATE);
+    this.socket.end(terminate());
     this.closed = true;
   }
 
@@ -218,13 +231,6 @@ export class BackendConnection {
     this.closed = true;
     this.socket.destroy();
   }
-}
-
-function frame(m: PgMessage): Buffer {
-  const head = Buffer.alloc(5);
-  head.write(m.type, 0, 'latin1');
-  head.writeInt32BE(m.body.length + 4, 1);
-  return Buffer.concat([head, m.body]);
 }
 
 function openSocket(host: string, port: number, timeoutMs: number): Promise<net.Socket> {

@@ -4,13 +4,13 @@
 import { SESSION_RESET_SQL, STATELESS_PARAM } from '../../lib/compute-startup.ts';
 import type { BackendConnection } from '../compute/connection.ts';
 import type { ComputeConnector } from '../compute/connector.ts';
-import { queryMessage } from '../wire/pg-wire.ts';
+import { query } from '../../lib/pg-wire/index.ts';
 import { readSimpleResult, runSimple } from './sql-executor.ts';
 
 export const RESET_SQL = SESSION_RESET_SQL;
 
 /** RESET_SQL as a simple Query message, for sending in the same write as a request's last statement. */
-export const RESET_MESSAGE = queryMessage(RESET_SQL);
+export const RESET_MESSAGE = query(RESET_SQL);
 
 export interface PoolOptions {
   maxIdlePerKey: number;

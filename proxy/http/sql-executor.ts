@@ -3,19 +3,21 @@
 // so the response-size limit can stop a huge result early.
 import type { BackendConnection } from '../compute/connection.ts';
 import { PgServerError, ProxyError } from '../errors.ts';
-import { textToJson, type Json } from './json-values.ts';
 import {
-  SYNC,
-  bindMessage,
-  describePortalMessage,
-  executeMessage,
+  bind,
+  describe,
+  execute,
+  parse,
+  parseCommandComplete,
   parseDataRow,
   parseErrorFields,
-  parseMessage,
+  parseReadyForQuery,
   parseRowDescription,
-  queryMessage,
+  query,
+  sync,
   type FieldDescription,
-} from '../wire/pg-wire.ts';
+} from '../../lib/pg-wire/index.ts';
+import { textToJson, type Json } from './json-values.ts';
 
 export interface QueryRequest {
   query: string;
@@ -33,7 +35,7 @@ export interface OutputOptions {
  * runs it right after the query without another round trip); `sent` tells whether they went out.
  */
 export interface Trailer {
-  readonly bytes: Buffer;
+  readonly bytes: Uint8Array;
   sent: boolean;
 }
 
@@ -97,7 +99,7 @@ export async function runQuery(
   budget: ResponseBudget,
   trailer?: Trailer,
 ): Promise<string> {
-  const parts = [parseMessage(req.query), bindMessage(req.params), describePortalMessage(), executeMessage(), SYNC];
+  const parts = [parse(req.query), bind(req.params), describe('P'), execute(), sync()];
   if (trailer) {
     parts.push(trailer.bytes);
     trailer.sent = true;
@@ -121,13 +123,13 @@ export async function runQuery(
         return false;
       }
       case 'C':
-        tag = m.body.toString('utf8', 0, m.body.length - 1);
+        tag = parseCommandComplete(m.body);
         return false;
       case 'E':
         error = parseErrorFields(m.body);
         return false;
       case 'Z':
-        conn.txStatus = String.fromCharCode(m.body[0]);
+        conn.txStatus = parseReadyForQuery(m.body);
         return true;
       default:
         return false; // ParseComplete, BindComplete, NoData, EmptyQuery, notices, notifications
@@ -141,9 +143,9 @@ export async function runQuery(
 /** A simple-protocol statement whose result is not needed (transaction control, session reset). */
 export async function runSimple(conn: BackendConnection, sql: string, trailer?: Trailer): Promise<void> {
   if (trailer) {
-    conn.write(Buffer.concat([queryMessage(sql), trailer.bytes]));
+    conn.write(Buffer.concat([query(sql), trailer.bytes]));
     trailer.sent = true;
-  } else conn.write(queryMessage(sql));
+  } else conn.write(query(sql));
   await readSimpleResult(conn);
 }
 
@@ -153,7 +155,7 @@ export async function readSimpleResult(conn: BackendConnection): Promise<void> {
   await conn.read((m) => {
     if (m.type === 'E') error ??= parseErrorFields(m.body);
     if (m.type !== 'Z') return false;
-    conn.txStatus = String.fromCharCode(m.body[0]);
+    conn.txStatus = parseReadyForQuery(m.body);
     return true;
   });
   if (error) throw new PgServerError(error);

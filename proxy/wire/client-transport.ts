@@ -8,7 +8,7 @@ export interface ClientTransport {
   onData(cb: (chunk: Buffer) => void): void;
   onClose(cb: () => void): void;
   /** Returns false when the client is slow and the caller should wait for `onDrain`. */
-  write(data: Buffer): boolean;
+  write(data: Uint8Array): boolean;
   onceDrain(cb: () => void): void;
   pause(): void;
   resume(): void;

@@ -5,17 +5,18 @@
 //
 // Both directions are cut into messages (never assuming a chunk is a message) to know where the session is:
 // a client Sync or Query asks for a ReadyForQuery, and the status byte of the last one says whether a transaction
-// is open. Session state that lived on the old compute (SET, temp tables, prepared statements) is not carried over.
+// is open. Messages are relayed as the bytes they arrived in (a view, not a copy, when a message sits in one
+// chunk). Session state that lived on the old compute (SET, temp tables, prepared statements) is not carried over.
 import type net from 'node:net';
 import { COMPUTE_STOPPING_DETAIL } from '../../lib/compute-notices.ts';
 import type { Logger } from '../../lib/logger.ts';
+import { MessageReader, parseErrorFields } from '../../lib/pg-wire/index.ts';
 import type { ClientTransport } from './client-transport.ts';
-import { MessageReader } from './pg-wire.ts';
 
 export interface Attached {
   socket: net.Socket;
   /** Backend bytes that arrived after its startup (relayed first). */
-  rest: Buffer;
+  rest: Uint8Array;
 }
 
 const Z = 0x5a; // ReadyForQuery
@@ -24,175 +25,188 @@ const SYNC = 0x53;
 const QUERY = 0x51;
 const TERMINATE = 0x58;
 
-function frame(type: string, body: Buffer): Buffer {
-  const head = Buffer.alloc(5);
-  head.write(type, 0, 'latin1');
-  head.writeInt32BE(body.length + 4, 1);
-  return Buffer.concat([head, body]);
+/** The FATAL 57P01 a compute sends to its sessions when it is being stopped under them (not a crash). */
+function isShutdownNotice(body: Uint8Array): boolean {
+  let f: Record<string, string>;
+  try {
+    f = parseErrorFields(body);
+  } catch {
+    return false;
+  }
+  return (f.V === 'FATAL' || f.S === 'FATAL') && f.C === '57P01' && f.D === COMPUTE_STOPPING_DETAIL;
 }
 
-function isShutdownNotice(body: Buffer): boolean {
-  let fatal = false;
-  let code = '';
-  let detail = '';
-  let i = 0;
-  while (i < body.length && body[i] !== 0) {
-    const field = String.fromCharCode(body[i]);
-    const end = body.indexOf(0, i + 1);
-    if (end < 0) break;
-    const value = body.toString('utf8', i + 1, end);
-    if (field === 'V' || field === 'S') fatal ||= value === 'FATAL';
-    if (field === 'C') code = value;
-    if (field === 'D') detail = value;
-    i = end + 1;
-  }
-  return fatal && code === '57P01' && detail === COMPUTE_STOPPING_DETAIL;
+function joined(out: Uint8Array[]): Uint8Array {
+  return out.length === 1 ? out[0] : Buffer.concat(out);
 }
 
 export interface RelayHooks {
   /** A new compute connection after startup (wakes the endpoint); the client already has its greeting. */
   reconnect(): Promise<Attached>;
   /** Bytes to send the client when a reconnect fails, before the connection closes. */
-  reconnectFailed(err: unknown): Buffer;
+  reconnectFailed(err: unknown): Uint8Array;
   onActivity(): void;
   log: Logger;
 }
 
-export function relay(transport: ClientTransport, first: Attached, pipelined: Buffer, clientClosed: boolean, hooks: RelayHooks): Promise<void> {
+export function relay(transport: ClientTransport, first: Attached, pipelined: Uint8Array, clientClosed: boolean, hooks: RelayHooks): Promise<void> {
   return new Promise<void>((resolve) => {
-    let socket: net.Socket | null = null;
-    let done = false;
-    let asked = 0; // Syncs and Queries the client sent
-    let answered = 0; // ReadyForQuery messages the client got
-    let status = 'I';
-    let heldNotice = false;
-    let reconnecting = false;
-    const waiting: Buffer[] = []; // client messages while no compute is attached
-    const fromClient = new MessageReader();
-    let fromBackend = new MessageReader();
-
-    let terminated = false; // the client sent Terminate: the backend closing is the end
-    const idle = () => asked === answered && status === 'I';
-    const finish = () => {
-      if (done) return;
-      done = true;
-      socket?.end();
-      resolve();
-    };
-
-    const toClient = (data: Buffer, from: net.Socket) => {
-      if (!transport.write(data)) {
-        from.pause();
-        transport.onceDrain(() => from.resume());
-      }
-    };
-
-    const onBackendData = (s: net.Socket, chunk: Buffer) => {
-      if (s !== socket) return;
-      fromBackend.push(chunk);
-      const out: Buffer[] = [];
-      for (let m = fromBackend.next(); m; m = fromBackend.next()) {
-        const type = m.type.charCodeAt(0);
-        if (type === Z) {
-          answered++;
-          status = String.fromCharCode(m.body[0]);
-        }
-        if (type === E && idle() && isShutdownNotice(m.body)) {
-          heldNotice = true; // the compute is being suspended under an idle session: the client need not know
-          continue;
-        }
-        out.push(frame(m.type, m.body));
-      }
-      if (out.length > 0) toClient(out.length === 1 ? out[0] : Buffer.concat(out), s);
-    };
-
-    const attach = (a: Attached) => {
-      const s = a.socket;
-      socket = s;
-      fromBackend = new MessageReader();
-      s.on('data', (chunk: Buffer) => onBackendData(s, chunk));
-      s.on('error', () => s.destroy());
-      s.on('close', () => onBackendClose(s));
-      if (a.rest.length > 0) onBackendData(s, a.rest);
-    };
-
-    const onBackendClose = (s: net.Socket) => {
-      if (s !== socket || done) return;
-      socket = null;
-      if (heldNotice && idle() && !terminated) {
-        hooks.log.info('compute stopped while the session was idle; the session stays open');
-        heldNotice = false;
-        if (waiting.length > 0) startReconnect();
-        return;
-      }
-      transport.end();
-      finish();
-    };
-
-    const startReconnect = () => {
-      if (reconnecting || done) return;
-      reconnecting = true;
-      hooks.reconnect().then(
-        (a) => {
-          reconnecting = false;
-          if (done) {
-            a.socket.destroy();
-            return;
-          }
-          attach(a);
-          const data = Buffer.concat(waiting.splice(0));
-          if (data.length > 0) a.socket.write(data);
-        },
-        (err: unknown) => {
-          reconnecting = false;
-          transport.write(hooks.reconnectFailed(err));
-          transport.end();
-          finish();
-        },
-      );
-    };
-
-    const onClientData = (chunk: Buffer) => {
-      hooks.onActivity();
-      fromClient.push(chunk);
-      const out: Buffer[] = [];
-      for (let m = fromClient.next(); m; m = fromClient.next()) {
-        const type = m.type.charCodeAt(0);
-        if (type === SYNC || type === QUERY) asked++;
-        if (type === TERMINATE) {
-          terminated = true;
-          if (socket === null) {
-            transport.end();
-            finish();
-            return;
-          }
-        }
-        out.push(frame(m.type, m.body));
-      }
-      if (out.length === 0) return;
-      const data = out.length === 1 ? out[0] : Buffer.concat(out);
-      if (socket) {
-        if (!socket.write(data)) {
-          transport.pause();
-          socket.once('drain', () => transport.resume());
-        }
-      } else {
-        waiting.push(data);
-        startReconnect();
-      }
-    };
-
-    attach(first);
+    const r = new Relay(transport, hooks, resolve);
+    r.attach(first);
     transport.onData((chunk) => {
       try {
-        onClientData(chunk);
+        r.onClientData(chunk);
       } catch {
         transport.end(); // a malformed message from the client ends its session
-        finish();
+        r.finish();
       }
     });
-    transport.onClose(() => finish());
-    if (pipelined.length > 0) onClientData(pipelined);
-    if (clientClosed) finish();
+    transport.onClose(() => r.finish());
+    if (pipelined.length > 0) r.onClientData(pipelined);
+    if (clientClosed) r.finish();
   });
+}
+
+/** One relay's state: the attached compute (if any), and where the session stands between the two. */
+class Relay {
+  private socket: net.Socket | null = null;
+  private done = false;
+  private asked = 0; // Syncs and Queries the client sent
+  private answered = 0; // ReadyForQuery messages the client got
+  private status = 'I';
+  private heldNotice = false;
+  private reconnecting = false;
+  private terminated = false; // the client sent Terminate: the backend closing is the end
+  private readonly waiting: Uint8Array[] = []; // client messages while no compute is attached
+  private readonly fromClient = new MessageReader();
+  private fromBackend = new MessageReader();
+  private readonly transport: ClientTransport;
+  private readonly hooks: RelayHooks;
+  private readonly resolve: () => void;
+
+  constructor(transport: ClientTransport, hooks: RelayHooks, resolve: () => void) {
+    this.transport = transport;
+    this.hooks = hooks;
+    this.resolve = resolve;
+  }
+
+  private idle(): boolean {
+    return this.asked === this.answered && this.status === 'I';
+  }
+
+  finish(): void {
+    if (this.done) return;
+    this.done = true;
+    this.socket?.end();
+    this.resolve();
+  }
+
+  // ---- compute side ----
+
+  attach(a: Attached): void {
+    const s = a.socket;
+    this.socket = s;
+    this.fromBackend = new MessageReader();
+    s.on('data', (chunk: Buffer) => this.onBackendData(s, chunk));
+    s.on('error', () => s.destroy());
+    s.on('close', () => this.onBackendClose(s));
+    if (a.rest.length > 0) this.onBackendData(s, a.rest);
+  }
+
+  private onBackendData(s: net.Socket, chunk: Uint8Array): void {
+    if (s !== this.socket) return;
+    this.fromBackend.push(chunk);
+    const out: Uint8Array[] = [];
+    for (let m = this.fromBackend.next(); m; m = this.fromBackend.next()) {
+      const type = m.bytes[0];
+      if (type === Z) {
+        this.answered++;
+        this.status = String.fromCharCode(m.body[0]);
+      }
+      if (type === E && this.idle() && isShutdownNotice(m.body)) {
+        this.heldNotice = true; // the compute is being suspended under an idle session: the client need not know
+        continue;
+      }
+      out.push(m.bytes);
+    }
+    if (out.length > 0) this.toClient(joined(out), s);
+  }
+
+  private toClient(data: Uint8Array, from: net.Socket): void {
+    if (!this.transport.write(data)) {
+      from.pause();
+      this.transport.onceDrain(() => from.resume());
+    }
+  }
+
+  private onBackendClose(s: net.Socket): void {
+    if (s !== this.socket || this.done) return;
+    this.socket = null;
+    if (this.heldNotice && this.idle() && !this.terminated) {
+      this.hooks.log.info('compute stopped while the session was idle; the session stays open');
+      this.heldNotice = false;
+      if (this.waiting.length > 0) this.startReconnect();
+      return;
+    }
+    this.transport.end();
+    this.finish();
+  }
+
+  private startReconnect(): void {
+    if (this.reconnecting || this.done) return;
+    this.reconnecting = true;
+    this.hooks.reconnect().then(
+      (a) => {
+        this.reconnecting = false;
+        if (this.done) {
+          a.socket.destroy();
+          return;
+        }
+        this.attach(a);
+        const data = Buffer.concat(this.waiting.splice(0));
+        if (data.length > 0) a.socket.write(data);
+      },
+      (err: unknown) => {
+        this.reconnecting = false;
+        this.transport.write(this.hooks.reconnectFailed(err));
+        this.transport.end();
+        this.finish();
+      },
+    );
+  }
+
+  // ---- client side ----
+
+  onClientData(chunk: Uint8Array): void {
+    this.hooks.onActivity();
+    this.fromClient.push(chunk);
+    const out: Uint8Array[] = [];
+    for (let m = this.fromClient.next(); m; m = this.fromClient.next()) {
+      const type = m.bytes[0];
+      if (type === SYNC || type === QUERY) this.asked++;
+      if (type === TERMINATE) {
+        this.terminated = true;
+        if (this.socket === null) {
+          this.transport.end();
+          this.finish();
+          return;
+        }
+      }
+      out.push(m.bytes);
+    }
+    if (out.length > 0) this.toCompute(joined(out));
+  }
+
+  private toCompute(data: Uint8Array): void {
+    const socket = this.socket;
+    if (socket) {
+      if (!socket.write(data)) {
+        this.transport.pause();
+        socket.once('drain', () => this.transport.resume());
+      }
+    } else {
+      this.waiting.push(data);
+      this.startReconnect();
+    }
+  }
 }

@@ -1,56 +1,32 @@
 // A raw Postgres wire client for tests of what `pg` cannot send: SSLRequest, COPY FROM STDIN, a Neon-style
 // pipelined P/B/D/E/H/S batch, CancelRequest, random bytes.
 import * as net from 'node:net';
+import * as pgWire from '../../lib/pg-wire/index.ts';
 
-const enc = new TextEncoder();
-const dec = new TextDecoder();
-
-function int32(v: number): number[] {
-  return [(v >>> 24) & 255, (v >>> 16) & 255, (v >>> 8) & 255, v & 255];
-}
-function int16(v: number): number[] {
-  return [(v >>> 8) & 255, v & 255];
-}
-function cstr(s: string): number[] {
-  return [...enc.encode(s), 0];
-}
+/** A view of the same bytes as a Buffer (no copy). */
+const asBuffer = (b: Uint8Array): Buffer => Buffer.from(b.buffer, b.byteOffset, b.byteLength);
 
 export function msg(type: string, body: number[] | Uint8Array): Buffer {
-  const out = Buffer.alloc(5 + body.length);
-  out.write(type, 0, 'latin1');
-  out.writeInt32BE(body.length + 4, 1);
-  Buffer.from(body).copy(out, 5);
-  return out;
+  return asBuffer(pgWire.message(type, body instanceof Uint8Array ? body : new Uint8Array(body)));
 }
 
+/** The codec's encoders (lib/pg-wire), as Buffers. */
 export const wire = {
-  startup(params: Record<string, string>): Buffer {
-    const body = [...int32(196608), ...Object.entries(params).flatMap(([k, v]) => [...cstr(k), ...cstr(v)]), 0];
-    const out = Buffer.alloc(4 + body.length);
-    out.writeInt32BE(4 + body.length, 0);
-    Buffer.from(body).copy(out, 4);
-    return out;
-  },
-  sslRequest(): Buffer {
-    return Buffer.from([0, 0, 0, 8, ...int32(80877103)]);
-  },
-  cancelRequest(pid: number, secret: number): Buffer {
-    return Buffer.from([0, 0, 0, 16, ...int32(80877102), ...int32(pid), ...int32(secret)]);
-  },
-  password: (p: string) => msg('p', cstr(p)),
-  query: (sql: string) => msg('Q', cstr(sql)),
-  parse: (sql: string, name = '') => msg('P', [...cstr(name), ...cstr(sql), ...int16(0)]),
-  bind: (values: (string | null)[], stmt = '', portal = '') =>
-    msg('B', [...cstr(portal), ...cstr(stmt), ...int16(0), ...int16(values.length),
-      ...values.flatMap((v) => (v === null ? int32(-1) : [...int32(enc.encode(v).length), ...enc.encode(v)])), ...int16(0)]),
-  describePortal: (portal = '') => msg('D', ['P'.charCodeAt(0), ...cstr(portal)]),
-  execute: (portal = '') => msg('E', [...cstr(portal), ...int32(0)]),
-  flush: () => msg('H', []),
-  sync: () => msg('S', []),
-  copyData: (s: string) => msg('d', enc.encode(s)),
-  copyDone: () => msg('c', []),
-  copyFail: (m: string) => msg('f', cstr(m)),
-  terminate: () => msg('X', []),
+  startup: (params: Record<string, string>): Buffer => asBuffer(pgWire.startupMessage(params)),
+  sslRequest: (): Buffer => asBuffer(pgWire.sslRequest()),
+  cancelRequest: (pid: number, secret: number): Buffer => asBuffer(pgWire.cancelRequest(pid, secret)),
+  password: (p: string) => asBuffer(pgWire.passwordMessage(p)),
+  query: (sql: string) => asBuffer(pgWire.query(sql)),
+  parse: (sql: string, name = '') => asBuffer(pgWire.parse(sql, name)),
+  bind: (values: (string | null)[], stmt = '', portal = '') => asBuffer(pgWire.bind(values, stmt, portal)),
+  describePortal: (portal = '') => asBuffer(pgWire.describe('P', portal)),
+  execute: (portal = '') => asBuffer(pgWire.execute(portal)),
+  flush: () => asBuffer(pgWire.flush()),
+  sync: () => asBuffer(pgWire.sync()),
+  copyData: (s: string) => asBuffer(pgWire.copyData(pgWire.utf8(s))),
+  copyDone: () => asBuffer(pgWire.copyDone()),
+  copyFail: (m: string) => asBuffer(pgWire.copyFail(m)),
+  terminate: () => asBuffer(pgWire.terminate()),
 };
 
 export interface BackendMsg {
@@ -58,21 +34,15 @@ export interface BackendMsg {
   body: Buffer;
 }
 
+/** An ErrorResponse's (or NoticeResponse's) fields by their one-letter code. */
 export function errorFields(m: BackendMsg): Record<string, string> {
-  const out: Record<string, string> = {};
-  let off = 0;
-  while (off < m.body.length && m.body[off] !== 0) {
-    const z = m.body.indexOf(0, off + 1);
-    out[String.fromCharCode(m.body[off])] = dec.decode(m.body.subarray(off + 1, z));
-    off = z + 1;
-  }
-  return out;
+  return pgWire.parseErrorFields(m.body);
 }
 
 /** A socket with a message reader: `until(pred)` collects messages up to and including the first that matches. */
 export class RawConn {
   readonly socket: net.Socket;
-  private buf = Buffer.alloc(0);
+  private readonly reader = new pgWire.MessageReader();
   private readonly queue: BackendMsg[] = [];
   private waiter: (() => void) | null = null;
   closed = false;
@@ -86,18 +56,13 @@ export class RawConn {
   private constructor(socket: net.Socket) {
     this.socket = socket;
     socket.on('data', (d: Buffer) => {
-      this.buf = Buffer.concat([this.buf, d]);
-      if (this.expectByte && this.buf.length >= 1) {
-        this.byteAnswer = String.fromCharCode(this.buf[0]);
-        this.buf = this.buf.subarray(1);
+      if (this.expectByte && d.length >= 1) {
+        this.byteAnswer = String.fromCharCode(d[0]);
+        d = d.subarray(1);
         this.expectByte = false;
       }
-      while (this.buf.length >= 5) {
-        const len = this.buf.readInt32BE(1);
-        if (this.buf.length < len + 1) break;
-        this.queue.push({ type: String.fromCharCode(this.buf[0]), body: this.buf.subarray(5, len + 1) });
-        this.buf = this.buf.subarray(len + 1);
-      }
+      this.reader.push(d);
+      for (let m = this.reader.next(); m; m = this.reader.next()) this.queue.push({ type: m.type, body: asBuffer(m.body) });
       this.waiter?.();
     });
     socket.on('close', () => {
@@ -114,7 +79,7 @@ export class RawConn {
     });
   }
 
-  send(...parts: Buffer[]): void {
+  send(...parts: Uint8Array[]): void {
     this.socket.write(Buffer.concat(parts));
   }
 
@@ -179,18 +144,7 @@ export class RawConn {
 }
 
 export function dataRows(msgs: BackendMsg[]): string[][] {
-  return msgs.filter((m) => m.type === 'D').map((m) => {
-    const n = m.body.readInt16BE(0);
-    const out: string[] = [];
-    let off = 2;
-    for (let i = 0; i < n; i++) {
-      const len = m.body.readInt32BE(off);
-      off += 4;
-      out.push(len < 0 ? 'NULL' : dec.decode(m.body.subarray(off, off + len)));
-      off += Math.max(0, len);
-    }
-    return out;
-  });
+  return msgs.filter((m) => m.type === 'D').map((m) => pgWire.parseDataRow(m.body).map((v) => v ?? 'NULL'));
 }
 
 export function types(msgs: BackendMsg[]): string {

@@ -1,8 +1,42 @@
 // A raw Postgres-wire client for tests, over a WebSocket or a TCP socket: send exact bytes in exact frames and
-// look at every backend message, for the checklist items no driver exposes.
+// look at every backend message, for the checklist items no driver exposes. Also the codec (lib/pg-wire) with
+// Buffers in and out, for tests that read message bodies with Buffer's methods.
 import net from 'node:net';
 import WebSocket from 'ws';
-import { MessageReader, parseErrorFields, type PgMessage } from '../../proxy/wire/pg-wire.ts';
+import * as pgWire from '../../lib/pg-wire/index.ts';
+import { parseErrorFields } from '../../lib/pg-wire/index.ts';
+
+export { parseErrorFields } from '../../lib/pg-wire/index.ts';
+
+/** A view of the same bytes as a Buffer (no copy). */
+export function asBuffer(b: Uint8Array): Buffer {
+  return Buffer.from(b.buffer, b.byteOffset, b.byteLength);
+}
+
+export interface PgMessage {
+  type: string;
+  /** Payload after the tag and the length word. */
+  body: Buffer;
+}
+
+/** The codec's message reader, handing out bodies as Buffers. */
+export class MessageReader {
+  private readonly reader = new pgWire.MessageReader();
+
+  push(chunk: Uint8Array): void {
+    this.reader.push(chunk);
+  }
+
+  next(maxLength?: number): PgMessage | null {
+    const m = this.reader.next(maxLength);
+    return m && { type: m.type, body: asBuffer(m.body) };
+  }
+}
+
+export const startupMessage = (params: Record<string, string>): Buffer => asBuffer(pgWire.startupMessage(params));
+export const passwordMessage = (password: string): Buffer => asBuffer(pgWire.passwordMessage(password));
+export const saslInitialResponse = (mechanism: string, data: Uint8Array): Buffer => asBuffer(pgWire.saslInitialResponse(mechanism, data));
+export const saslResponse = (data: Uint8Array): Buffer => asBuffer(pgWire.saslResponse(data));
 
 export class WireClient {
   readonly messages: PgMessage[] = [];
@@ -55,7 +89,7 @@ export class WireClient {
     this.parse = !on;
   }
 
-  send(...parts: Buffer[]): void {
+  send(...parts: Uint8Array[]): void {
     this.sendFn(Buffer.concat(parts));
   }
 

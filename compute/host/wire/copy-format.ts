@@ -163,16 +163,16 @@ export class RowScanner {
   }
 
   private feedCsv(b: Uint8Array): [number, number] {
-    const { quote, escape } = this.fmt;
+    const { quote, escape: esc } = this.fmt;
     if (!this.inQuote && b.indexOf(quote) < 0) return [b.indexOf(NL), b.lastIndexOf(NL)];
     let first = -1;
     let last = -1;
     for (let i = 0; i < b.length; i++) {
       const c = b[i];
       // as Postgres: ESCAPE counts only inside quotes and right before a QUOTE; with QUOTE = ESCAPE, a toggle
-      if (this.inQuote && c === escape) this.lastWasEsc = !this.lastWasEsc;
+      if (this.inQuote && c === esc) this.lastWasEsc = !this.lastWasEsc;
       if (c === quote && !this.lastWasEsc) this.inQuote = !this.inQuote;
-      if (c !== escape) this.lastWasEsc = false;
+      if (c !== esc) this.lastWasEsc = false;
       if (c === NL && !this.inQuote) {
         if (first < 0) first = i;
         last = i;

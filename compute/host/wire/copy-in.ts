@@ -10,9 +10,11 @@
 // ReadyForQuery. A COPY the compute cannot cut (binary format, several statements in the Query, a row longer
 // than the chunk) is held until its end, up to maxCopyBytes (more: 54000).
 import {
-  commandComplete, concat, copyData, copyDone, copyInResponse, dropMessages, messagesIn, query, readyForQuery,
-} from './messages.ts';
-import type { ErrorFields, Frame, TxStatus } from './messages.ts';
+  commandComplete, concat, copyData, copyDone, copyInResponse, messagesIn, parseCommandComplete, parseReadyForQuery,
+  query, readyForQuery,
+} from '../../../lib/pg-wire/index.ts';
+import type { ErrorFields, Message, TxStatus } from '../../../lib/pg-wire/index.ts';
+import { dropMessages } from './backend-output.ts';
 import { copyFormat, RowScanner } from './copy-format.ts';
 import type { CopyFormat } from './copy-format.ts';
 
@@ -51,10 +53,10 @@ function readResult(out: Uint8Array): ChunkResult {
   const r: ChunkResult = { rows: 0, error: null, status: null, relay: [] };
   for (const m of messagesIn(out)) {
     if (m.type === 'C') {
-      const tag = new TextDecoder().decode(m.body.subarray(0, m.body.length - 1));
+      const tag = parseCommandComplete(m.body);
       if (tag.startsWith('COPY ')) r.rows += Number(tag.slice(5)) || 0;
     } else if (m.type === 'E') r.error ??= m.bytes.slice();
-    else if (m.type === 'Z') r.status = String.fromCharCode(m.body[0]) as TxStatus;
+    else if (m.type === 'Z') r.status = parseReadyForQuery(m.body);
     else if (m.type === 'N' || m.type === 'S' || m.type === 'A') r.relay.push(m.bytes.slice());
     // 'G' (the client has its CopyInResponse) and BEGIN/COMMIT's CommandComplete are the compute's own
   }
@@ -102,7 +104,7 @@ export class CopyIn {
   }
 
   /** The next client message while in copy-in mode; false when it is not the COPY's (the session handles it). */
-  async onFrame(frame: Frame): Promise<boolean> {
+  async onFrame(frame: Message): Promise<boolean> {
     if (this.state === 'done') return false;
     if (this.state === 'failed') {
       // as Postgres after a failed COPY: the client's remaining CopyData and its CopyDone/CopyFail are ignored

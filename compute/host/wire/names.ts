@@ -3,10 +3,7 @@
 // query's `name`), the server rewrites every non-empty statement and portal name in Parse, Bind, Describe, Close
 // and Execute to `<session prefix><name>`, as PgBouncer 1.21+ does in transaction mode. Responses carry no names.
 // It also puts a rewritten query text (sql-scan.ts: identity and session-scoped DISCARD) into a Parse or Query.
-import { BodyReader, concat, encodeCString, message } from './messages.ts';
-import type { Frame } from './messages.ts';
-
-const encoder = new TextEncoder();
+import { BodyReader, cstring, message, type Message } from '../../../lib/pg-wire/index.ts';
 
 function renamed(prefix: string, name: string): string {
   return name === '' ? '' : prefix + name;
@@ -19,15 +16,15 @@ export type NameEffect =
   | null;
 
 /** `sql`: for a Parse or a Query, the text to put in place of the client's (see sqlTraits' `rewritten`). */
-export function rewriteNames(frame: Frame, prefix: string, sql?: string | null): { bytes: Uint8Array; effect: NameEffect } {
+export function rewriteNames(frame: Message, prefix: string, sql?: string | null): { bytes: Uint8Array; effect: NameEffect } {
   const r = new BodyReader(frame.body);
   switch (frame.type) {
     case 'P': {
       const name = r.cstring();
       if (name === '' && !sql) return { bytes: frame.bytes, effect: null };
       if (sql) r.cstring();
-      const query = sql ? new Uint8Array(encodeCString(sql)) : new Uint8Array(0);
-      const bytes = message('P', concat([new Uint8Array(encodeCString(renamed(prefix, name))), query, r.rest()]));
+      const query = sql ? cstring(sql) : new Uint8Array(0);
+      const bytes = message('P', cstring(renamed(prefix, name)), query, r.rest());
       if (name === '') return { bytes, effect: null };
       return { bytes, effect: { kind: 'parse', name, bytes } };
     }
@@ -35,24 +32,23 @@ export function rewriteNames(frame: Frame, prefix: string, sql?: string | null):
       const portal = r.cstring();
       const stmt = r.cstring();
       if (portal === '' && stmt === '') return { bytes: frame.bytes, effect: null };
-      const head = encoder.encode(renamed(prefix, portal) + '\0' + renamed(prefix, stmt) + '\0');
-      return { bytes: message('B', concat([head, r.rest()])), effect: null };
+      return { bytes: message('B', cstring(renamed(prefix, portal)), cstring(renamed(prefix, stmt)), r.rest()), effect: null };
     }
     case 'D':
     case 'C': {
       const kind = r.byte();
       const name = r.cstring();
       if (name === '') return { bytes: frame.bytes, effect: null };
-      const bytes = message(frame.type, [kind, ...encodeCString(prefix + name)]);
+      const bytes = message(frame.type, new Uint8Array([kind]), cstring(prefix + name));
       const effect: NameEffect = frame.type === 'C' && kind === 0x53 /* S */ ? { kind: 'close', name } : null;
       return { bytes, effect };
     }
     case 'Q':
-      return { bytes: sql ? message('Q', encodeCString(sql)) : frame.bytes, effect: null };
+      return { bytes: sql ? message('Q', cstring(sql)) : frame.bytes, effect: null };
     case 'E': {
       const portal = r.cstring();
       if (portal === '') return { bytes: frame.bytes, effect: null };
-      return { bytes: message('E', concat([new Uint8Array(encodeCString(prefix + portal)), r.rest()])), effect: null };
+      return { bytes: message('E', cstring(prefix + portal), r.rest()), effect: null };
     }
     default:
       return { bytes: frame.bytes, effect: null };

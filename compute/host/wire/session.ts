@@ -8,10 +8,11 @@ import { timingSafeEqual, createHash } from 'node:crypto';
 import type { Logger } from '../../../lib/logger.ts';
 import { SESSION_RESET_SQL, STATELESS_PARAM } from '../../../lib/compute-startup.ts';
 import {
-  authRequest, backendKeyData, BodyReader, concat, errorResponse, FrameReader,
-  negotiateProtocolVersion, parameterStatus, parseStartup, ProtocolViolation, query, readyForQuery,
-} from './messages.ts';
-import type { ErrorFields, Frame, TxStatus } from './messages.ts';
+  authCleartextPassword, authOk, backendKeyData, concat, decodeUtf8, errorResponse, INVALID_AUTHORIZATION_SPECIFICATION,
+  MessageReader, negotiateProtocolVersion, parameterStatus, parseParse, parseQuery, parseStartup, ProtocolError, query,
+  readyForQuery,
+} from '../../../lib/pg-wire/index.ts';
+import type { ErrorFields, Message, TxStatus } from '../../../lib/pg-wire/index.ts';
 import { rewriteNames } from './names.ts';
 import { CopyIn } from './copy-in.ts';
 import type { CopyInHost } from './copy-in.ts';
@@ -52,7 +53,6 @@ export interface SessionContext {
   onClose(session: Session): void;
 }
 
-const decoder = new TextDecoder();
 let nextSessionId = 1;
 
 function sha256(s: string): Buffer {
@@ -71,7 +71,7 @@ export class Session implements MuxSession {
   applicationName = '';
   pid = 0;
   private readonly ctx: SessionContext;
-  private readonly reader: FrameReader;
+  private readonly reader: MessageReader;
   private phase: 'startup' | 'password' | 'ready' | 'closed' = 'startup';
   private pending: Uint8Array[] = [];
   private pendingTraits: { listen: boolean; copyInExtended: boolean; identity?: ErrorFields } = { listen: false, copyInExtended: false };
@@ -83,7 +83,8 @@ export class Session implements MuxSession {
     this.socket = socket;
     this.ctx = ctx;
     this.prefix = `lb${this.id}_`;
-    this.reader = new FrameReader(ctx.limits.maxMessageBytes);
+    // the limit counts the whole message; the reader's, its length word (the message without its type byte)
+    this.reader = new MessageReader({ maxLength: ctx.limits.maxMessageBytes - 1 });
     socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => {
       this.reader.push(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength));
@@ -109,7 +110,7 @@ export class Session implements MuxSession {
     this.pumping = true;
     void this.drain()
       .catch((e: unknown) => {
-        if (e instanceof ProtocolViolation) this.fatal({ severity: 'FATAL', code: e.code, message: e.message });
+        if (e instanceof ProtocolError) this.fatal({ severity: 'FATAL', code: e.code, message: e.message });
         else {
           this.ctx.log.error({ err: String((e as Error)?.stack ?? e), session: this.id }, 'session failed');
           this.fatal({ severity: 'FATAL', code: 'XX000', message: `internal error: ${(e as Error)?.message ?? e}` });
@@ -118,7 +119,7 @@ export class Session implements MuxSession {
       .finally(() => {
         this.pumping = false;
         if (this.phase !== 'closed' && this.reader.buffered <= this.ctx.limits.maxBufferedBytes) this.socket.resume();
-        if (this.phase !== 'closed' && (this.reader.hasFrame() || (this.phase === 'startup' && this.reader.buffered >= 8))) this.pump();
+        if (this.phase !== 'closed' && (this.reader.hasMessage() || (this.phase === 'startup' && this.reader.buffered >= 8))) this.pump();
       });
   }
 
@@ -151,7 +152,7 @@ export class Session implements MuxSession {
     const unrecognized = [...st.params.keys()].filter((k) => k.startsWith('_pq_.'));
     if (st.minor > 0 || unrecognized.length > 0) this.socket.write(negotiateProtocolVersion(0, unrecognized));
     const user = st.params.get('user');
-    if (!user) throw new ProtocolViolation('no PostgreSQL user name specified in startup packet', '28000');
+    if (!user) throw new ProtocolError('no PostgreSQL user name specified in startup packet', INVALID_AUTHORIZATION_SPECIFICATION);
     this.user = user;
     this.applicationName = st.params.get('application_name') ?? '';
     this.stateless = st.params.get(STATELESS_PARAM) === 'on';
@@ -166,13 +167,13 @@ export class Session implements MuxSession {
       return;
     }
     this.phase = 'password';
-    this.socket.write(authRequest(3));
+    this.socket.write(authCleartextPassword());
   }
 
-  private onPassword(frame: Frame): void {
-    if (frame.type !== 'p') throw new ProtocolViolation(`expected a password response, got message type '${frame.type}'`);
+  private onPassword(frame: Message): void {
+    if (frame.type !== 'p') throw new ProtocolError(`expected a password response, got message type '${frame.type}'`);
     const end = frame.body.indexOf(0);
-    const given = decoder.decode(frame.body.subarray(0, end < 0 ? frame.body.length : end));
+    const given = decodeUtf8(frame.body.subarray(0, end < 0 ? frame.body.length : end));
     // compared as digests: equal lengths for timingSafeEqual, no early exit on the first differing byte
     const ok = timingSafeEqual(sha256(given), sha256(this.ctx.token));
     this.ctx.onLogin(this, ok);
@@ -191,47 +192,23 @@ export class Session implements MuxSession {
     this.pid = key.pid;
     this.ctx.mux.attach(this);
     this.phase = 'ready';
-    const out: Uint8Array[] = [authRequest(0)];
+    const out: Uint8Array[] = [authOk()];
     for (const [k, v] of this.ctx.parameters(this.user, this.applicationName)) out.push(parameterStatus(k, v));
     out.push(backendKeyData(key.pid, key.secret), readyForQuery('I'));
     this.socket.write(concat(out));
   }
 
-  private async onMessage(frame: Frame): Promise<void> {
+  private async onMessage(frame: Message): Promise<void> {
     if (this.copyIn) {
       const consumed = await this.copyIn.onFrame(frame);
       if (this.copyIn.finished) this.copyIn = null;
       if (consumed) return;
     }
     switch (frame.type) {
-      case 'Q': {
-        const sql = new BodyReader(frame.body).cstring();
-        const traits = sqlTraits(sql, this);
-        this.pending.push(rewriteNames(frame, this.prefix, traits.rewritten).bytes);
-        if (traits.listen) return this.refuseBatch(listenRefusal());
-        if (traits.identity) return this.refuseBatch(traits.identity);
-        if (traits.copyFromStdin) {
-          // PGlite must get a COPY's data in the same call: the session answers CopyInResponse and runs it in chunks
-          this.pending = [];
-          // with the session-scoped rewrites (DEALLOCATE ALL, DISCARD ...) of any statement sent with the COPY
-          const copySql = traits.rewritten ?? sql;
-          this.copyIn = new CopyIn(this.copyHost(), copySql, traits.rewritten ? query(copySql) : frame.bytes, this.ctx.limits);
-          return this.copyIn.start(traits.copyFromStdin.binary);
-        }
-        return this.runBatch(this.stateless && sql === SESSION_RESET_SQL);
-      }
-      case 'P': {
-        const r = new BodyReader(frame.body);
-        r.cstring();
-        const traits = sqlTraits(r.cstring(), this);
-        if (traits.listen) this.pendingTraits.listen = true;
-        if (traits.copyFromStdin) this.pendingTraits.copyInExtended = true;
-        if (traits.identity) this.pendingTraits.identity = traits.identity;
-        const { bytes, effect } = rewriteNames(frame, this.prefix, traits.rewritten);
-        if (effect?.kind === 'parse') this.statements.set(effect.name, effect.bytes);
-        this.pending.push(bytes);
-        return;
-      }
+      case 'Q':
+        return this.onQuery(frame);
+      case 'P':
+        return this.onParse(frame);
       case 'B':
       case 'D':
       case 'E':
@@ -244,17 +221,11 @@ export class Session implements MuxSession {
       case 'H':
         this.pending.push(frame.bytes);
         // a Flush with more messages already behind it (a pipelined ...H S) needs no round trip of its own
-        if (this.reader.hasFrame()) return;
+        if (this.reader.hasMessage()) return;
         return this.runBatch();
       case 'S':
       case 'F':
-        this.pending.push(frame.bytes);
-        if (this.pendingTraits.listen) return this.refuseBatch(listenRefusal());
-        if (this.pendingTraits.identity) return this.refuseBatch(this.pendingTraits.identity);
-        if (this.pendingTraits.copyInExtended) {
-          return this.refuseBatch({ severity: 'ERROR', code: '0A000', message: 'COPY FROM STDIN is supported in a simple Query message only on this compute', hint: 'Send the COPY statement as a simple query (it is how psql and pg-copy-streams send it).' });
-        }
-        return this.runBatch();
+        return this.onBatchEnd(frame);
       case 'X':
         this.close();
         return;
@@ -263,8 +234,48 @@ export class Session implements MuxSession {
       case 'f':
         return; // outside COPY: ignored, as Postgres does (a COPY that failed early)
       default:
-        throw new ProtocolViolation(`invalid frontend message type ${frame.bytes[0]}`);
+        throw new ProtocolError(`invalid frontend message type ${frame.bytes[0]}`);
     }
+  }
+
+  /** A simple Query: a batch of its own, or the start of a COPY FROM STDIN. */
+  private async onQuery(frame: Message): Promise<void> {
+    const sql = parseQuery(frame.body);
+    const traits = sqlTraits(sql, this);
+    this.pending.push(rewriteNames(frame, this.prefix, traits.rewritten).bytes);
+    if (traits.listen) return this.refuseBatch(listenRefusal());
+    if (traits.identity) return this.refuseBatch(traits.identity);
+    if (traits.copyFromStdin) {
+      // PGlite must get a COPY's data in the same call: the session answers CopyInResponse and runs it in chunks
+      this.pending = [];
+      // with the session-scoped rewrites (DEALLOCATE ALL, DISCARD ...) of any statement sent with the COPY
+      const copySql = traits.rewritten ?? sql;
+      this.copyIn = new CopyIn(this.copyHost(), copySql, traits.rewritten ? query(copySql) : frame.bytes, this.ctx.limits);
+      return this.copyIn.start(traits.copyFromStdin.binary);
+    }
+    return this.runBatch(this.stateless && sql === SESSION_RESET_SQL);
+  }
+
+  /** A Parse: its statement renamed for the session, its traits remembered until the batch ends. */
+  private onParse(frame: Message): void {
+    const traits = sqlTraits(parseParse(frame.body).sql, this);
+    if (traits.listen) this.pendingTraits.listen = true;
+    if (traits.copyFromStdin) this.pendingTraits.copyInExtended = true;
+    if (traits.identity) this.pendingTraits.identity = traits.identity;
+    const { bytes, effect } = rewriteNames(frame, this.prefix, traits.rewritten);
+    if (effect?.kind === 'parse') this.statements.set(effect.name, effect.bytes);
+    this.pending.push(bytes);
+  }
+
+  /** A Sync or a FunctionCall: the extended-protocol batch runs (or is refused for what it holds). */
+  private onBatchEnd(frame: Message): Promise<void> {
+    this.pending.push(frame.bytes);
+    if (this.pendingTraits.listen) return this.refuseBatch(listenRefusal());
+    if (this.pendingTraits.identity) return this.refuseBatch(this.pendingTraits.identity);
+    if (this.pendingTraits.copyInExtended) {
+      return this.refuseBatch({ severity: 'ERROR', code: '0A000', message: 'COPY FROM STDIN is supported in a simple Query message only on this compute', hint: 'Send the COPY statement as a simple query (it is how psql and pg-copy-streams send it).' });
+    }
+    return this.runBatch();
   }
 
   /** What a COPY FROM STDIN of this session runs through. */
@@ -299,7 +310,7 @@ export class Session implements MuxSession {
     let out: Uint8Array;
     try {
       // the proxy's HTTP pool sends its reset with the request's last statement: keep the backend for it
-      out = await this.ctx.mux.run(this, bytes, { resets, holdTurn: this.stateless && this.reader.hasFrame() });
+      out = await this.ctx.mux.run(this, bytes, { resets, holdTurn: this.stateless && this.reader.hasMessage() });
     } catch (e) {
       return this.batchFailed(e, wasInTransaction);
     }

@@ -5,7 +5,7 @@
 // become another role (the backend's authenticated user is the superuser, so Postgres would allow them); and to
 // find the text of one PREPARE in a query string (to prepare it again when its session's turn comes back).
 import { randomBytes } from 'node:crypto';
-import type { ErrorFields } from './messages.ts';
+import type { ErrorFields } from '../../../lib/pg-wire/index.ts';
 
 /** A lexical token of a statement: a word (upper-cased), a quoted identifier or string, a dollar quote, a paren. */
 export interface Token {

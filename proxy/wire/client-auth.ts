@@ -1,0 +1,77 @@
+// How a wire client proves who it is to the proxy: a cleartext password (the WebSocket driver's pipelined
+// connect; TCP only under TLS or if configured) or a SCRAM-SHA-256 exchange. Failures the client caused are
+// SessionErrors (sent as an ErrorResponse); malformed messages are ProtocolErrors (the connection is dropped).
+import { BodyReader, authSasl, authSaslContinue, authSaslFinal, decodeUtf8 } from '../../lib/pg-wire/index.ts';
+import type { Authenticator } from '../auth/authenticator.ts';
+import type { AuthTicket } from '../auth/limits.ts';
+import { ScramServer } from '../auth/scram.ts';
+import { authFailed } from '../errors.ts';
+import type { ClientTransport } from './client-transport.ts';
+import { type Inbox, MAX_STARTUP_PACKET } from './inbox.ts';
+
+export const MAX_PASSWORD_MESSAGE = 512;
+
+/** A login the proxy refuses with an ErrorResponse of this SQLSTATE (XX000 as Neon's proxy, unless said). */
+export class SessionError extends Error {
+  override name = 'SessionError';
+  readonly code: string;
+  constructor(message: string, code = 'XX000') {
+    super(message);
+    this.code = code;
+  }
+}
+
+const wrongTag = (type: string): SessionError => new SessionError(`incorrect message tag, expected 'p', got '${type}'`, '08P01');
+
+/** The client's PasswordMessage, as text. */
+export async function readPassword(inbox: Inbox): Promise<string> {
+  const m = await inbox.message(MAX_PASSWORD_MESSAGE + 4);
+  if (m.type !== 'p') throw wrongTag(m.type);
+  const end = m.body.indexOf(0);
+  if (end < 0) throw new SessionError('Malformed password message: missing terminator', '08P01');
+  return decodeUtf8(m.body.subarray(0, end));
+}
+
+export async function scramExchange(transport: ClientTransport, inbox: Inbox, auth: Authenticator, endpoint: string, user: string, address: string): Promise<void> {
+  const ticket = auth.admit(endpoint, user, address);
+  try {
+    await scramSteps(transport, inbox, auth, endpoint, user, ticket);
+  } finally {
+    ticket.release(); // a client gone mid-exchange, or a directory error: undecided, not a failure
+  }
+}
+
+async function scramSteps(transport: ClientTransport, inbox: Inbox, auth: Authenticator, endpoint: string, user: string, ticket: AuthTicket): Promise<void> {
+  const { verifier } = await auth.verifier(endpoint, user);
+  const server = new ScramServer(verifier);
+  transport.write(authSasl(['SCRAM-SHA-256']));
+  const clientFirst = await readSaslInitialResponse(inbox);
+  let serverFirst: string;
+  try {
+    serverFirst = server.clientFirst(clientFirst);
+  } catch (err) {
+    throw new SessionError((err as Error).message, '08P01');
+  }
+  transport.write(authSaslContinue(serverFirst));
+  const final = await inbox.message(MAX_STARTUP_PACKET);
+  if (final.type !== 'p') throw wrongTag(final.type);
+  const serverFinal = server.clientFinal(decodeUtf8(final.body));
+  if (serverFinal === null) {
+    ticket.failed();
+    throw authFailed(user);
+  }
+  ticket.succeeded();
+  transport.write(authSaslFinal(serverFinal));
+}
+
+/** The client-first-message of a SASLInitialResponse for SCRAM-SHA-256. */
+async function readSaslInitialResponse(inbox: Inbox): Promise<string> {
+  const first = await inbox.message(MAX_STARTUP_PACKET);
+  if (first.type !== 'p') throw wrongTag(first.type);
+  const r = new BodyReader(first.body);
+  // Postgres' own text: the bytes in place of a mechanism name may be a password sent in clear, so the name is
+  // checked before anything else is read.
+  if (r.cstring() !== 'SCRAM-SHA-256') throw new SessionError('client selected an invalid SASL authentication mechanism', '08P01');
+  const len = r.int32(); // -1: no initial response
+  return len < 0 ? '' : decodeUtf8(r.bytes(len));
+}
