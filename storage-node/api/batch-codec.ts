@@ -1,14 +1,16 @@
 // Binary framing of a write batch on the wire and in the write log:
 //   "LKB1" | u32 BE header length | header JSON | data bytes of the write ops, concatenated in op order.
 // The header lists the ops; a write op carries `len` instead of its bytes.
+import { ServiceError } from '../../lib/errors.ts';
 import type { FileOp, WriteBatch } from './types.ts';
 import { normaliseDataPath } from './paths.ts';
 
 const MAGIC = Buffer.from('LKB1');
 
-export class BatchDecodeError extends Error {
+/** A body that is not a well-formed write batch (400 `malformed_batch`). */
+export class BatchDecodeError extends ServiceError {
   constructor(message: string) {
-    super(message);
+    super(400, 'malformed_batch', message, { kind: 'protocol' });
     this.name = 'BatchDecodeError';
   }
 }

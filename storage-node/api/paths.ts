@@ -1,9 +1,11 @@
+// Data-directory paths as the API accepts them: normalised, and never leaving the data directory.
+import { ServiceError } from '../../lib/errors.ts';
 import type { DataPath } from './types.ts';
 
-/** Why a path was refused; thrown by normaliseDataPath. */
-export class InvalidPathError extends Error {
+/** Why a path was refused (400 `invalid_path`); thrown by normaliseDataPath. */
+export class InvalidPathError extends ServiceError {
   constructor(path: string, why: string) {
-    super(`invalid path ${JSON.stringify(path)}: ${why}`);
+    super(400, 'invalid_path', `invalid path ${JSON.stringify(path)}: ${why}`);
     this.name = 'InvalidPathError';
   }
 }

@@ -1,4 +1,7 @@
 // The storage node's API types: what crosses the network between it and computes, the control plane and tools.
+// Shared by the server (http/app.ts) and the client (client.ts); request bodies are derived from their schemas.
+import type { InternalErrorBody } from '../../lib/errors.ts';
+import type { CreateTimelineBody } from './schemas.ts';
 
 /** Postgres pages are 8 KiB; every page read returns exactly this many bytes. */
 export const PAGE_SIZE = 8192;
@@ -47,14 +50,8 @@ export interface TimelineInfo {
   children: string[];
 }
 
-export interface CreateTimelineRequest {
-  timelineId?: string;
-  ancestorTimelineId?: string;
-  /** Branch at this LSN of the ancestor (default: its head). */
-  ancestorLsn?: number;
-  /** Branch at the ancestor's state as of this time (ISO 8601); exclusive with ancestorLsn. */
-  ancestorTimestamp?: string;
-}
+/** POST /v1/timelines (api/schemas.ts: `createTimelineBody`). */
+export type CreateTimelineRequest = CreateTimelineBody;
 
 export interface FileEntry {
   path: DataPath;
@@ -67,7 +64,5 @@ export interface PageRef {
   page: number;
 }
 
-/** Error body of every 4xx/5xx response. */
-export interface ApiErrorBody {
-  error: { code: string; message: string };
-}
+/** Error body of every 4xx/5xx response (lib/errors.ts, the internal APIs' shape). */
+export type ApiErrorBody = InternalErrorBody;

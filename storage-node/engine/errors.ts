@@ -1,36 +1,64 @@
-// Errors the engine answers with: each has a stable machine-readable code; the class picks the HTTP status.
+// Errors the engine answers with: ServiceErrors (lib/errors.ts) with a stable machine-readable code; the class
+// fixes the HTTP status the API answers with. The class names stay: tests and callers match on them.
+import { ServiceError } from '../../lib/errors.ts';
+import type { ErrorStatus, ServiceErrorOptions } from '../../lib/errors.ts';
 
-export class CodedError extends Error {
-  readonly code: string;
-  constructor(code: string, message: string) {
-    super(message);
+/** The engine's errors: a ServiceError named after its class. */
+export class CodedError extends ServiceError {
+  constructor(status: ErrorStatus, code: string, message: string, opts?: ServiceErrorOptions) {
+    super(status, code, message, opts);
     this.name = new.target.name;
-    this.code = code;
   }
 }
 
 /** A request that names something that does not exist (404). */
-export class NotFoundError extends CodedError {}
+export class NotFoundError extends CodedError {
+  constructor(code: string, message: string) {
+    super(404, code, message);
+  }
+}
 
 /** A request that conflicts with the state (409): children exist, another writer or node got there first. */
-export class ConflictError extends CodedError {}
+export class ConflictError extends CodedError {
+  constructor(code: string, message: string) {
+    super(409, code, message);
+  }
+}
 
 /** A request whose arguments are wrong (400). */
-export class InvalidRequestError extends CodedError {}
+export class InvalidRequestError extends CodedError {
+  constructor(code: string, message: string) {
+    super(400, code, message);
+  }
+}
 
-/** A batch refused for what it asks (400, or 409 for an LSN mismatch): nothing of it was applied. */
-export class BatchRejectedError extends CodedError {}
+/** A batch refused for what it asks (400, or 409 for an LSN mismatch: another writer): nothing of it was applied. */
+export class BatchRejectedError extends CodedError {
+  constructor(code: string, message: string) {
+    super(code === 'lsn_mismatch' ? 409 : 400, code, message);
+  }
+}
 
 /** A read at an LSN the timeline cannot serve (400). */
 export class LsnOutOfRangeError extends CodedError {
   constructor(message: string) {
-    super('lsn_out_of_range', message);
+    super(400, 'lsn_out_of_range', message);
   }
 }
 
 /** A read of a file that does not exist at that LSN (404). */
 export class FileNotFoundError extends CodedError {
   constructor(path: string, lsn: number) {
-    super('no_such_file', `file ${JSON.stringify(path)} does not exist at LSN ${lsn}`);
+    super(404, 'no_such_file', `file ${JSON.stringify(path)} does not exist at LSN ${lsn}`);
+  }
+}
+
+/**
+ * The node's write log failed: it accepts no writes until it is restarted (fail-stop). Answered as the 500
+ * `internal_error` it always was; `kind` says the storage failed.
+ */
+export class WriteLogFailedError extends CodedError {
+  constructor(message: string, cause: unknown) {
+    super(500, 'internal_error', message, { kind: 'storage', cause });
   }
 }

@@ -3,6 +3,7 @@
 //   "LKBLAYR1" | blobs ... | index (JSON, UTF-8) | footer (32 bytes)
 //   footer = u64 BE index offset | u64 BE index length | u32 BE crc32(index) | u32 0 | "LKBLEND1"
 import { crc32 } from 'node:zlib';
+import { ServiceError } from '../../lib/errors.ts';
 import { encodeDelta, trimImage } from './page.ts';
 import type { PageData } from './page.ts';
 import type { NsEntry, SizeValue } from './timeline.ts';
@@ -72,9 +73,10 @@ export function encodeLayer(c: LayerContent): { bytes: Buffer; index: LayerIndex
   return { bytes: Buffer.concat([...blobs, json, footer]), index };
 }
 
-export class CorruptLayerError extends Error {
+/** A layer file that fails its checks: a storage fault, answered as the API's 500 `internal_error`. */
+export class CorruptLayerError extends ServiceError {
   constructor(name: string, why: string) {
-    super(`layer ${name} is corrupt: ${why}`);
+    super(500, 'internal_error', `layer ${name} is corrupt: ${why}`, { kind: 'storage' });
     this.name = 'CorruptLayerError';
   }
 }

@@ -3,7 +3,7 @@
 // compacts (image layers) and garbage-collects, and recovers all of it on start.
 import { randomBytes, randomUUID } from 'node:crypto';
 import { join } from 'node:path';
-import { decodeBatch, encodeBatch } from '../api/batch-codec.ts';
+import { decodeBatch } from '../api/batch-codec.ts';
 import type { BatchAck, CreateTimelineRequest, FileEntry, PageRef, TimelineInfo, WriteBatch } from '../api/types.ts';
 import { PAGE_SIZE } from '../api/types.ts';
 import { PreconditionFailedError } from '../object-store/object-store.ts';
@@ -15,7 +15,8 @@ import type { ReadSource } from './layer-store.ts';
 import { keys, lsnHex, newManifest, parseManifest } from './manifest.ts';
 import type { Manifest, ManifestLayer } from './manifest.ts';
 import type { PageData } from './page.ts';
-import { CodedError, ConflictError, InvalidRequestError, NotFoundError } from './errors.ts';
+import { ConflictError, InvalidRequestError, NotFoundError, WriteLogFailedError } from './errors.ts';
+import { batchRecord } from './batch-builder.ts';
 import { Timeline } from './timeline.ts';
 import type { BlobLoader, PageVersion, PreparedBatch } from './timeline.ts';
 import { WriteLog, decodeRecords, encodeRecord } from './write-log.ts';
@@ -112,7 +113,7 @@ export class StorageEngine {
   private timer: NodeJS.Timeout | null = null;
   private backgroundRunning = false;
   private closed = false;
-  private walFailure: CodedError | null = null;
+  private walFailure: WriteLogFailedError | null = null;
 
   constructor(config: EngineConfig) {
     this.config = config;
@@ -348,42 +349,53 @@ export class StorageEngine {
     const prepared = t.prepare(batch, Date.now());
     this.applyPrepared(st, t, prepared);
     st.lastWriteMs = Date.now();
-    const encoded = encodeBatch(batch);
-    const rec: LogRecord = { type: 'batch', timelineId: id, lsn: prepared.lsn, time: prepared.time, batch: encoded };
-    if (this.wal) {
-      try {
-        await this.wal.append(rec);
-      } catch (e) {
-        // The batch is applied in memory but not durable, and later batches would build on it: stop writing
-        // (fail-stop, like a Postgres PANIC). A restart replays the log, which holds every acknowledged batch.
-        this.walFailure = new CodedError('write_log_failed', `the storage node's write log failed (${(e as Error).message}); it accepts no writes until it is restarted`);
-        throw this.walFailure;
-      }
-    } else {
-      const put = this.store.put(keys.walObject(id, prepared.lsn), encodeRecord(rec), { ifNoneMatch: '*' });
-      const previous = st.durableChain;
-      const mine = (async () => {
-        try {
-          await put;
-        } catch (e) {
-          const err = e instanceof PreconditionFailedError
-            ? new ConflictError('lsn_conflict', `another storage node already wrote LSN ${prepared.lsn} of timeline ${id}; this node stopped writing to it`)
-            : e;
-          st.fenced = err instanceof ConflictError ? err : new ConflictError('write_failed', `writing LSN ${prepared.lsn} of timeline ${id} to the object store failed: ${(e as Error).message}`);
-          throw err;
-        }
-        await previous;
-        if (st.fenced) throw st.fenced; // an earlier batch failed: this one builds on it and cannot be acknowledged
-      })();
-      st.durableChain = mine.catch(() => {});
-      await mine;
-      st.walObjects.push(prepared.lsn);
+    const { record, encoded } = batchRecord(id, prepared, batch);
+    if (this.wal) await this.appendToLog(this.wal, record);
+    else {
+      await this.putWalObject(st, prepared.lsn, record);
       this.config.events?.upload?.('wal', encoded.length);
     }
     t.markDurable(prepared.lsn);
     this.config.events?.batch?.(encoded.length, Number(process.hrtime.bigint() - started) / 1e9);
     if (t.openBytes >= this.config.freezeBytes) void this.freezeInBackground(st);
     return { lsn: prepared.lsn, time: new Date(prepared.time).toISOString() };
+  }
+
+  /** Local mode: the batch is durable once the write log has fsynced it. */
+  private async appendToLog(wal: WriteLog, record: LogRecord): Promise<void> {
+    try {
+      await wal.append(record);
+    } catch (e) {
+      // The batch is applied in memory but not durable, and later batches would build on it: stop writing
+      // (fail-stop, like a Postgres PANIC). A restart replays the log, which holds every acknowledged batch.
+      this.walFailure = new WriteLogFailedError(`the storage node's write log failed (${(e as Error).message}); it accepts no writes until it is restarted`, e);
+      throw this.walFailure;
+    }
+  }
+
+  /**
+   * Object-store mode: the batch is durable once its object is in the bucket and every earlier batch's is too.
+   * A failed put fences the timeline: later batches build on the lost one and are never acknowledged.
+   */
+  private async putWalObject(st: TimelineState, lsn: number, record: LogRecord): Promise<void> {
+    const put = this.store.put(keys.walObject(st.id, lsn), encodeRecord(record), { ifNoneMatch: '*' });
+    const previous = st.durableChain;
+    const mine = (async () => {
+      try {
+        await put;
+      } catch (e) {
+        const err = e instanceof PreconditionFailedError
+          ? new ConflictError('lsn_conflict', `another storage node already wrote LSN ${lsn} of timeline ${st.id}; this node stopped writing to it`)
+          : e;
+        st.fenced = err instanceof ConflictError ? err : new ConflictError('write_failed', `writing LSN ${lsn} of timeline ${st.id} to the object store failed: ${(e as Error).message}`);
+        throw err;
+      }
+      await previous;
+      if (st.fenced) throw st.fenced; // an earlier batch failed: this one builds on it and cannot be acknowledged
+    })();
+    st.durableChain = mine.catch(() => {});
+    await mine;
+    st.walObjects.push(lsn);
   }
 
   // ---- reads ----

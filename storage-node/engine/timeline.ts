@@ -1,10 +1,10 @@
 // The in-memory model of one timeline: versioned file metadata and pages, keyed by LSN, with reads that fall
 // through to the ancestor at the branch point. Durability and layers are handled by the engine around it.
 import { PAGE_SIZE } from '../api/types.ts';
-import type { FileEntry, FileOp, WriteBatch } from '../api/types.ts';
-import { parentOf } from '../api/paths.ts';
-import { BatchRejectedError, FileNotFoundError, LsnOutOfRangeError } from './errors.ts';
-import { mergeWrite, reconstructPage, decodeDelta } from './page.ts';
+import type { FileEntry, WriteBatch } from '../api/types.ts';
+import { buildBatch, pageKey } from './batch-builder.ts';
+import { FileNotFoundError, LsnOutOfRangeError } from './errors.ts';
+import { reconstructPage, decodeDelta } from './page.ts';
 import type { DeltaRange, PageData } from './page.ts';
 
 /** Where a frozen version's bytes are: a byte range of a layer file. */
@@ -46,9 +46,7 @@ export interface PreparedBatch {
 
 export type BlobLoader = (ref: LayerRef) => Promise<Buffer>;
 
-export function pageKey(ino: string, page: number): string {
-  return `${ino}/${page}`;
-}
+export { pageKey };
 
 function lastAtOrBefore<T extends { lsn: number }>(arr: T[] | undefined, lsn: number): number {
   if (!arr) return -1;
@@ -142,7 +140,7 @@ export class Timeline {
   }
 
   /** Every path ever named in this timeline's chain (live or not). */
-  private allPaths(lsn: number): Set<string> {
+  allPaths(lsn: number): Set<string> {
     const out = new Set<string>();
     for (const [t] of this.chain(lsn)) for (const k of t.ns.keys()) out.add(k);
     return out;
@@ -198,7 +196,7 @@ export class Timeline {
    */
   async readPage(path: string, page: number, lsn: number, load: BlobLoader): Promise<Buffer> {
     const e = this.entryAt(path, lsn);
-    if (!e || e.type !== 'file') throw new FileNotFoundError(path, lsn);
+    if (e?.type !== 'file') throw new FileNotFoundError(path, lsn);
     return this.readInodePage(e.ino, page, lsn, load);
   }
 
@@ -253,144 +251,10 @@ export class Timeline {
 
   /**
    * Validates a batch against the timeline's latest state (including batches still becoming durable) and
-   * computes its changes. Throws BatchRejectedError, with nothing changed, when any op is invalid.
+   * computes its changes (batch-builder.ts). Throws BatchRejectedError, with nothing changed, when any op is invalid.
    */
   prepare(batch: WriteBatch, time: number): PreparedBatch {
-    if (batch.expectedLsn !== undefined && batch.expectedLsn !== this.assignedLsn) {
-      throw new BatchRejectedError(
-        'lsn_mismatch',
-        `batch expected timeline ${this.id} at LSN ${batch.expectedLsn} but it is at ${this.assignedLsn}: another writer has written to it`,
-      );
-    }
-    const at = this.assignedLsn;
-    const lsn = at + 1;
-    const pages = new Map<string, PageData>();
-    const ns = new Map<string, NsEntry | null>();
-    const sizes = new Map<string, SizeValue>();
-    const truncatedFrom = new Map<string, number>(); // ino -> first byte cut in this batch
-    let inoSeq = 0;
-    const entry = (p: string): NsEntry | null => (p === '' ? { type: 'dir' } : ns.has(p) ? ns.get(p)! : this.entryAt(p, at));
-    const size = (ino: string): SizeValue => sizes.get(ino) ?? { size: this.sizeAt(ino, at), cut: this.sizeAt(ino, at) };
-    const livePaths = (): string[] => {
-      const all = this.allPaths(at);
-      for (const k of ns.keys()) all.add(k);
-      return [...all].filter((p) => entry(p) !== null);
-    };
-    const requireParentDir = (p: string, where: string): void => {
-      const parent = parentOf(p);
-      if (entry(parent)?.type !== 'dir') throw new BatchRejectedError('no_such_directory', `${where}: parent directory ${JSON.stringify(parent)} does not exist`);
-    };
-    const requireFile = (p: string, where: string): string => {
-      const e = entry(p);
-      if (!e) throw new BatchRejectedError('no_such_file', `${where}: no such file`);
-      if (e.type !== 'file') throw new BatchRejectedError('is_a_directory', `${where}: is a directory`);
-      return e.ino;
-    };
-
-    batch.ops.forEach((op: FileOp, i) => {
-      const where = `op ${i} (${op.op} ${'path' in op ? op.path : `${op.from} -> ${op.to}`})`;
-      switch (op.op) {
-        case 'create': {
-          const e = entry(op.path);
-          if (e?.type === 'dir') throw new BatchRejectedError('is_a_directory', `${where}: is a directory`);
-          if (e) break; // O_CREAT on an existing file
-          requireParentDir(op.path, where);
-          const ino = `${this.id.slice(0, 12)}.${lsn}.${inoSeq++}`;
-          ns.set(op.path, { type: 'file', ino });
-          sizes.set(ino, { size: 0, cut: 0 });
-          break;
-        }
-        case 'write': {
-          const ino = requireFile(op.path, where);
-          const data = Buffer.from(op.data.buffer, op.data.byteOffset, op.data.byteLength);
-          let pos = 0;
-          while (pos < data.length) {
-            const abs = op.offset + pos;
-            const page = Math.floor(abs / PAGE_SIZE);
-            const inPage = abs - page * PAGE_SIZE;
-            const n = Math.min(PAGE_SIZE - inPage, data.length - pos);
-            const key = pageKey(ino, page);
-            let prev = pages.get(key);
-            const cutAt = truncatedFrom.get(ino);
-            if (!prev && cutAt !== undefined && page * PAGE_SIZE >= cutAt) {
-              prev = { kind: 'image', bytes: Buffer.alloc(0) }; // written after a truncate: over zeros
-            }
-            pages.set(key, mergeWrite(prev, inPage, data.subarray(pos, pos + n)));
-            pos += n;
-          }
-          const s = size(ino);
-          sizes.set(ino, { size: Math.max(s.size, op.offset + data.length), cut: s.cut });
-          break;
-        }
-        case 'truncate': {
-          const ino = requireFile(op.path, where);
-          const s = size(ino);
-          if (op.size < s.size) {
-            for (const key of [...pages.keys()]) {
-              if (!key.startsWith(ino + '/')) continue;
-              const page = Number(key.slice(ino.length + 1));
-              if (page * PAGE_SIZE >= op.size) pages.delete(key);
-            }
-            const tail = op.size % PAGE_SIZE;
-            if (tail !== 0) {
-              const page = Math.floor(op.size / PAGE_SIZE);
-              const key = pageKey(ino, page);
-              pages.set(key, mergeWrite(pages.get(key), tail, Buffer.alloc(PAGE_SIZE - tail)));
-            }
-            const prevCut = truncatedFrom.get(ino);
-            truncatedFrom.set(ino, prevCut === undefined ? op.size : Math.min(prevCut, op.size));
-          }
-          sizes.set(ino, { size: op.size, cut: Math.min(s.cut, op.size) });
-          break;
-        }
-        case 'unlink': {
-          requireFile(op.path, where);
-          ns.set(op.path, null);
-          break;
-        }
-        case 'mkdir': {
-          const e = entry(op.path);
-          if (e?.type === 'dir') break;
-          if (e) throw new BatchRejectedError('file_exists', `${where}: a file exists at this path`);
-          requireParentDir(op.path, where);
-          ns.set(op.path, { type: 'dir' });
-          break;
-        }
-        case 'rmdir': {
-          const e = entry(op.path);
-          if (!e) throw new BatchRejectedError('no_such_directory', `${where}: no such directory`);
-          if (e.type !== 'dir') throw new BatchRejectedError('not_a_directory', `${where}: not a directory`);
-          if (op.path === '') throw new BatchRejectedError('invalid_path', `${where}: the data directory itself cannot be removed`);
-          const prefix = op.path + '/';
-          if (livePaths().some((p) => p.startsWith(prefix))) throw new BatchRejectedError('directory_not_empty', `${where}: directory not empty`);
-          ns.set(op.path, null);
-          break;
-        }
-        case 'rename': {
-          const src = entry(op.from);
-          if (!src) throw new BatchRejectedError('no_such_file', `${where}: source does not exist`);
-          if (op.from === op.to) break;
-          if (op.to.startsWith(op.from + '/')) throw new BatchRejectedError('invalid_rename', `${where}: cannot move a directory into itself`);
-          requireParentDir(op.to, where);
-          const dst = entry(op.to);
-          if (dst && dst.type !== src.type) throw new BatchRejectedError('invalid_rename', `${where}: source and destination are not both files or both directories`);
-          if (src.type === 'dir') {
-            const live = livePaths();
-            if (dst && live.some((p) => p.startsWith(op.to + '/'))) throw new BatchRejectedError('directory_not_empty', `${where}: destination directory not empty`);
-            const prefix = op.from + '/';
-            for (const p of live) {
-              if (!p.startsWith(prefix)) continue;
-              ns.set(op.to + p.slice(op.from.length), entry(p));
-              ns.set(p, null);
-            }
-          }
-          ns.set(op.to, src);
-          ns.set(op.from, null);
-          break;
-        }
-      }
-    });
-    return { lsn, time, pages, ns, sizes };
+    return buildBatch(this, batch, time);
   }
 
   /** Makes a prepared batch visible to later prepares (not yet to reads: see markDurable). */

@@ -23,7 +23,7 @@ import { hostname } from 'node:os';
 import { dirname, join, resolve, sep } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { link, mkdir, open, readdir, readFile, rename, rmdir, stat, unlink, type FileHandle } from 'node:fs/promises';
-import type { BigIntStats } from 'node:fs';
+import type { BigIntStats, Dirent } from 'node:fs';
 import {
   PreconditionFailedError,
   type ByteRange,
@@ -494,7 +494,7 @@ export class LocalFolderStore implements ObjectStore {
   }
 
   async #walk(dir: string, dirKey: string, prefix: string, out: string[]): Promise<void> {
-    let entries;
+    let entries: Dirent[];
     try {
       entries = await readdir(dir, { withFileTypes: true });
     } catch (err) {

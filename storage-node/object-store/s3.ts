@@ -22,6 +22,8 @@ import {
   ListObjectsV2Command,
   PutObjectCommand,
   S3Client,
+  type GetObjectCommandOutput,
+  type ListObjectsV2CommandOutput,
   type S3ClientConfig,
 } from '@aws-sdk/client-s3';
 import {
@@ -164,7 +166,7 @@ export class S3Store implements ObjectStore {
         if (end === start) return this.#emptyRead(key);
       }
       for (let attempt = 1; ; attempt++) {
-        let out;
+        let out: GetObjectCommandOutput;
         try {
           out = await this.client.send(
             new GetObjectCommand({
@@ -294,7 +296,7 @@ export class S3Store implements ObjectStore {
       const out: ObjectInfo[] = [];
       let token: string | undefined;
       do {
-        let page;
+        let page: ListObjectsV2CommandOutput;
         try {
           page = await this.client.send(
             new ListObjectsV2Command({
