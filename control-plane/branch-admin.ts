@@ -5,8 +5,8 @@ import { newBranchId, newEndpointId } from './ids.ts';
 import { branchesOf, childrenOf, endpointsOfBranch, getBranch, getProject } from './lookup.ts';
 import { formatLsn } from './lsn.ts';
 import type { BranchRecord, ControlPlaneState, EndpointRecord, EndpointType, OperationRecord } from './model.ts';
-import { recordOperations } from './operations.ts';
-import type { OperationSpec } from './operations.ts';
+import { operationsOf } from './operations/index.ts';
+import type { OperationRunner, OperationSpec } from './operations/index.ts';
 import type { Plane } from './plane.ts';
 import { dropTimelines, withComputesStopped } from './timelines.ts';
 
@@ -52,9 +52,11 @@ function copyRolesAndDatabases(s: ControlPlaneState, from: string, to: string): 
 
 export class BranchAdmin {
   private readonly plane: Plane;
+  private readonly ops: OperationRunner;
 
   constructor(plane: Plane) {
     this.plane = plane;
+    this.ops = operationsOf(plane);
   }
 
   /** A new timeline of `source` at `at`: the one storage-node call behind create, restore and rewind. */
@@ -102,7 +104,7 @@ export class BranchAdmin {
           s.branches[id] = branch;
           for (const e of endpoints) s.endpoints[e.id] = e;
           copyRolesAndDatabases(s, parent.id, id);
-          return recordOperations(s, projectId, started, [
+          return this.ops.record(s, projectId, started, [
             { action: 'create_branch', branch_id: id },
             ...endpoints.map((e): OperationSpec => ({ action: 'start_compute', branch_id: id, endpoint_id: e.id })),
           ]);
@@ -152,11 +154,13 @@ export class BranchAdmin {
       const started = Date.now();
       const endpoints = endpointsOfBranch(s0, branchId);
       for (const e of endpoints) await this.plane.endpoints.suspend(e.id);
+      // The timelines are deleted by a background job (operations/jobs.ts): its operation answers `running`.
+      const timelines = [branch.timeline_id, ...[...(branch.retired_timelines ?? [])].reverse()];
       const operations = await this.plane.state.mutate((s) => {
-        const ops = recordOperations(s, projectId, started, [
-          ...endpoints.map((e): OperationSpec => ({ action: 'suspend_compute', branch_id: branchId, endpoint_id: e.id })),
-          { action: 'delete_timeline', branch_id: branchId },
-        ]);
+        const ops = [
+          ...this.ops.record(s, projectId, started, endpoints.map((e): OperationSpec => ({ action: 'suspend_compute', branch_id: branchId, endpoint_id: e.id }))),
+          this.ops.begin(s, projectId, started, { action: 'delete_timeline', branch_id: branchId }, { timeline_ids: timelines }),
+        ];
         delete s.branches[branchId];
         for (const e of endpoints) delete s.endpoints[e.id];
         s.roles = s.roles.filter((r) => r.branch_id !== branchId);
@@ -164,7 +168,7 @@ export class BranchAdmin {
         s.checkpoints = (s.checkpoints ?? []).filter((c) => c.branch_id !== branchId);
         return ops;
       });
-      await dropTimelines(this.plane.storage, [branch.timeline_id, ...[...(branch.retired_timelines ?? [])].reverse()]);
+      this.ops.launch(operations);
       return { branch, operations };
     });
   }
@@ -220,7 +224,7 @@ export class BranchAdmin {
           b.updated_at = now;
           if (!self) copyRolesAndDatabases(s, source.id, branchId);
           for (const e of endpointsOfBranch(s, branchId)) specs.push({ action: 'start_compute', branch_id: branchId, endpoint_id: e.id });
-          return { branch: b, operations: recordOperations(s, projectId, started, specs) };
+          return { branch: b, operations: this.ops.record(s, projectId, started, specs) };
         });
       });
       if (keep === undefined) await this.collectRetired(projectId, branchId);

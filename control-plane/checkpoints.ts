@@ -5,7 +5,8 @@ import type { BranchAdmin } from './branch-admin.ts';
 import { badRequest, conflict, fromStorageError, notFound } from './errors.ts';
 import { getBranch } from './lookup.ts';
 import type { CheckpointRecord, ControlPlaneState, OperationRecord } from './model.ts';
-import { recordOperations } from './operations.ts';
+import { operationsOf } from './operations/index.ts';
+import type { OperationRunner } from './operations/index.ts';
 import type { Plane } from './plane.ts';
 import { withComputesStopped } from './timelines.ts';
 
@@ -18,10 +19,12 @@ function find(s: ControlPlaneState, branchId: string, name: string): CheckpointR
 export class CheckpointAdmin {
   private readonly plane: Plane;
   private readonly branches: BranchAdmin;
+  private readonly ops: OperationRunner;
 
   constructor(plane: Plane, branches: BranchAdmin) {
     this.plane = plane;
     this.branches = branches;
+    this.ops = operationsOf(plane);
   }
 
   list(projectId: string, branchId: string): CheckpointRecord[] {
@@ -57,7 +60,8 @@ export class CheckpointAdmin {
           roles: s.roles.filter((r) => r.branch_id === branchId).map((r) => ({ ...r })),
           databases: s.databases.filter((d) => d.branch_id === branchId).map((d) => ({ ...d })),
         };
-        (s.checkpoints ??= []).push(c);
+        s.checkpoints ??= [];
+        s.checkpoints.push(c);
         return c;
       });
     });
@@ -104,7 +108,7 @@ export class CheckpointAdmin {
           for (const r of c.roles) s.roles.push({ ...r, ...(now.has(r.name) ? { verifier: now.get(r.name)!.verifier, password_sealed: now.get(r.name)!.password_sealed } : {}) });
           s.databases = s.databases.filter((d) => d.branch_id !== branchId);
           for (const d of c.databases) s.databases.push({ ...d });
-          return recordOperations(s, projectId, started, [
+          return this.ops.record(s, projectId, started, [
             { action: 'create_timeline', branch_id: branchId },
             ...Object.values(s.endpoints).filter((e) => e.branch_id === branchId).map((e) => ({ action: 'start_compute' as const, branch_id: branchId, endpoint_id: e.id })),
           ]);

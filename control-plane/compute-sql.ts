@@ -29,7 +29,7 @@ export class ComputeSql {
     }
     // The compute serves the database it was started with: the branch's first (see EndpointManager.start).
     const database = s.databases.find((d) => d.branch_id === branchId)?.name ?? 'neondb';
-    let loc;
+    let loc: Awaited<ReturnType<typeof this.endpoints.wake>>;
     try {
       loc = await this.endpoints.wake(ep.id);
     } catch (e) {

@@ -5,7 +5,8 @@ import { ApiError, conflict } from './errors.ts';
 import { newEndpointId } from './ids.ts';
 import { getBranch, getEndpoint, getProject } from './lookup.ts';
 import type { ControlPlaneState, EndpointRecord, EndpointType, OperationRecord } from './model.ts';
-import { recordOperations } from './operations.ts';
+import { operationsOf } from './operations/index.ts';
+import type { OperationRunner } from './operations/index.ts';
 import type { Plane } from './plane.ts';
 
 export interface CreateEndpointInput {
@@ -35,10 +36,12 @@ function assertOneReadWrite(s: ControlPlaneState, branchId: string, except?: str
 export class EndpointAdmin {
   private readonly plane: Plane;
   private readonly hasComputeHosts: boolean;
+  private readonly ops: OperationRunner;
 
   constructor(plane: Plane, hasComputeHosts: boolean) {
     this.plane = plane;
     this.hasComputeHosts = hasComputeHosts;
+    this.ops = operationsOf(plane);
   }
 
   create(projectId: string, input: CreateEndpointInput): Promise<{ endpoint: EndpointRecord; operations: OperationRecord[] }> {
@@ -56,7 +59,7 @@ export class EndpointAdmin {
         current_state: 'idle', disabled: input.disabled ?? false, created_at: now, updated_at: now, last_active: null,
       };
       s.endpoints[endpoint.id] = endpoint;
-      return { endpoint, operations: recordOperations(s, projectId, Date.now(), [{ action: 'create_compute', branch_id: input.branchId, endpoint_id: endpoint.id }]) };
+      return { endpoint, operations: this.ops.record(s, projectId, Date.now(), [{ action: 'create_compute', branch_id: input.branchId, endpoint_id: endpoint.id }]) };
     }));
   }
 
@@ -84,7 +87,7 @@ export class EndpointAdmin {
         if (input.autoscaling_limit_max_cu !== undefined) e.autoscaling_limit_max_cu = input.autoscaling_limit_max_cu;
         if (input.disabled !== undefined) e.disabled = input.disabled;
         e.updated_at = new Date().toISOString();
-        return { endpoint: e, operations: recordOperations(s, projectId, Date.now(), [{ action: 'apply_config', branch_id: e.branch_id, endpoint_id: e.id }]) };
+        return { endpoint: e, operations: this.ops.record(s, projectId, Date.now(), [{ action: 'apply_config', branch_id: e.branch_id, endpoint_id: e.id }]) };
       });
     });
   }
@@ -136,7 +139,7 @@ export class EndpointAdmin {
       return this.plane.state.mutate((s) => {
         const e = getEndpoint(s, projectId, endpointId);
         delete s.endpoints[endpointId];
-        return { endpoint: { ...e, current_state: 'idle' }, operations: recordOperations(s, projectId, started, [{ action: 'suspend_compute', branch_id: e.branch_id, endpoint_id: e.id }]) };
+        return { endpoint: { ...e, current_state: 'idle' }, operations: this.ops.record(s, projectId, started, [{ action: 'suspend_compute', branch_id: e.branch_id, endpoint_id: e.id }]) };
       });
     });
   }
@@ -144,7 +147,7 @@ export class EndpointAdmin {
   private finish(projectId: string, endpointId: string, started: number, actions: ('start_compute' | 'suspend_compute')[]): Promise<{ endpoint: EndpointRecord; operations: OperationRecord[] }> {
     return this.plane.state.mutate((s) => {
       const e = getEndpoint(s, projectId, endpointId);
-      return { endpoint: e, operations: recordOperations(s, projectId, started, actions.map((action) => ({ action, branch_id: e.branch_id, endpoint_id: e.id }))) };
+      return { endpoint: e, operations: this.ops.record(s, projectId, started, actions.map((action) => ({ action, branch_id: e.branch_id, endpoint_id: e.id }))) };
     });
   }
 }

@@ -1,5 +1,6 @@
 // Endpoint lifecycle: wake (start a compute for the endpoint's branch, once however many callers ask at the same
 // time) and suspend (stop it), plus the loop that suspends endpoints idle longer than their suspend timeout.
+import { ServiceError } from '../lib/errors.ts';
 import type { Logger } from '../lib/logger.ts';
 import { ComputeHostClient } from './compute-host-client.ts';
 import type { ComputeInfo } from './compute-host-client.ts';
@@ -12,17 +13,19 @@ export interface ComputeLocation {
   hostUrl: string;
 }
 
-export class EndpointNotFoundError extends Error {
+/** The proxies' wake of an unknown endpoint: 404 ENDPOINT_NOT_FOUND, as the internal API answers it. */
+export class EndpointNotFoundError extends ServiceError {
+  override name = 'EndpointNotFoundError';
   constructor(id: string) {
-    super(`endpoint ${id} not found`);
-    this.name = 'EndpointNotFoundError';
+    super(404, 'ENDPOINT_NOT_FOUND', `endpoint ${id} not found`);
   }
 }
 
-export class EndpointDisabledError extends Error {
+/** A wake of a disabled endpoint: 406 ENDPOINT_DISABLED, as the internal API answers it (Neon's proxy contract). */
+export class EndpointDisabledError extends ServiceError {
+  override name = 'EndpointDisabledError';
   constructor(id: string) {
-    super(`endpoint ${id} is disabled`);
-    this.name = 'EndpointDisabledError';
+    super(406, 'ENDPOINT_DISABLED', `endpoint ${id} is disabled`, { kind: 'user' });
   }
 }
 

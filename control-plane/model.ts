@@ -104,6 +104,14 @@ export type OperationAction =
   | 'apply_config' | 'apply_storage_config';
 export type OperationStatus = 'running' | 'finished' | 'failed';
 
+/** What the job of a background operation needs, by action: all of it, so the job can run again after a restart. */
+export interface OperationJobInputs {
+  /** Storage-node timelines to delete, children first (a deleted branch's current and retired timelines). */
+  delete_timeline: { timeline_ids: string[] };
+}
+export type JobAction = keyof OperationJobInputs & OperationAction;
+export type OperationJob = { [A in JobAction]: { action: A; input: OperationJobInputs[A] } }[JobAction];
+
 export interface OperationRecord {
   id: string;
   project_id: string;
@@ -111,7 +119,10 @@ export interface OperationRecord {
   endpoint_id?: string;
   action: OperationAction;
   status: OperationStatus;
+  /** Why a `failed` operation failed: the message (Neon's field) and its stable code. */
   error?: string;
+  error_code?: string;
+  /** Attempts of its job that failed (a retried job that then finished keeps its count). */
   failures_count: number;
   created_at: string;
   updated_at: string;
@@ -128,8 +139,10 @@ export interface ControlPlaneState {
   roles: RoleRecord[];
   databases: DatabaseRecord[];
   checkpoints?: CheckpointRecord[];
-  /** Newest last; the oldest are dropped past a bound per project (operations.ts). */
+  /** Newest last; the oldest ended ones are dropped past a bound per project (operations/records.ts). */
   operations?: OperationRecord[];
+  /** The jobs of `running` operations, by operation id (operations/runner.ts); removed when the operation ends. */
+  operation_jobs?: Record<string, OperationJob>;
   next_database_id?: number;
 }
 

@@ -1,11 +1,14 @@
 // What the control plane's services share: the durable state, the storage node, the computes, the password box
-// and the per-project lock.
+// and the per-project lock. The operation runner of a plane is `operationsOf(plane)` (one per state store, made on
+// first use, which also resumes the jobs a previous process left running); `runnerOf(state)?.stop()` when closing.
 import type { StorageClient } from '../storage-node/client.ts';
 import type { ComputeSql } from './compute-sql.ts';
 import type { EndpointManager } from './endpoints.ts';
 import type { KeyedLock } from './keyed-lock.ts';
 import type { PasswordBox } from './password-box.ts';
 import type { StateStore } from './state-store.ts';
+
+export { operationsOf, runnerOf } from './operations/index.ts';
 
 export interface Plane {
   state: StateStore;

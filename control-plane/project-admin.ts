@@ -4,7 +4,8 @@ import { badRequest, fromStorageError } from './errors.ts';
 import { newBranchId, newEndpointId, newProjectId } from './ids.ts';
 import { branchesOf, getProject } from './lookup.ts';
 import type { BranchRecord, DatabaseRecord, DefaultEndpointSettings, EndpointRecord, OperationRecord, ProjectRecord, RoleRecord } from './model.ts';
-import { recordOperations } from './operations.ts';
+import { operationsOf } from './operations/index.ts';
+import type { OperationRunner } from './operations/index.ts';
 import type { Plane } from './plane.ts';
 import { DEFAULT_DATABASE, OWNER_ROLE, PG_VERSION, REGION, newPassword } from './projects.ts';
 import type { Projects } from './projects.ts';
@@ -40,10 +41,12 @@ export interface UpdateProjectInput {
 export class ProjectAdmin {
   private readonly plane: Plane;
   private readonly projects: Projects;
+  private readonly ops: OperationRunner;
 
   constructor(plane: Plane, projects: Projects) {
     this.plane = plane;
     this.projects = projects;
+    this.ops = operationsOf(plane);
   }
 
   async create(input: CreateProjectInput): Promise<CreatedProject> {
@@ -88,7 +91,7 @@ export class ProjectAdmin {
       s.endpoints[endpoint.id] = endpoint;
       s.roles.push(role);
       s.databases.push(database);
-      return recordOperations(s, projectId, started, [
+      return this.ops.record(s, projectId, started, [
         { action: 'create_timeline', branch_id: branch.id },
         { action: 'start_compute', branch_id: branch.id, endpoint_id: endpoint.id },
       ]);
@@ -114,7 +117,7 @@ export class ProjectAdmin {
             for (const e of Object.values(s.endpoints).filter((x) => x.project_id === projectId)) {
               e.suspend_timeout_seconds = timeout;
               e.updated_at = new Date().toISOString();
-              ops.push(...recordOperations(s, projectId, started, [{ action: 'apply_config', branch_id: e.branch_id, endpoint_id: e.id }]));
+              ops.push(...this.ops.record(s, projectId, started, [{ action: 'apply_config', branch_id: e.branch_id, endpoint_id: e.id }]));
             }
           }
         }
@@ -130,12 +133,15 @@ export class ProjectAdmin {
       const s0 = this.plane.state.current;
       const project = getProject(s0, projectId);
       const started = Date.now();
+      // Jobs of the project still deleting timelines first: their timelines are children of the project's (a
+      // parent is only deleted after its children), and an operation of a gone project cannot be polled.
+      await this.ops.settle(projectId);
       const endpoints = Object.values(s0.endpoints).filter((e) => e.project_id === projectId);
       for (const e of endpoints) await this.plane.endpoints.suspend(e.id);
       const branches = branchesOf(this.plane.state.current, projectId);
       const timelines = branches.flatMap((b) => [b.timeline_id, ...[...(b.retired_timelines ?? [])].reverse()]);
       const operations = await this.plane.state.mutate((s) => {
-        const ops = recordOperations(s, projectId, started, [
+        const ops = this.ops.record(s, projectId, started, [
           ...endpoints.map((e) => ({ action: 'suspend_compute' as const, branch_id: e.branch_id, endpoint_id: e.id })),
           ...branches.map((b) => ({ action: 'delete_timeline' as const, branch_id: b.id })),
         ]);
@@ -146,7 +152,8 @@ export class ProjectAdmin {
         s.roles = s.roles.filter((r) => !ids.has(r.branch_id));
         s.databases = s.databases.filter((d) => !ids.has(d.branch_id));
         s.checkpoints = (s.checkpoints ?? []).filter((c) => c.project_id !== projectId);
-        s.operations = (s.operations ?? []).filter((o) => o.project_id !== projectId);
+        // A running operation stays until its job ends it (its record then goes: operations/records.ts).
+        s.operations = (s.operations ?? []).filter((o) => o.project_id !== projectId || o.status === 'running');
         return ops;
       });
       // After the state: a crash here leaves unreferenced timelines (garbage), never records without timelines.

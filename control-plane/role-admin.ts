@@ -8,16 +8,19 @@ import { ident } from './compute-sql.ts';
 import { ApiError, conflict, unprocessable } from './errors.ts';
 import { getBranch, getDatabase, getRole } from './lookup.ts';
 import type { DatabaseRecord, OperationRecord, RoleRecord } from './model.ts';
-import { recordOperations } from './operations.ts';
+import { operationsOf } from './operations/index.ts';
+import type { OperationRunner } from './operations/index.ts';
 import { invalidationsFor } from './role-invalidations.ts';
 import type { Plane } from './plane.ts';
 import { OWNER_ROLE, newPassword } from './projects.ts';
 
 export class RoleAdmin {
   private readonly plane: Plane;
+  private readonly ops: OperationRunner;
 
   constructor(plane: Plane) {
     this.plane = plane;
+    this.ops = operationsOf(plane);
   }
 
   private sealContext(projectId: string, role: string): string {
@@ -58,7 +61,7 @@ export class RoleAdmin {
       const operations = await this.plane.state.mutate((s) => {
         getBranch(s, projectId, branchId);
         s.roles.push(role);
-        return recordOperations(s, projectId, started, [{ action: 'apply_config', branch_id: branchId }]);
+        return this.ops.record(s, projectId, started, [{ action: 'apply_config', branch_id: branchId }]);
       });
       return { role, password, operations };
     });
@@ -77,7 +80,7 @@ export class RoleAdmin {
         r.verifier = verifier;
         r.password_sealed = this.plane.box.seal(password, this.sealContext(projectId, name));
         r.updated_at = new Date().toISOString();
-        return { role: r, password, operations: recordOperations(s, projectId, started, [{ action: 'apply_config', branch_id: branchId }]) };
+        return { role: r, password, operations: this.ops.record(s, projectId, started, [{ action: 'apply_config', branch_id: branchId }]) };
       });
       invalidationsFor(this.plane.state).sync();
       return result;
@@ -106,7 +109,7 @@ export class RoleAdmin {
       await this.sql(branchId, [`REASSIGN OWNED BY ${ident(name)} TO ${ident(heir)}`, `DROP OWNED BY ${ident(name)}`, `DROP ROLE ${ident(name)}`]);
       const operations = await this.plane.state.mutate((s) => {
         s.roles = s.roles.filter((r) => !(r.branch_id === branchId && r.name === name));
-        return recordOperations(s, projectId, started, [{ action: 'apply_config', branch_id: branchId }]);
+        return this.ops.record(s, projectId, started, [{ action: 'apply_config', branch_id: branchId }]);
       });
       invalidationsFor(this.plane.state).sync();
       return { role, operations };
@@ -138,7 +141,7 @@ export class RoleAdmin {
         const database: DatabaseRecord = { id: s.next_database_id ?? 1, branch_id: branchId, name, owner_name: owner, created_at: now, updated_at: now };
         s.next_database_id = (database.id ?? 0) + 1;
         s.databases.push(database);
-        return { database, operations: recordOperations(s, projectId, started, [{ action: 'apply_config', branch_id: branchId }]) };
+        return { database, operations: this.ops.record(s, projectId, started, [{ action: 'apply_config', branch_id: branchId }]) };
       });
     });
   }
@@ -159,7 +162,7 @@ export class RoleAdmin {
         if (input.owner !== undefined) d.owner_name = input.owner;
         if (input.name !== undefined) d.name = input.name;
         d.updated_at = new Date().toISOString();
-        return { database: d, operations: recordOperations(s, projectId, started, [{ action: 'apply_config', branch_id: branchId }]) };
+        return { database: d, operations: this.ops.record(s, projectId, started, [{ action: 'apply_config', branch_id: branchId }]) };
       });
     });
   }
@@ -171,7 +174,7 @@ export class RoleAdmin {
       await this.sql(branchId, [`DROP DATABASE ${ident(name)}`]);
       return this.plane.state.mutate((s) => {
         s.databases = s.databases.filter((d) => !(d.branch_id === branchId && d.name === name));
-        return { database, operations: recordOperations(s, projectId, started, [{ action: 'apply_config', branch_id: branchId }]) };
+        return { database, operations: this.ops.record(s, projectId, started, [{ action: 'apply_config', branch_id: branchId }]) };
       });
     });
   }

@@ -1,6 +1,7 @@
 // The control plane's durable state: one JSON document in the object store, replaced only by conditional writes
 // (If-Match), so that a second control plane on the same bucket can never silently overwrite it. Mutations are
 // serialised in this process and are durable before they return.
+import { ServiceError } from '../lib/errors.ts';
 import type { ObjectStore } from '../storage-node/object-store/object-store.ts';
 import { PreconditionFailedError } from '../storage-node/object-store/object-store.ts';
 import { emptyState } from './model.ts';
@@ -8,10 +9,11 @@ import type { ControlPlaneState } from './model.ts';
 
 const KEY = 'control-plane/state.json';
 
-export class StateConflictError extends Error {
-  constructor() {
-    super('the control plane state was changed by another control plane; restart this one to reload it');
-    this.name = 'StateConflictError';
+/** Another control plane wrote the state: this one's view is stale. A fault of the service (500), kind conflict. */
+export class StateConflictError extends ServiceError {
+  override name = 'StateConflictError';
+  constructor(cause?: unknown) {
+    super(500, 'STATE_CONFLICT', 'the control plane state was changed by another control plane; restart this one to reload it', { kind: 'conflict', cause });
   }
 }
 
@@ -50,7 +52,7 @@ export class StateStore {
         const { etag } = await this.store.put(KEY, body, this.etag === null ? { ifNoneMatch: '*' } : { ifMatch: this.etag });
         this.etag = etag;
       } catch (e) {
-        if (e instanceof PreconditionFailedError) throw new StateConflictError();
+        if (e instanceof PreconditionFailedError) throw new StateConflictError(e);
         throw e;
       }
       this.state = draft;

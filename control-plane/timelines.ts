@@ -4,7 +4,13 @@ import { StorageNodeError } from '../storage-node/client.ts';
 import type { StorageClient } from '../storage-node/client.ts';
 import type { Plane } from './plane.ts';
 
-export async function dropTimelines(storage: StorageClient, ids: string[]): Promise<string[]> {
+const statusOf = (e: unknown): number | undefined => (e instanceof StorageNodeError ? e.status : undefined);
+
+/**
+ * Deletes the timelines it can and returns those still needed. By default any failure counts as "still needed"
+ * (best effort, inline); `strict` (a job, which is retried) throws failures other than 404 (gone) and 409 (needed).
+ */
+export async function dropTimelines(storage: StorageClient, ids: string[], opts: { strict?: boolean } = {}): Promise<string[]> {
   let left = [...new Set(ids)];
   for (;;) {
     const kept: string[] = [];
@@ -12,7 +18,8 @@ export async function dropTimelines(storage: StorageClient, ids: string[]): Prom
       try {
         await storage.deleteTimeline(id);
       } catch (e) {
-        if (e instanceof StorageNodeError && e.status === 404) continue; // already gone
+        if (statusOf(e) === 404) continue; // already gone
+        if (opts.strict && statusOf(e) !== 409) throw e;
         kept.push(id);
       }
     }
