@@ -1,72 +1,46 @@
-// Client of a compute host's control API (compute/main.ts): start, list and stop computes. Sends the host's API
-// token (LAKEBASE_COMPUTE_API_TOKEN) as a bearer token.
-import { bearerHeader } from '../lib/http-guard.ts';
+// Client of a compute host's control API (compute/host/api.ts): start, list and stop computes, over
+// lib/internal-client.ts with the host's API token (LAKEBASE_COMPUTE_API_TOKEN) as a bearer token. The wire types
+// are the host's own (compute/host/api-types.ts).
+import type { ComputeInfo, StartAnswer, StartRequest } from '../compute/host/api-types.ts';
+import { ServiceError } from '../lib/errors.ts';
+import { InternalClient } from '../lib/internal-client.ts';
 
-/** The compute host's own request type (compute/host/host.ts): one definition for both sides of the wire. */
-export type { StartRequest as StartComputeRequest } from '../compute/host/host.ts';
-import type { StartRequest as StartComputeRequest } from '../compute/host/host.ts';
+export type { ComputeInfo, StartAnswer, StartRequest as StartComputeRequest } from '../compute/host/api-types.ts';
 
-export interface ComputeInfo {
-  computeId: string;
-  host: string;
-  port: number;
-  /** starting | running | restarting | stopping | stopped | failed */
-  state?: string;
-  timelineId?: string;
-  lastActivityAt?: string | null;
-  activeSessions?: number;
-  inTransaction?: boolean;
+/** A compute host's refusal (its status), or status 0 when it did not answer (down, or no answer in 60 s). */
+export class ComputeHostError extends ServiceError {
+  override name = 'ComputeHostError';
 }
 
-export class ComputeHostError extends Error {
-  readonly status: number;
-  constructor(status: number, message: string) {
-    super(message);
-    this.name = 'ComputeHostError';
-    this.status = status;
-  }
-}
+/** A start waits for the compute to accept connections; so does every call, at most this long. */
+const DEADLINE_MS = 60_000;
 
 export class ComputeHostClient {
   readonly baseUrl: string;
-  private readonly auth: Record<string, string>;
+  private readonly client: InternalClient;
 
   constructor(baseUrl: string, token?: string) {
-    this.baseUrl = baseUrl.replace(/\/+$/, '');
-    this.auth = bearerHeader(token);
+    // the host's own text, with this host's URL in front (which of several hosts refused)
+    this.client = new InternalClient(baseUrl, { service: 'compute host', kind: 'compute', token, timeoutMs: DEADLINE_MS, prefixErrors: false });
+    this.baseUrl = this.client.baseUrl;
   }
 
   private async call<T>(method: string, path: string, body?: unknown): Promise<T> {
-    let res: Response;
     try {
-      res = await fetch(this.baseUrl + path, {
-        method,
-        headers: body === undefined ? this.auth : { ...this.auth, 'content-type': 'application/json' },
-        body: body === undefined ? undefined : JSON.stringify(body),
-        signal: AbortSignal.timeout(60_000),
-      });
+      return await this.client.json<T>(method, path, body);
     } catch (e) {
-      throw new ComputeHostError(0, `compute host ${this.baseUrl} is unreachable: ${(e as Error).message}`);
+      if (!(e instanceof ServiceError)) throw e;
+      const message = e.status === 0 ? e.message : `compute host ${this.baseUrl}: ${e.message}`;
+      throw new ComputeHostError(e.status, e.code, message, { kind: 'compute', cause: e.cause ?? e });
     }
-    const text = await res.text();
-    if (!res.ok) {
-      let message = text;
-      try {
-        const parsed = JSON.parse(text) as { error?: { message?: string }; message?: string };
-        message = parsed.error?.message ?? parsed.message ?? text;
-      } catch {
-        // keep the raw text
-      }
-      throw new ComputeHostError(res.status, `compute host ${this.baseUrl}: ${message}`);
-    }
-    return (text ? JSON.parse(text) : {}) as T;
   }
 
-  start(req: StartComputeRequest): Promise<ComputeInfo> {
+  /** Answers once the compute accepts connections. */
+  start(req: StartRequest): Promise<StartAnswer> {
     return this.call('POST', '/v1/computes', req);
   }
 
-  /** The compute, or null when the host does not run it (e.g. the host restarted). */
+  /** The compute, or null when the host does not run it (e.g. the host restarted) or does not answer. */
   async get(computeId: string): Promise<ComputeInfo | null> {
     try {
       return await this.call<ComputeInfo>('GET', `/v1/computes/${encodeURIComponent(computeId)}`);
@@ -77,8 +51,7 @@ export class ComputeHostClient {
   }
 
   async list(): Promise<ComputeInfo[]> {
-    const r = await this.call<{ computes: ComputeInfo[] } | ComputeInfo[]>('GET', '/v1/computes');
-    return Array.isArray(r) ? r : r.computes;
+    return (await this.call<{ computes: ComputeInfo[] }>('GET', '/v1/computes')).computes;
   }
 
   async stop(computeId: string): Promise<void> {
@@ -88,5 +61,10 @@ export class ComputeHostClient {
       if (e instanceof ComputeHostError && e.status === 404) return; // already gone
       throw e;
     }
+  }
+
+  /** Closes idle kept-alive connections to the host. */
+  close(): void {
+    this.client.close();
   }
 }

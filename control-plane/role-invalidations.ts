@@ -39,7 +39,10 @@ function snapshotOf(s: ControlPlaneState): Snapshot {
   for (const r of s.roles) {
     if (r.no_login) continue;
     let roles = byBranch.get(r.branch_id);
-    if (!roles) byBranch.set(r.branch_id, (roles = new Map()));
+    if (!roles) {
+      roles = new Map();
+      byBranch.set(r.branch_id, roles);
+    }
     roles.set(r.name, r.verifier);
   }
   const out: Snapshot = new Map();
@@ -108,7 +111,15 @@ export class RoleInvalidations {
     const first = this.since(after, epoch);
     if (first.reset || first.events.length > 0 || waitMs <= 0) return first;
     await new Promise<void>((resolve) => {
-      const waiter: Waiter = { after, isOpen, resolve: () => (clearTimeout(t), this.waiters.delete(waiter), resolve()) };
+      const waiter: Waiter = {
+        after,
+        isOpen,
+        resolve: () => {
+          clearTimeout(t);
+          this.waiters.delete(waiter);
+          resolve();
+        },
+      };
       const t = setTimeout(waiter.resolve, waitMs).unref();
       this.waiters.add(waiter);
       this.timer ??= setInterval(() => this.tick(), TICK_MS).unref();
@@ -135,6 +146,9 @@ const feeds = new WeakMap<StateStore, RoleInvalidations>();
 /** The feed of a control plane (one per state store, created on first use with a new epoch). */
 export function invalidationsFor(state: StateStore): RoleInvalidations {
   let feed = feeds.get(state);
-  if (!feed) feeds.set(state, (feed = new RoleInvalidations(state)));
+  if (!feed) {
+    feed = new RoleInvalidations(state);
+    feeds.set(state, feed);
+  }
   return feed;
 }

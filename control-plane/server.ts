@@ -11,8 +11,10 @@ import { createLogger } from '../lib/logger.ts';
 import type { Logger } from '../lib/logger.ts';
 import type { ObjectStore } from '../storage-node/object-store/object-store.ts';
 import { EndpointManager } from './endpoints.ts';
+import type { ErrorReport } from './http/error-report.ts';
 import { internalApi } from './http/internal-api.ts';
 import { publicApi } from './http/public-api.ts';
+import { runnerOf } from './plane.ts';
 import { DEFAULT_DATABASE, Projects, TEMPLATE_SETUP_SQL } from './projects.ts';
 import { StateStore } from './state-store.ts';
 
@@ -66,6 +68,8 @@ export async function startControlPlane(config: ControlPlaneConfig): Promise<Con
   collectDefaultMetrics({ register: registry });
   const wakes = new Histogram({ name: 'control_plane_wake_seconds', help: 'Time to start a compute for an endpoint', buckets: [0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10], registers: [registry] });
   const suspends = new Counter({ name: 'control_plane_suspends_total', help: 'Endpoints suspended (compute stopped)', registers: [registry] });
+  const apiErrors = new Counter({ name: 'control_plane_api_errors_total', help: 'Errors answered by the APIs, by API and error kind', labelNames: ['api', 'kind'] as const, registers: [registry] });
+  const errors: ErrorReport = { log, count: (labels) => apiErrors.inc(labels) };
   const endpoints = new EndpointManager(state, config.computeHostUrls, log, {
     wake: (seconds) => wakes.observe(seconds),
     suspend: () => suspends.inc(),
@@ -79,11 +83,11 @@ export async function startControlPlane(config: ControlPlaneConfig): Promise<Con
   const metricsAuth = requireAuth(bearerAuth(config.internalToken), { unauthorized: (c) => c.json({ message: 'unauthorized' }, 401) });
   app.get('/metrics', metricsAuth, async (c) => c.text(await registry.metrics(), 200, { 'content-type': registry.contentType }));
   // Proxies use <url>/internal as their directory URL (proxy/directory/http-directory.ts).
-  app.route('/internal', internalApi(projects, endpoints, config.internalToken, config.computePassword, log));
+  app.route('/internal', internalApi(projects, endpoints, config.internalToken, config.computePassword, log, errors));
   app.route('/', publicApi(state, projects, endpoints, {
     apiKey: config.apiKey, baseDomain: config.baseDomain, proxyPort: config.proxyPort, connectionHost: config.connectionHost,
     secret: config.secret, computePassword: config.computePassword, computeHosts: config.computeHostUrls.length,
-    storageToken: config.storageToken,
+    storageToken: config.storageToken, errors,
   }));
   const host = config.host ?? '127.0.0.1';
   const { server, port } = await new Promise<{ server: Server; port: number }>((resolve, reject) => {
@@ -98,6 +102,8 @@ export async function startControlPlane(config: ControlPlaneConfig): Promise<Con
     projects,
     endpoints,
     close: async () => {
+      // running operations stay `running` in the state: the next start resumes them
+      runnerOf(state)?.stop();
       await endpoints.close();
       await new Promise<void>((resolve) => {
         server.close(() => resolve());

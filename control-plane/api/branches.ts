@@ -1,100 +1,33 @@
 // /projects/{id}/branches: create, list, get, rename (PATCH), delete, restore, set_as_default; plus the branch's
-// endpoints, roles and databases listed by branch.
+// endpoints listed by branch.
 import type { Hono } from 'hono';
-import type { NewEndpointSpec, PointInTime } from '../branch-admin.ts';
-import { badRequest } from '../errors.ts';
+import type { BranchAdmin } from '../branch-admin.ts';
 import { branchesOf, getBranch, getProject } from '../lookup.ts';
+import type { BranchRecord, OperationRecord } from '../model.ts';
 import type { ApiDeps } from './deps.ts';
-import {
-  BRANCH_NAME, object, optBool, optCu, optEnum, optLsn, optString, optSuspendTimeout, optTimestamp, readBody, reqString, queryInt,
-} from './validate.ts';
-import type { Json } from './validate.ts';
+import { bodyOf, queryOf } from './fields.ts';
+import type { NeonConnectionDetails } from './neon-types.ts';
+import { CreateBranchBody, ListBranchesQuery, RestoreBranchBody, UpdateBranchBody, pointInTime } from './schemas.ts';
 
-const TYPES = ['read_write', 'read_only'] as const;
-
-function pointInTime(o: Json, lsnKey: string, timeKey: string, where: string): PointInTime {
-  const name = (k: string) => (where ? `${where}.${k}` : k);
-  const lsn = optLsn(o, lsnKey, name(lsnKey));
-  const timestamp = optTimestamp(o, timeKey, name(timeKey));
-  if (lsn !== undefined && timestamp !== undefined) throw badRequest(`give ${name(lsnKey)} or ${name(timeKey)}, not both`);
-  if (timestamp !== undefined && Date.parse(timestamp) > Date.now()) throw badRequest(`${name(timeKey)} is in the future`);
-  return lsn !== undefined ? { lsn } : timestamp !== undefined ? { timestamp } : {};
-}
-
-function endpointSpecs(body: Json): NewEndpointSpec[] {
-  const v = body.endpoints;
-  if (v === undefined || v === null) return [];
-  if (!Array.isArray(v)) throw badRequest('endpoints must be an array');
-  if (v.length > 10) throw badRequest('endpoints: at most 10');
-  return v.map((raw: unknown, i) => {
-    if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw badRequest(`endpoints[${i}] must be an object`);
-    const e = raw as Json;
-    const type = optEnum(e, 'type', `endpoints[${i}].type`, TYPES);
-    if (!type) throw badRequest(`endpoints[${i}].type is required (read_write or read_only)`);
-    return {
-      type,
-      suspend_timeout_seconds: optSuspendTimeout(e, 'suspend_timeout_seconds', `endpoints[${i}].suspend_timeout_seconds`),
-      autoscaling_limit_min_cu: optCu(e, 'autoscaling_limit_min_cu', `endpoints[${i}].autoscaling_limit_min_cu`),
-      autoscaling_limit_max_cu: optCu(e, 'autoscaling_limit_max_cu', `endpoints[${i}].autoscaling_limit_max_cu`),
-    };
-  });
-}
+type CreatedBranch = Awaited<ReturnType<BranchAdmin['create']>>;
 
 export function branchRoutes(app: Hono, d: ApiDeps): void {
+  readRoutes(app, d);
+  createRoute(app, d);
+  changeRoutes(app, d);
+}
+
+/** List, get, and the endpoints of a branch. */
+function readRoutes(app: Hono, d: ApiDeps): void {
   const state = d.plane.state;
-  const ops = (list: Parameters<typeof d.views.operation>[0][]) => list.map((o) => d.views.operation(o));
 
   app.get('/projects/:project_id/branches', (c) => {
     const id = getProject(state.current, c.req.param('project_id')).id;
-    const search = c.req.query('search');
-    const limit = queryInt(c, 'limit', 1, 10000);
+    const q = queryOf(c, ListBranchesQuery);
     let list = branchesOf(state.current, id).sort((a, b) => a.created_at.localeCompare(b.created_at));
-    if (search) list = list.filter((b) => b.name.includes(search) || b.id.includes(search));
-    if (limit !== undefined) list = list.slice(0, limit);
+    if (q.search) list = list.filter((b) => b.name.includes(q.search!) || b.id.includes(q.search!));
+    if (q.limit !== undefined) list = list.slice(0, q.limit);
     return c.json({ branches: list.map((b) => d.views.branch(b)), annotations: {} });
-  });
-
-  app.post('/projects/:project_id/branches', async (c) => {
-    const id = getProject(state.current, c.req.param('project_id')).id;
-    const body = await readBody(c);
-    const br = object(body, 'branch', 'branch');
-    const endpoints = endpointSpecs(body);
-    const expiresAt = optTimestamp(br, 'expires_at', 'branch.expires_at');
-    if (expiresAt !== undefined && Date.parse(expiresAt) <= Date.now()) throw badRequest('branch.expires_at must be in the future');
-    const initSource = optEnum(br, 'init_source', 'branch.init_source', ['parent-data'] as const);
-    void initSource; // schema-only branches are not supported: only parent-data passes validation
-    const r = await d.branches.create(id, {
-      name: optString(br, 'name', 'branch.name', BRANCH_NAME),
-      parentId: optString(br, 'parent_id', 'branch.parent_id'),
-      at: pointInTime(br, 'parent_lsn', 'parent_timestamp', 'branch'),
-      protected: optBool(br, 'protected', 'branch.protected'),
-      expiresAt,
-      endpoints,
-    });
-    const s = state.current;
-    const roles = s.roles.filter((x) => x.branch_id === r.branch.id);
-    const databases = s.databases.filter((x) => x.branch_id === r.branch.id);
-    // As Neon: one connection URI per database of the branch, for its owner, through the first endpoint.
-    const ep = r.endpoints.find((e) => e.type === 'read_write') ?? r.endpoints[0];
-    const connection_uris = ep
-      ? databases.flatMap((db) => {
-          const role = roles.find((x) => x.name === db.owner_name);
-          if (!role || role.no_login) return [];
-          try {
-            return [d.views.connectionDetails(ep, role.name, d.roles.revealPassword(id, r.branch.id, role.name), db.name)];
-          } catch {
-            return []; // a password that cannot be revealed any more: no URI rather than a failed create
-          }
-        })
-      : [];
-    return c.json({
-      branch: d.views.branch(r.branch),
-      endpoints: r.endpoints.map((e) => d.views.endpoint(e)),
-      operations: ops(r.operations),
-      roles: roles.map((x) => d.views.role(x)),
-      databases: databases.map((x) => d.views.database(x)),
-      connection_uris,
-    }, 201);
   });
 
   app.get('/projects/:project_id/branches/:branch_id', (c) => {
@@ -102,42 +35,84 @@ export function branchRoutes(app: Hono, d: ApiDeps): void {
     return c.json({ branch: d.views.branch(b), annotation: null });
   });
 
+  app.get('/projects/:project_id/branches/:branch_id/endpoints', (c) => {
+    const b = getBranch(state.current, c.req.param('project_id'), c.req.param('branch_id'));
+    return c.json({ endpoints: Object.values(state.current.endpoints).filter((e) => e.branch_id === b.id).map((e) => d.views.endpoint(e)) });
+  });
+}
+
+function createRoute(app: Hono, d: ApiDeps): void {
+  const state = d.plane.state;
+  app.post('/projects/:project_id/branches', async (c) => {
+    const id = getProject(state.current, c.req.param('project_id')).id;
+    const { branch: br, endpoints } = await bodyOf(c, CreateBranchBody);
+    const r = await d.branches.create(id, {
+      name: br.name,
+      parentId: br.parent_id,
+      at: pointInTime(br.parent_lsn, br.parent_timestamp),
+      protected: br.protected,
+      expiresAt: br.expires_at,
+      endpoints,
+    });
+    const s = state.current;
+    const roles = s.roles.filter((x) => x.branch_id === r.branch.id);
+    const databases = s.databases.filter((x) => x.branch_id === r.branch.id);
+    return c.json({
+      branch: d.views.branch(r.branch),
+      endpoints: r.endpoints.map((e) => d.views.endpoint(e)),
+      operations: r.operations.map((o) => d.views.operation(o)),
+      roles: roles.map((x) => d.views.role(x)),
+      databases: databases.map((x) => d.views.database(x)),
+      connection_uris: connectionUris(d, id, r),
+    }, 201);
+  });
+}
+
+/** As Neon: one connection URI per database of a new branch, for its owner, through its first endpoint. */
+function connectionUris(d: ApiDeps, projectId: string, r: CreatedBranch): NeonConnectionDetails[] {
+  const ep = r.endpoints.find((e) => e.type === 'read_write') ?? r.endpoints[0];
+  if (!ep) return [];
+  const s = d.plane.state.current;
+  const roles = s.roles.filter((x) => x.branch_id === r.branch.id);
+  return s.databases.filter((x) => x.branch_id === r.branch.id).flatMap((db) => {
+    const role = roles.find((x) => x.name === db.owner_name);
+    if (!role || role.no_login) return [];
+    try {
+      return [d.views.connectionDetails(ep, role.name, d.roles.revealPassword(projectId, r.branch.id, role.name), db.name)];
+    } catch {
+      return []; // a password that cannot be revealed any more: no URI rather than a failed create
+    }
+  });
+}
+
+/** Rename/protect (PATCH), delete, set_as_default, restore: each answers the branch and its operations. */
+function changeRoutes(app: Hono, d: ApiDeps): void {
+  const state = d.plane.state;
+  const reply = (r: { branch: BranchRecord; operations: OperationRecord[] }) => ({
+    branch: d.views.branch(r.branch), operations: r.operations.map((o) => d.views.operation(o)),
+  });
+
   app.patch('/projects/:project_id/branches/:branch_id', async (c) => {
     const pid = c.req.param('project_id');
     const bid = getBranch(state.current, pid, c.req.param('branch_id')).id;
-    const body = await readBody(c);
-    const br = object(body, 'branch', 'branch', true);
-    let expiresAt: string | null | undefined;
-    if (br.expires_at === null) expiresAt = null;
-    else expiresAt = optTimestamp(br, 'expires_at', 'branch.expires_at');
-    const r = await d.branches.update(pid, bid, { name: optString(br, 'name', 'branch.name', BRANCH_NAME), protected: optBool(br, 'protected', 'branch.protected'), expiresAt });
-    return c.json({ branch: d.views.branch(r.branch), operations: ops(r.operations) });
+    const { branch: br } = await bodyOf(c, UpdateBranchBody);
+    return c.json(reply(await d.branches.update(pid, bid, { name: br.name, protected: br.protected, expiresAt: br.expires_at })));
   });
 
-  app.delete('/projects/:project_id/branches/:branch_id', async (c) => {
-    const r = await d.branches.delete(c.req.param('project_id'), c.req.param('branch_id'));
-    return c.json({ branch: d.views.branch(r.branch), operations: ops(r.operations) });
-  });
+  app.delete('/projects/:project_id/branches/:branch_id', async (c) =>
+    c.json(reply(await d.branches.delete(c.req.param('project_id'), c.req.param('branch_id')))));
 
-  app.post('/projects/:project_id/branches/:branch_id/set_as_default', async (c) => {
-    const r = await d.branches.setDefault(c.req.param('project_id'), c.req.param('branch_id'));
-    return c.json({ branch: d.views.branch(r.branch), operations: ops(r.operations) });
-  });
+  app.post('/projects/:project_id/branches/:branch_id/set_as_default', async (c) =>
+    c.json(reply(await d.branches.setDefault(c.req.param('project_id'), c.req.param('branch_id')))));
 
   app.post('/projects/:project_id/branches/:branch_id/restore', async (c) => {
     const pid = c.req.param('project_id');
     const bid = getBranch(state.current, pid, c.req.param('branch_id')).id;
-    const body = await readBody(c);
-    const r = await d.branches.restore(pid, bid, {
-      sourceBranchId: reqString(body, 'source_branch_id', 'source_branch_id'),
-      at: pointInTime(body, 'source_lsn', 'source_timestamp', ''),
-      preserveUnderName: optString(body, 'preserve_under_name', 'preserve_under_name', BRANCH_NAME),
-    });
-    return c.json({ branch: d.views.branch(r.branch), operations: ops(r.operations) });
-  });
-
-  app.get('/projects/:project_id/branches/:branch_id/endpoints', (c) => {
-    const b = getBranch(state.current, c.req.param('project_id'), c.req.param('branch_id'));
-    return c.json({ endpoints: Object.values(state.current.endpoints).filter((e) => e.branch_id === b.id).map((e) => d.views.endpoint(e)) });
+    const b = await bodyOf(c, RestoreBranchBody);
+    return c.json(reply(await d.branches.restore(pid, bid, {
+      sourceBranchId: b.source_branch_id,
+      at: pointInTime(b.source_lsn, b.source_timestamp),
+      preserveUnderName: b.preserve_under_name,
+    })));
   });
 }

@@ -3,7 +3,8 @@
 import type { Hono } from 'hono';
 import { getBranch } from '../lookup.ts';
 import type { ApiDeps } from './deps.ts';
-import { CHECKPOINT_NAME, optLsn, readBody, reqString } from './validate.ts';
+import { bodyOf } from './fields.ts';
+import { CreateCheckpointBody, RewindBody } from './schemas.ts';
 
 export function checkpointRoutes(app: Hono, d: ApiDeps): void {
   const base = '/projects/:project_id/branches/:branch_id/checkpoints';
@@ -14,8 +15,8 @@ export function checkpointRoutes(app: Hono, d: ApiDeps): void {
     const pid = c.req.param('project_id');
     const bid = c.req.param('branch_id');
     getBranch(d.plane.state.current, pid, bid);
-    const body = await readBody(c);
-    const cp = await d.checkpoints.create(pid, bid, reqString(body, 'name', 'name', CHECKPOINT_NAME), optLsn(body, 'lsn', 'lsn'));
+    const body = await bodyOf(c, CreateCheckpointBody);
+    const cp = await d.checkpoints.create(pid, bid, body.name, body.lsn);
     return c.json({ checkpoint: d.views.checkpoint(cp) }, 201);
   });
 
@@ -30,8 +31,8 @@ export function checkpointRoutes(app: Hono, d: ApiDeps): void {
     const pid = c.req.param('project_id');
     const bid = c.req.param('branch_id');
     getBranch(d.plane.state.current, pid, bid);
-    const body = await readBody(c);
-    const r = await d.checkpoints.rewind(pid, bid, reqString(body, 'checkpoint', 'checkpoint', CHECKPOINT_NAME));
+    const body = await bodyOf(c, RewindBody);
+    const r = await d.checkpoints.rewind(pid, bid, body.checkpoint);
     const branch = getBranch(d.plane.state.current, pid, bid);
     return c.json({ branch: d.views.branch(branch), checkpoint: d.views.checkpoint(r.checkpoint), operations: r.operations.map((o) => d.views.operation(o)) });
   });

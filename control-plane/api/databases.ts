@@ -1,7 +1,8 @@
 // /projects/{id}/branches/{branch_id}/databases: create, list, get, update, delete.
 import type { Hono } from 'hono';
 import type { ApiDeps } from './deps.ts';
-import { databaseName, object, optString, readBody, reqString } from './validate.ts';
+import { bodyOf } from './fields.ts';
+import { CreateDatabaseBody, UpdateDatabaseBody } from './schemas.ts';
 
 export function databaseRoutes(app: Hono, d: ApiDeps): void {
   const base = '/projects/:project_id/branches/:branch_id/databases';
@@ -13,8 +14,8 @@ export function databaseRoutes(app: Hono, d: ApiDeps): void {
     const pid = c.req.param('project_id');
     const bid = c.req.param('branch_id');
     d.roles.listDatabases(pid, bid);
-    const db = object(await readBody(c), 'database', 'database', true);
-    const res = await d.roles.createDatabase(pid, bid, databaseName(db, 'name', 'database.name')!, reqString(db, 'owner_name', 'database.owner_name'));
+    const { database: db } = await bodyOf(c, CreateDatabaseBody);
+    const res = await d.roles.createDatabase(pid, bid, db.name, db.owner_name);
     return c.json({ database: d.views.database(res.database), operations: ops(res.operations) }, 201);
   });
 
@@ -25,8 +26,8 @@ export function databaseRoutes(app: Hono, d: ApiDeps): void {
     const pid = c.req.param('project_id');
     const bid = c.req.param('branch_id');
     const name = d.roles.getDatabase(pid, bid, c.req.param('database_name')).name;
-    const db = object(await readBody(c), 'database', 'database', true);
-    const res = await d.roles.updateDatabase(pid, bid, name, { name: databaseName(db, 'name', 'database.name', false), owner: optString(db, 'owner_name', 'database.owner_name') });
+    const { database: db } = await bodyOf(c, UpdateDatabaseBody);
+    const res = await d.roles.updateDatabase(pid, bid, name, { name: db.name, owner: db.owner_name });
     return c.json({ database: d.views.database(res.database), operations: ops(res.operations) });
   });
 

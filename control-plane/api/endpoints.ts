@@ -1,11 +1,9 @@
 // /projects/{id}/endpoints: create, list, get, update, start, suspend, restart, delete.
 import type { Hono } from 'hono';
-import { badRequest } from '../errors.ts';
 import { getEndpoint, getProject } from '../lookup.ts';
 import type { ApiDeps } from './deps.ts';
-import { object, optBool, optCu, optEnum, optString, optSuspendTimeout, readBody, reqString } from './validate.ts';
-
-const NAME = { re: /^[^\0]{1,64}$/, what: '1 to 64 characters' };
+import { bodyOf } from './fields.ts';
+import { CreateEndpointBody, UpdateEndpointBody } from './schemas.ts';
 
 export function endpointRoutes(app: Hono, d: ApiDeps): void {
   const state = d.plane.state;
@@ -20,17 +18,10 @@ export function endpointRoutes(app: Hono, d: ApiDeps): void {
 
   app.post('/projects/:project_id/endpoints', async (c) => {
     const id = getProject(state.current, c.req.param('project_id')).id;
-    const e = object(await readBody(c), 'endpoint', 'endpoint', true);
-    const type = optEnum(e, 'type', 'endpoint.type', ['read_write', 'read_only'] as const);
-    if (!type) throw badRequest('endpoint.type is required (read_write or read_only)');
-    const min = optCu(e, 'autoscaling_limit_min_cu', 'endpoint.autoscaling_limit_min_cu');
-    const max = optCu(e, 'autoscaling_limit_max_cu', 'endpoint.autoscaling_limit_max_cu');
-    if (min !== undefined && max !== undefined && min > max) throw badRequest('endpoint.autoscaling_limit_min_cu is above endpoint.autoscaling_limit_max_cu');
-    optString(e, 'region_id', 'endpoint.region_id', { re: /^local$/, what: '"local", the only region' });
+    const { endpoint: e } = await bodyOf(c, CreateEndpointBody);
     const r = await d.endpoints.create(id, {
-      branchId: reqString(e, 'branch_id', 'endpoint.branch_id'), type, name: optString(e, 'name', 'endpoint.name', NAME),
-      suspend_timeout_seconds: optSuspendTimeout(e, 'suspend_timeout_seconds', 'endpoint.suspend_timeout_seconds'),
-      autoscaling_limit_min_cu: min, autoscaling_limit_max_cu: max, disabled: optBool(e, 'disabled', 'endpoint.disabled'),
+      branchId: e.branch_id, type: e.type, name: e.name, suspend_timeout_seconds: e.suspend_timeout_seconds,
+      autoscaling_limit_min_cu: e.autoscaling_limit_min_cu, autoscaling_limit_max_cu: e.autoscaling_limit_max_cu, disabled: e.disabled,
     });
     return c.json(reply(r), 201);
   });
@@ -41,13 +32,10 @@ export function endpointRoutes(app: Hono, d: ApiDeps): void {
   app.patch('/projects/:project_id/endpoints/:endpoint_id', async (c) => {
     const pid = c.req.param('project_id');
     const eid = getEndpoint(state.current, pid, c.req.param('endpoint_id')).id;
-    const e = object(await readBody(c), 'endpoint', 'endpoint', true);
+    const { endpoint: e } = await bodyOf(c, UpdateEndpointBody);
     const r = await d.endpoints.update(pid, eid, {
-      branchId: optString(e, 'branch_id', 'endpoint.branch_id'), name: optString(e, 'name', 'endpoint.name', NAME),
-      suspend_timeout_seconds: optSuspendTimeout(e, 'suspend_timeout_seconds', 'endpoint.suspend_timeout_seconds'),
-      autoscaling_limit_min_cu: optCu(e, 'autoscaling_limit_min_cu', 'endpoint.autoscaling_limit_min_cu'),
-      autoscaling_limit_max_cu: optCu(e, 'autoscaling_limit_max_cu', 'endpoint.autoscaling_limit_max_cu'),
-      disabled: optBool(e, 'disabled', 'endpoint.disabled'),
+      branchId: e.branch_id, name: e.name, suspend_timeout_seconds: e.suspend_timeout_seconds,
+      autoscaling_limit_min_cu: e.autoscaling_limit_min_cu, autoscaling_limit_max_cu: e.autoscaling_limit_max_cu, disabled: e.disabled,
     });
     return c.json(reply(r));
   });

@@ -19,4 +19,5 @@ export type NeonEndpoint = Omit<Endpoint, 'type' | 'current_state' | 'pending_st
   pooler_mode: 'transaction';
 };
 
-export type NeonOperation = Omit<Operation, 'action' | 'status'> & { action: OperationAction; status: OperationStatus };
+/** Beyond Neon: a failed operation's stable `error_code` next to its `error` text. */
+export type NeonOperation = Omit<Operation, 'action' | 'status'> & { action: OperationAction; status: OperationStatus; error_code?: string };

@@ -3,15 +3,15 @@ import type { Hono } from 'hono';
 import { notFound } from '../errors.ts';
 import { getProject } from '../lookup.ts';
 import type { ApiDeps } from './deps.ts';
-import { queryInt } from './validate.ts';
+import { queryOf } from './fields.ts';
+import { ListOperationsQuery } from './schemas.ts';
 
 export function operationRoutes(app: Hono, d: ApiDeps): void {
   const state = d.plane.state;
 
   app.get('/projects/:project_id/operations', (c) => {
     const id = getProject(state.current, c.req.param('project_id')).id;
-    const limit = queryInt(c, 'limit', 1, 1000) ?? 10;
-    const cursor = c.req.query('cursor');
+    const { limit = 10, cursor } = queryOf(c, ListOperationsQuery);
     const all = (state.current.operations ?? []).filter((o) => o.project_id === id).reverse();
     const start = cursor ? all.findIndex((o) => o.id === cursor) + 1 : 0;
     const page = all.slice(start, start + limit);

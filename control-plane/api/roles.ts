@@ -2,7 +2,8 @@
 // reveal_password, delete.
 import type { Hono } from 'hono';
 import type { ApiDeps } from './deps.ts';
-import { object, optBool, readBody, roleName } from './validate.ts';
+import { bodyOf } from './fields.ts';
+import { CreateRoleBody } from './schemas.ts';
 
 export function roleRoutes(app: Hono, d: ApiDeps): void {
   const base = '/projects/:project_id/branches/:branch_id/roles';
@@ -14,8 +15,8 @@ export function roleRoutes(app: Hono, d: ApiDeps): void {
     const pid = c.req.param('project_id');
     const bid = c.req.param('branch_id');
     d.roles.listRoles(pid, bid); // unknown project or branch: 404 before the body is judged
-    const r = object(await readBody(c), 'role', 'role', true);
-    const res = await d.roles.createRole(pid, bid, roleName(r, 'name', 'role.name'), optBool(r, 'no_login', 'role.no_login') ?? false);
+    const { role: r } = await bodyOf(c, CreateRoleBody);
+    const res = await d.roles.createRole(pid, bid, r.name, r.no_login ?? false);
     return c.json({ role: d.views.role(res.role, res.password ?? undefined), operations: ops(res.operations) }, 201);
   });
 

@@ -102,6 +102,7 @@ export class Views {
     return { id: d.id ?? 0, branch_id: d.branch_id, name: d.name, owner_name: d.owner_name, created_at: d.created_at, updated_at: d.updated_at ?? d.created_at };
   }
 
+  /** The record as is: Neon's fields, `error` (Neon's) once failed, and beyond Neon its stable `error_code`. */
   operation(o: OperationRecord): NeonOperation {
     return { ...o };
   }

@@ -1,6 +1,7 @@
 // The public API, shaped after Neon's API v2: `/api/v2/...` with a Bearer API key, Neon's JSON shapes and errors.
 // The routes live in ../api/, one module per resource; this wires them to the services.
 import { Hono } from 'hono';
+import { ServiceError, errorBody, errorHandler, routeNotFound } from '../../lib/errors.ts';
 import { bearerAuth, limitBody, requireAuth } from '../../lib/http-guard.ts';
 import { checkpointRoutes } from '../api/checkpoints.ts';
 import { databaseRoutes } from '../api/databases.ts';
@@ -15,8 +16,8 @@ import { BranchAdmin } from '../branch-admin.ts';
 import { CheckpointAdmin } from '../checkpoints.ts';
 import { ComputeSql } from '../compute-sql.ts';
 import { EndpointAdmin } from '../endpoint-admin.ts';
+import { asApiError } from '../errors.ts';
 import type { EndpointManager } from '../endpoints.ts';
-import { ApiError } from '../errors.ts';
 import { KeyedLock } from '../keyed-lock.ts';
 import { PasswordBox } from '../password-box.ts';
 import type { Plane } from '../plane.ts';
@@ -25,6 +26,7 @@ import type { Projects } from '../projects.ts';
 import { RoleAdmin } from '../role-admin.ts';
 import type { StateStore } from '../state-store.ts';
 import { StorageClient } from '../../storage-node/client.ts';
+import { type ErrorReport, reportErrors } from './error-report.ts';
 
 export interface PublicApiOptions {
   apiKey: string;
@@ -42,12 +44,46 @@ export interface PublicApiOptions {
   computeHosts?: number;
   /** The storage node's bearer token (LAKEBASE_STORAGE_TOKEN). */
   storageToken?: string;
+  /** Where answered errors are logged and counted. */
+  errors?: ErrorReport;
 }
 
-/** Largest request body (control-plane/api/validate.ts refuses more too, but only once it is read). */
+/** Largest request body (control-plane/api/fields.ts refuses more too, but only once it is read). */
 const MAX_BODY = 1024 * 1024;
 
+const UNAUTHORIZED = new ServiceError(401, 'UNAUTHORIZED',
+  'authentication required: pass the API key as "Authorization: Bearer <key>" (lakebase start prints it, and writes it to .lakebase/local.json)');
+const TOO_LARGE = new ServiceError(413, 'REQUEST_TOO_LARGE', `request body is too large (${MAX_BODY} bytes at most)`);
+
 export function publicApi(state: StateStore, projects: Projects, endpoints: EndpointManager, opts: PublicApiOptions): Hono {
+  const v2 = new Hono();
+  const deps = apiDeps(state, projects, endpoints, opts);
+  projectRoutes(v2, deps);
+  branchRoutes(v2, deps);
+  checkpointRoutes(v2, deps);
+  endpointRoutes(v2, deps);
+  roleRoutes(v2, deps);
+  databaseRoutes(v2, deps);
+  operationRoutes(v2, deps);
+
+  const app = new Hono();
+  app.use('/api/*', requireAuth(bearerAuth(opts.apiKey), { unauthorized: (c) => c.json(errorBody(UNAUTHORIZED, 'neon'), 401) }));
+  app.use('/api/*', limitBody(MAX_BODY, (c) => c.json(errorBody(TOO_LARGE, 'neon'), 413)));
+  app.route('/api/v2', v2);
+  const noRoute = routeNotFound('neon', 'NOT_FOUND');
+  // A catch-all rather than notFound alone: server.ts mounts this app into its own, whose notFound would answer.
+  app.all('/api/*', (c) => noRoute(c));
+  // On both apps: Hono applies the handlers of the app that matched.
+  const neon = errorHandler({ shape: 'neon', internalCode: 'INTERNAL_ERROR', log: reportErrors('public', opts.errors) });
+  for (const a of [v2, app]) {
+    a.onError((e, c) => neon(asApiError(e), c));
+    a.notFound(noRoute);
+  }
+  return app;
+}
+
+/** The services behind the routes, over one plane. */
+function apiDeps(state: StateStore, projects: Projects, endpoints: EndpointManager, opts: PublicApiOptions): ApiDeps {
   const hasHosts = (opts.computeHosts ?? 0) > 0;
   const plane: Plane = {
     state,
@@ -58,7 +94,7 @@ export function publicApi(state: StateStore, projects: Projects, endpoints: Endp
     lock: new KeyedLock(),
   };
   const branches = new BranchAdmin(plane);
-  const deps: ApiDeps = {
+  return {
     plane,
     views: new Views({ baseDomain: opts.baseDomain, proxyPort: opts.proxyPort, connectionHost: opts.connectionHost }),
     projects: new ProjectAdmin(plane, projects),
@@ -67,31 +103,4 @@ export function publicApi(state: StateStore, projects: Projects, endpoints: Endp
     endpoints: new EndpointAdmin(plane, hasHosts),
     roles: new RoleAdmin(plane),
   };
-
-  const v2 = new Hono();
-  projectRoutes(v2, deps);
-  branchRoutes(v2, deps);
-  checkpointRoutes(v2, deps);
-  endpointRoutes(v2, deps);
-  roleRoutes(v2, deps);
-  databaseRoutes(v2, deps);
-  operationRoutes(v2, deps);
-
-  const app = new Hono();
-  app.use('/api/*', requireAuth(bearerAuth(opts.apiKey), {
-    unauthorized: (c) => c.json({ code: 'UNAUTHORIZED', message: 'authentication required: pass the API key as "Authorization: Bearer <key>" (lakebase start prints it, and writes it to .lakebase/local.json)' }, 401),
-  }));
-  app.use('/api/*', limitBody(MAX_BODY, (c) => c.json({ code: 'REQUEST_TOO_LARGE', message: `request body is too large (${MAX_BODY} bytes at most)` }, 413)));
-  app.route('/api/v2', v2);
-  // A catch-all rather than notFound alone: server.ts mounts this app into its own, whose notFound would answer.
-  app.all('/api/*', (c) => c.json({ code: 'NOT_FOUND', message: `no route for ${c.req.method} ${c.req.path}` }, 404));
-  // On both apps: Hono applies the handlers of the app that matched.
-  for (const a of [v2, app]) {
-    a.onError((e, c) => {
-      if (e instanceof ApiError) return c.json({ code: e.code, message: e.message }, e.status as 400);
-      return c.json({ code: 'INTERNAL_ERROR', message: (e as Error).message }, 500);
-    });
-    a.notFound((c) => c.json({ code: 'NOT_FOUND', message: `no route for ${c.req.method} ${c.req.path}` }, 404));
-  }
-  return app;
 }

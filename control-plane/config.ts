@@ -1,0 +1,48 @@
+// The control plane's options, declared once (lib/config.ts gives --help, parsing and refusals). Environment:
+// LAKEBASE_CONTROL_PLANE_<OPTION>; the names documented before that rule (LAKEBASE_API_KEY, LAKEBASE_STORAGE_URL,
+// LAKEBASE_COMPUTE_HOSTS, ...) still work. Numbers are checked: a typo in --port or --proxy-port is refused, not NaN.
+import { defineConfig, list, option, port, text, url } from '../lib/config.ts';
+
+export const CONTROL_PLANE_CONFIG = defineConfig({
+  service: 'control-plane',
+  title: 'lakebase control plane',
+  usage: 'node control-plane/main.ts --storage-url URL --compute-host URL[,URL...] [options]',
+  options: {
+    storageUrl: option(url(), { help: 'the storage node', default: 'http://127.0.0.1:9870', aliases: ['LAKEBASE_STORAGE_URL'] }),
+    storageToken: option(text('T'), { help: 'Bearer token of the storage node', secret: true, aliases: ['LAKEBASE_STORAGE_TOKEN'] }),
+    computeHost: option(list(url(), 'URLS'), {
+      help: "compute hosts' control APIs, comma-separated",
+      required: true,
+      aliases: ['LAKEBASE_COMPUTE_HOSTS'],
+    }),
+    computeApiToken: option(text('T'), {
+      help: "Bearer token of the compute hosts' control APIs",
+      secret: true,
+      aliases: ['LAKEBASE_COMPUTE_API_TOKEN'],
+    }),
+    host: option(text('HOST'), { help: 'listen address', default: '127.0.0.1' }),
+    port: option(port(), { help: 'listen port, 0 for any', default: 9871 }),
+    apiKey: option(text('KEY'), { help: 'Bearer key of the public API', required: true, secret: true, aliases: ['LAKEBASE_API_KEY'] }),
+    internalToken: option(text('T'), {
+      help: "Bearer token of the proxies' internal API",
+      required: true,
+      secret: true,
+      aliases: ['LAKEBASE_INTERNAL_TOKEN'],
+    }),
+    computeToken: option(text('T'), { help: "the compute hosts' internal password", required: true, secret: true, aliases: ['LAKEBASE_COMPUTE_TOKEN'] }),
+    baseDomain: option(text('D'), { help: 'endpoint host names are <endpoint>.<D>', default: 'lakebase.localhost', aliases: ['LAKEBASE_BASE_DOMAIN'] }),
+    proxyPort: option(port(), { help: "the proxy's TCP port, for connection strings", default: 5432, aliases: ['LAKEBASE_PROXY_TCP_PORT'] }),
+    connectionHost: option(text('H'), {
+      help: 'host named in connection URIs, the endpoint then goes in options=endpoint=...',
+      defaultText: 'none: <endpoint>.<base domain>',
+      aliases: ['LAKEBASE_CONNECTION_HOST'],
+    }),
+    secretKey: option(text('K'), {
+      help: 'seals role passwords so reveal_password can show them (changing it makes stored passwords unrevealable: reset them)',
+      defaultText: 'the API key',
+      secret: true,
+      aliases: ['LAKEBASE_SECRET_KEY'],
+    }),
+  },
+  notes: 'State lives in the object store (LAKEBASE_OBJECT_STORE_DIR or LAKEBASE_S3_*), under control-plane/.\nLogs: JSON lines on stdout, level from LAKEBASE_LOG_LEVEL (info).',
+});
