@@ -1,7 +1,17 @@
 // Prometheus metrics of one proxy instance, in a registry of its own (several proxies may share a process).
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { PROXY_ERROR_CODES } from './errors.ts';
 
 export type Protocol = 'http' | 'websocket' | 'tcp';
+
+// The `code` label of errors: a ProxyError's code, a SQLSTATE (Postgres's or the proxy's own), or one of these.
+// Anything else is counted as `other`, so the label set stays bounded whatever a compute or a caller sends.
+const ERROR_LABELS = new Set<string>([...PROXY_ERROR_CODES, 'response_too_large', 'protocol', 'internal']);
+const SQLSTATE = /^[0-9A-Z]{5}$/;
+
+export function errorLabel(code: string): string {
+  return ERROR_LABELS.has(code) || SQLSTATE.test(code) ? code : 'other';
+}
 
 export class ProxyMetrics {
   readonly registry = new Registry();
@@ -34,12 +44,16 @@ export class ProxyMetrics {
     buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
     registers: [this.registry],
   });
-  readonly errors = new Counter({
+  private readonly errorCounter = new Counter({
     name: 'lakebase_proxy_errors_total',
     help: 'Errors returned to clients, by protocol and code (HTTP status, SQLSTATE or proxy error kind)',
     labelNames: ['protocol', 'code'],
     registers: [this.registry],
   });
+  /** Counts an error returned to a client; `code` goes through errorLabel (a closed set). */
+  readonly errors = {
+    inc: (labels: { protocol: Protocol; code: string }): void => this.errorCounter.inc({ protocol: labels.protocol, code: errorLabel(labels.code) }),
+  };
 
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: 'lakebase_proxy_' });

@@ -92,8 +92,34 @@ function listen(server: net.Server, port: number, host: string): Promise<number>
 export async function startProxy(config: ProxyConfig): Promise<RunningProxy> {
   const logger = config.logger ?? createLogger('proxy');
   const host = config.host ?? '127.0.0.1';
-  const baseDomains = config.baseDomains ?? [];
   const metrics = new ProxyMetrics();
+  const deps = proxyDependencies(config, metrics, logger);
+  const web = await startWebListeners(config, host, deps);
+  const tcp = config.tcpPort === null ? null : await startTcpListener(config, host, deps.wire);
+  const tcpPort = tcp?.port ?? null;
+  logger.info({ httpPort: web.httpPort, httpsPort: web.httpsPort, tcpPort, host }, 'proxy listening');
+  return {
+    httpPort: web.httpPort,
+    httpsPort: web.httpsPort,
+    tcpPort,
+    metrics,
+    auth: deps.auth,
+    close: () => closeProxy(deps, web, tcp),
+  };
+}
+
+/** What the listeners share: the connector, authentication, the HTTP pool, cancel keys, and the wire sessions' view of them. */
+interface ProxyDeps {
+  auth: Authenticator;
+  pool: BackendPool;
+  metrics: ProxyMetrics;
+  logger: Logger;
+  wire: WireSessionDeps;
+  noteActivity: ((endpointId: string) => void) | undefined;
+  stopInvalidations: (() => void) | undefined;
+}
+
+function proxyDependencies(config: ProxyConfig, metrics: ProxyMetrics, logger: Logger): ProxyDeps {
   const directory = config.directory;
   const noteActivity = directory.noteActivity ? (id: string) => directory.noteActivity?.(id) : undefined;
   const connector = new ComputeConnector(directory, {
@@ -114,26 +140,36 @@ export async function startProxy(config: ProxyConfig): Promise<RunningProxy> {
     all: () => auth.roles.invalidateAll(),
   });
   const pool = new BackendPool(connector, { maxIdlePerKey: 20, idleTimeoutMs: 5 * 60_000, ...config.pool });
-  const cancels = new CancelRegistry();
-  const wireDeps: WireSessionDeps = {
+  const wire: WireSessionDeps = {
     auth,
     connector,
-    cancels,
+    cancels: new CancelRegistry(),
     metrics,
     logger,
     handshakeTimeoutMs: config.handshakeTimeoutMs ?? 15_000,
     noteActivity,
   };
+  return { auth, pool, metrics, logger, wire, noteActivity, stopInvalidations };
+}
 
-  // ---- HTTP + WebSocket ----
+interface WebListeners {
+  httpServer: http.Server;
+  httpsServer: https.Server | null;
+  wss: WebSocketServer;
+  httpPort: number;
+  httpsPort: number | null;
+}
+
+/** HTTP (/sql, /metrics) and WebSocket upgrades on one port, and the same on the HTTPS port with TLS. */
+async function startWebListeners(config: ProxyConfig, host: string, deps: ProxyDeps): Promise<WebListeners> {
   const app = createHttpApp({
-    auth,
-    pool,
-    metrics,
-    logger,
+    auth: deps.auth,
+    pool: deps.pool,
+    metrics: deps.metrics,
+    logger: deps.logger,
     maxRequestBytes: config.maxRequestBytes ?? 10 * 1024 * 1024,
     maxResponseBytes: config.maxResponseBytes ?? 10 * 1024 * 1024,
-    noteActivity,
+    noteActivity: deps.noteActivity,
     exposeMetrics: config.exposeMetrics ?? true,
   });
   const httpServer = createAdaptorServer({ fetch: app.fetch }) as http.Server;
@@ -143,7 +179,20 @@ export async function startProxy(config: ProxyConfig): Promise<RunningProxy> {
       : null;
   // No compression and no subprotocol, like Neon; the driver's permessage-deflate offer is declined.
   const wss = new WebSocketServer({ noServer: true, perMessageDeflate: false });
-  const onUpgrade = (req: http.IncomingMessage, socket: net.Socket, head: Buffer): void => {
+  const onUpgrade = webSocketUpgrade(wss, config.baseDomains ?? [], deps.wire);
+  for (const server of [httpServer, httpsServer]) {
+    if (!server) continue;
+    server.on('clientError', (_err, socket) => socket.destroy());
+    server.on('upgrade', onUpgrade);
+  }
+  const httpPort = await listen(httpServer, config.httpPort ?? 0, host);
+  const httpsPort = httpsServer ? await listen(httpsServer, config.httpsPort ?? 0, host) : null;
+  return { httpServer, httpsServer, wss, httpPort, httpsPort };
+}
+
+/** An upgrade request becomes a wire session over WebSocket; the endpoint comes from Host or `?address=`. */
+function webSocketUpgrade(wss: WebSocketServer, baseDomains: string[], wireDeps: WireSessionDeps): (req: http.IncomingMessage, socket: net.Socket, head: Buffer) => void {
+  return (req: http.IncomingMessage, socket: net.Socket, head: Buffer): void => {
     socket.on('error', () => socket.destroy());
     if (req.headers.upgrade?.toLowerCase() !== 'websocket') {
       socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
@@ -161,61 +210,50 @@ export async function startProxy(config: ProxyConfig): Promise<RunningProxy> {
       void runWireSession(wsTransport(ws), wireDeps, { protocol: 'websocket', clientAddress, endpointHint, cleartextAllowed: true, scram: false });
     });
   };
-  for (const server of [httpServer, httpsServer]) {
-    if (!server) continue;
-    server.on('clientError', (_err, socket) => socket.destroy());
-    server.on('upgrade', onUpgrade);
-  }
-  const httpPort = await listen(httpServer, config.httpPort ?? 0, host);
-  const httpsPort = httpsServer ? await listen(httpsServer, config.httpsPort ?? 0, host) : null;
+}
 
-  // ---- Postgres TCP ----
-  let tcpServer: net.Server | null = null;
-  let tcpPort: number | null = null;
-  const tcpSockets = new Set<net.Socket>();
-  if (config.tcpPort !== null) {
-    const secureContext = config.tls ? tls.createSecureContext({ cert: config.tls.cert, key: config.tls.key }) : null;
-    tcpServer = net.createServer((socket) => {
-      tcpSockets.add(socket);
-      socket.on('close', () => tcpSockets.delete(socket));
-      const startTls = secureContext
-        ? (buffered: Buffer) => upgradeToTls(socket, buffered, secureContext, baseDomains, tcpSockets)
-        : undefined;
-      void runWireSession(tcpTransport(socket), wireDeps, {
-        protocol: 'tcp',
-        clientAddress: socket.remoteAddress ?? '',
-        endpointHint: null,
-        defaultEndpoint: config.tcpDefaultEndpoint ?? null,
-        cleartextAllowed: config.tcpAllowCleartext ?? false,
-        scram: true,
-        startTls,
-      });
+interface TcpListener {
+  server: net.Server;
+  port: number;
+  /** Open client sockets (TLS ones too), destroyed on close. */
+  sockets: Set<net.Socket>;
+}
+
+/** The Postgres TCP port: SSLRequest answered with TLS when configured, the endpoint from options or SNI. */
+async function startTcpListener(config: ProxyConfig, host: string, wireDeps: WireSessionDeps): Promise<TcpListener> {
+  const baseDomains = config.baseDomains ?? [];
+  const sockets = new Set<net.Socket>();
+  const secureContext = config.tls ? tls.createSecureContext({ cert: config.tls.cert, key: config.tls.key }) : null;
+  const server = net.createServer((socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+    const startTls = secureContext ? (buffered: Buffer) => upgradeToTls(socket, buffered, secureContext, baseDomains, sockets) : undefined;
+    void runWireSession(tcpTransport(socket), wireDeps, {
+      protocol: 'tcp',
+      clientAddress: socket.remoteAddress ?? '',
+      endpointHint: null,
+      defaultEndpoint: config.tcpDefaultEndpoint ?? null,
+      cleartextAllowed: config.tcpAllowCleartext ?? false,
+      scram: true,
+      startTls,
     });
-    tcpPort = await listen(tcpServer, config.tcpPort ?? 0, host);
-  }
-  logger.info({ httpPort, httpsPort, tcpPort, host }, 'proxy listening');
+  });
+  const port = await listen(server, config.tcpPort ?? 0, host);
+  return { server, port, sockets };
+}
 
-  return {
-    httpPort,
-    httpsPort,
-    tcpPort,
-    metrics,
-    auth,
-    async close() {
-      stopInvalidations?.();
-      for (const ws of wss.clients) ws.terminate();
-      wss.close();
-      for (const s of tcpSockets) s.destroy();
-      httpServer.closeAllConnections();
-      httpsServer?.closeAllConnections();
-      await Promise.all([
-        new Promise<void>((r) => httpServer.close(() => r())),
-        httpsServer ? new Promise<void>((r) => httpsServer.close(() => r())) : Promise.resolve(),
-        tcpServer ? new Promise<void>((r) => tcpServer.close(() => r())) : Promise.resolve(),
-      ]);
-      pool.close();
-    },
-  };
+const closed = (server: net.Server | null): Promise<void> => (server ? new Promise<void>((r) => server.close(() => r())) : Promise.resolve());
+
+/** Stops following invalidations, ends every client connection and listener, then the HTTP pool. */
+async function closeProxy(deps: ProxyDeps, web: WebListeners, tcp: TcpListener | null): Promise<void> {
+  deps.stopInvalidations?.();
+  for (const ws of web.wss.clients) ws.terminate();
+  web.wss.close();
+  for (const s of tcp?.sockets ?? []) s.destroy();
+  web.httpServer.closeAllConnections();
+  web.httpsServer?.closeAllConnections();
+  await Promise.all([closed(web.httpServer), closed(web.httpsServer), closed(tcp?.server ?? null)]);
+  deps.pool.close();
 }
 
 /** Switches a TCP client to TLS after 'S'; bytes it already pipelined (its ClientHello) are replayed. */

@@ -5,89 +5,99 @@
 //   DELETE /v1/computes/:id    clean stop -> {computeId, stopped, clean, lsn}
 //   GET    /metrics            Prometheus text
 //   GET    /healthz            {status: "ok", computes, pool}
-// Errors: {"error": {"code", "message"}} with 400/401/404/409/413/503. With a token (lib/http-guard.ts), /v1 and
-// /metrics require `Authorization: Bearer <token>`; a body over 64 KiB is refused while it is read.
+// Errors: {"error": {"code", "message"}} with 400/401/404/409/413/503 (lib/errors.ts). With a token
+// (lib/http-guard.ts), /v1 and /metrics require `Authorization: Bearer <token>`; a body over 64 KiB is refused
+// while it is read. Wire types: api-types.ts; the start request is checked by a valibot schema (lib/validate.ts).
 import { Hono } from 'hono';
-import type { Context } from 'hono';
 import { bearerAuth, limitBody, requireAuth } from '../../lib/http-guard.ts';
-import { ComputeHost, HostError } from './host.ts';
-import type { StartRequest } from './host.ts';
-
-function errorBody(code: string, message: string): { error: { code: string; message: string } } {
-  return { error: { code, message } };
-}
+import { ServiceError, errorBody, errorHandler, routeNotFound, tooLarge, unauthorized } from '../../lib/errors.ts';
+import { type Failure, issuePath, jsonBody, parse, v } from '../../lib/validate.ts';
+import type { StartRequest } from './api-types.ts';
+import { type ComputeHost, HostError } from './host.ts';
 
 const COMPUTE_ID = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/;
 const TIMELINE_ID = /^[0-9a-f]{32}$/;
 const NAME = /^[^\0]{1,63}$/;
 
-function invalid(message: string, code = 'invalid_request'): HostError {
-  return new HostError(400, code, message);
-}
+const FIELDS = ['computeId', 'timelineId', 'lsn', 'readOnly', 'database', 'username'] as const;
+const MESSAGES: Record<(typeof FIELDS)[number], string> = {
+  computeId: 'computeId must be 1-63 characters of letters, digits, "_", "-" or "." (the endpoint id)',
+  timelineId: 'timelineId must be 32 lowercase hex characters',
+  lsn: 'lsn must be a non-negative integer',
+  readOnly: 'readOnly must be a boolean',
+  database: 'database must be a name of 1-63 characters',
+  username: 'username must be a name of 1-63 characters',
+};
+/** The code of a bad field (the rest are `invalid_request`). */
+const FIELD_CODES: Partial<Record<string, string>> = { computeId: 'invalid_compute_id', timelineId: 'invalid_timeline_id', lsn: 'invalid_lsn' };
+
+const firstUnknownField = (body: Record<string, unknown>): string | undefined =>
+  Object.keys(body).find((k) => !(FIELDS as readonly string[]).includes(k));
+
+const name = (field: 'database' | 'username') => v.pipe(v.string(MESSAGES[field]), v.regex(NAME, MESSAGES[field]));
+
+/** The start request; unknown fields are refused (checked first), `lsn: null` is no LSN. */
+export const StartRequestSchema = v.pipe(
+  v.custom<Record<string, unknown>>((b) => typeof b === 'object' && b !== null && !Array.isArray(b), 'request body must be a JSON object'),
+  v.check(
+    (b) => firstUnknownField(b) === undefined,
+    (issue) => `unknown field ${JSON.stringify(firstUnknownField(issue.input as Record<string, unknown>))}`,
+  ),
+  v.object(
+    {
+      computeId: v.pipe(v.string(MESSAGES.computeId), v.regex(COMPUTE_ID, MESSAGES.computeId)),
+      timelineId: v.pipe(v.string(MESSAGES.timelineId), v.regex(TIMELINE_ID, MESSAGES.timelineId)),
+      lsn: v.nullish(v.pipe(v.number(MESSAGES.lsn), v.safeInteger(MESSAGES.lsn), v.minValue(0, MESSAGES.lsn))),
+      readOnly: v.optional(v.boolean(MESSAGES.readOnly)),
+      database: v.optional(name('database')),
+      username: v.optional(name('username')),
+    },
+    // a missing required field reads like a wrong one
+    (issue) => MESSAGES[issuePath(issue) as 'computeId' | 'timelineId'],
+  ),
+  v.transform((b): StartRequest => {
+    const req: StartRequest = { computeId: b.computeId, timelineId: b.timelineId };
+    if (b.lsn !== undefined && b.lsn !== null) req.lsn = b.lsn;
+    if (b.readOnly !== undefined) req.readOnly = b.readOnly;
+    if (b.database !== undefined) req.database = b.database;
+    if (b.username !== undefined) req.username = b.username;
+    return req;
+  }),
+);
+
+const invalidStart: Failure = (message, issue) => new HostError(400, (issue && FIELD_CODES[issuePath(issue).split(/[.[]/)[0]]) ?? 'invalid_request', message);
+const notJson = (reason: string): HostError => new HostError(400, 'malformed_json', `request body is not valid JSON: ${reason}`);
 
 /** Checks a start request's shape; refuses unknown fields. */
 export function parseStartRequest(body: unknown): StartRequest {
-  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw invalid('request body must be a JSON object');
-  const b = body as Record<string, unknown>;
-  const allowed = new Set(['computeId', 'timelineId', 'lsn', 'readOnly', 'database', 'username']);
-  for (const k of Object.keys(b)) if (!allowed.has(k)) throw invalid(`unknown field ${JSON.stringify(k)}`);
-  if (typeof b.computeId !== 'string' || !COMPUTE_ID.test(b.computeId)) {
-    throw invalid('computeId must be 1-63 characters of letters, digits, "_", "-" or "." (the endpoint id)', 'invalid_compute_id');
-  }
-  if (typeof b.timelineId !== 'string' || !TIMELINE_ID.test(b.timelineId)) throw invalid('timelineId must be 32 lowercase hex characters', 'invalid_timeline_id');
-  const req: StartRequest = { computeId: b.computeId, timelineId: b.timelineId };
-  if (b.lsn !== undefined && b.lsn !== null) {
-    if (typeof b.lsn !== 'number' || !Number.isSafeInteger(b.lsn) || b.lsn < 0) throw invalid('lsn must be a non-negative integer', 'invalid_lsn');
-    req.lsn = b.lsn;
-  }
-  if (b.readOnly !== undefined) {
-    if (typeof b.readOnly !== 'boolean') throw invalid('readOnly must be a boolean');
-    req.readOnly = b.readOnly;
-  }
-  for (const k of ['database', 'username'] as const) {
-    const v = b[k];
-    if (v === undefined) continue;
-    if (typeof v !== 'string' || !NAME.test(v)) throw invalid(`${k} must be a name of 1-63 characters`);
-    req[k] = v;
-  }
-  return req;
+  return parse(StartRequestSchema, body, invalidStart);
 }
 
 const MAX_BODY = 64 * 1024;
 
+/** Only the host's own refusals carry their status; anything else (a storage node's error too) is a 500, logged. */
+const answered = (e: Error): Error => (e instanceof HostError || !(e instanceof ServiceError) ? e : new ServiceError(500, 'internal_error', e.message, { cause: e }));
+
 export function createHostApp(host: ComputeHost, opts: { apiToken?: string } = {}): Hono {
   const app = new Hono();
-
-  app.onError((e, c) => {
-    if (e instanceof HostError) return c.json(errorBody(e.code, e.message), e.status);
-    host.opts.log.error({ err: String((e as Error)?.stack ?? e) }, 'request failed');
-    return c.json(errorBody('internal_error', (e as Error)?.message ?? String(e)), 500);
+  const onError = errorHandler({
+    shape: 'internal',
+    log: (e) => {
+      if (!(e instanceof HostError)) host.opts.log.error({ err: String((e.cause as Error | undefined)?.stack ?? e.cause ?? e) }, 'request failed');
+    },
   });
-  app.notFound((c) => c.json(errorBody('not_found', `no route for ${c.req.method} ${c.req.path}`), 404));
+  app.onError((e, c) => onError(answered(e), c));
+  app.notFound(routeNotFound('internal'));
 
   app.get('/healthz', (c) => c.json({ status: 'ok', computes: host.computeCount, pool: host.poolStatus() }));
   // everything else (/v1, /metrics) needs the token, then bodies are limited while they are read
   app.use('*', requireAuth(opts.apiToken ? bearerAuth(opts.apiToken) : undefined, {
-    unauthorized: (c) => c.json(errorBody('unauthorized', 'missing or wrong Authorization: Bearer token'), 401),
+    unauthorized: (c) => c.json(errorBody(unauthorized(), 'internal'), 401),
     onFailure: (f) => host.opts.log.warn(f, 'compute host API authentication failed'),
   }));
-  app.use('*', limitBody(MAX_BODY, (c) => c.json(errorBody('body_too_large', 'request body is over 64 KiB'), 413)));
+  app.use('*', limitBody(MAX_BODY, (c) => c.json(errorBody(tooLarge('body_too_large', 'request body is over 64 KiB'), 'internal'), 413)));
 
-  app.post(
-    '/v1/computes',
-    async (c: Context) => {
-      const text = await c.req.text();
-      let body: unknown;
-      try {
-        body = JSON.parse(text) as unknown;
-      } catch (e) {
-        throw invalid(`request body is not valid JSON: ${(e as Error).message}`, 'malformed_json');
-      }
-      const answer = await host.start(parseStartRequest(body));
-      return c.json(answer, 201);
-    },
-  );
-
+  app.post('/v1/computes', jsonBody(StartRequestSchema, { notJson, fail: invalidStart }), async (c) => c.json(await host.start(c.req.valid('json')), 201));
   app.get('/v1/computes', async (c) => c.json({ computes: await host.list() }));
   app.get('/v1/computes/:id', async (c) => c.json(await host.get(c.req.param('id'))));
   app.delete('/v1/computes/:id', async (c) => c.json(await host.stop(c.req.param('id'))));

@@ -1,6 +1,7 @@
 // The compute host: the computes of this machine (one per active endpoint, each in its own worker thread with its
 // own wire port), a pool of pre-started workers, and the memory budget that bounds how many can run.
 import { StorageClient, StorageNodeError } from '../../storage-node/client.ts';
+import { ServiceError } from '../../lib/errors.ts';
 import type { Logger } from '../../lib/logger.ts';
 import { getPgliteWasmModule } from '../wasm.ts';
 import { DEFAULT_MAX_RESULT_BYTES } from '../compute.ts';
@@ -58,15 +59,12 @@ export const DEFAULT_HOST_OPTIONS = {
   stopTimeoutMs: 10_000,
 } as const;
 
-/** A refused request: an HTTP status and a stable code. */
-export class HostError extends Error {
-  readonly status: 400 | 404 | 409 | 503;
-  readonly code: string;
+/** A refused request: an HTTP status and a stable code (a ServiceError, answered by the API's onError). */
+export class HostError extends ServiceError {
+  override name = 'HostError';
+  declare readonly status: 400 | 404 | 409 | 503;
   constructor(status: HostError['status'], code: string, message: string) {
-    super(message);
-    this.name = 'HostError';
-    this.status = status;
-    this.code = code;
+    super(status, code, message, { kind: code === 'memory_budget_exceeded' ? 'quota' : undefined });
   }
 }
 
@@ -104,7 +102,8 @@ export class ComputeHost {
     return n;
   }
 
-  async start(req: StartRequest): Promise<StartAnswer> {
+  /** Refuses a start this host cannot take (shutting down, a duplicate, a second writer, no memory left); returns the bytes to reserve. */
+  private admit(req: StartRequest): number {
     if (this.closing) throw new HostError(503, 'host_stopping', 'the compute host is shutting down');
     if (this.computes.has(req.computeId)) throw new HostError(409, 'compute_exists', `compute ${req.computeId} already exists on this host`);
     const readOnly = req.readOnly ?? false;
@@ -123,8 +122,13 @@ export class ComputeHost {
         `${Math.round(this.opts.memoryBudgetBytes / MiB)} MiB budget are reserved (${this.computes.size} computes, ${this.opts.poolSize} pooled workers): ` +
         'stop a compute or start it on another host');
     }
+    return need;
+  }
+
+  async start(req: StartRequest): Promise<StartAnswer> {
+    const need = this.admit(req);
     const hosted = new HostedCompute({
-      computeId: req.computeId, timelineId: req.timelineId, lsn: req.lsn, readOnly,
+      computeId: req.computeId, timelineId: req.timelineId, lsn: req.lsn, readOnly: req.readOnly ?? false,
       database: req.database ?? 'neondb', username: req.username ?? 'postgres', storageUrl: this.opts.storageUrl, storageToken: this.opts.storageToken,
       postgresConfig: { shared_buffers: `${Math.max(1, Math.round(this.opts.sharedBuffersBytes / MiB))}MB` },
       cacheBytes: this.opts.pageCacheBytes, reservedBytes: need,
@@ -156,13 +160,10 @@ export class ComputeHost {
   }
 
   private async checkTimeline(req: StartRequest): Promise<void> {
-    let info;
-    try {
-      info = await this.storage.getTimeline(req.timelineId);
-    } catch (e) {
+    const info = await this.storage.getTimeline(req.timelineId).catch((e: unknown) => {
       if (e instanceof StorageNodeError && e.status === 404) throw new HostError(404, 'timeline_not_found', `timeline ${req.timelineId} does not exist on the storage node`);
       throw e;
-    }
+    });
     if (req.lsn === undefined) return;
     if (!(req.readOnly ?? false) && req.lsn !== info.lastLsn) {
       throw new HostError(400, 'invalid_lsn', `a read-write compute starts at the head of timeline ${req.timelineId} (LSN ${info.lastLsn}), not at LSN ${req.lsn}: start a read-only compute or branch at that LSN`);

@@ -62,12 +62,9 @@ export class Authenticator {
    * the directory (a cached one only if the directory fails); otherwise a cached verifier within its TTL serves.
    */
   async verifier(endpointId: string, user: string, fresh = true): Promise<RoleVerifier> {
-    let found;
-    try {
-      found = await this.roles.get(endpointId, user, fresh);
-    } catch (err) {
+    const found = await this.roles.get(endpointId, user, fresh).catch((err: unknown) => {
       throw fromDirectoryError(err);
-    }
+    });
     const parsed = found.secret ? parseVerifier(found.secret.verifier) : null;
     if (parsed && found.secret) return { verifier: parsed, text: found.secret.verifier, cached: found.cached };
     return { verifier: mockVerifier(this.mockSecret, endpointId, user), text: null, cached: false };

@@ -32,7 +32,7 @@ export function saslprep(password: string): string {
   if (/^[\x00-\x7f]*$/.test(password)) return password;
   return password
     .replace(/[\u00a0\u1680\u2000-\u200b\u202f\u205f\u3000]/g, ' ')
-    .replace(/[\u00ad\u034f\u1806\u180b-\u180d\u200c\u200d\u2060\ufe00-\ufe0f\ufeff]/g, '')
+    .replace(/\u00ad|\u034f|\u1806|[\u180b-\u180d]|\u200c|\u200d|\u2060|[\ufe00-\ufe0f]|\ufeff/g, '')
     .normalize('NFKC');
 }
 
@@ -155,7 +155,7 @@ export class ScramClient {
     const nonce = attrs.get('r');
     const salt = attrs.get('s');
     const iterations = Number(attrs.get('i'));
-    if (!nonce || !nonce.startsWith(this.clientNonce) || !salt || !(iterations > 0)) {
+    if (!nonce?.startsWith(this.clientNonce) || !salt || !(iterations > 0)) {
       throw new Error('malformed SCRAM server-first-message');
     }
     const sp = await saltedPassword(this.password, Buffer.from(salt, 'base64'), iterations);

@@ -1,6 +1,7 @@
 // The proxy's only view of the rest of the system: who the roles of an endpoint are, and where its compute
 // runs. Every call can cross a network (see http-directory.ts), so nothing here shares memory with a
 // control plane or compute host.
+import { type ErrorStatus, ServiceError } from '../../lib/errors.ts';
 
 export interface RoleSecret {
   /** `SCRAM-SHA-256$<iter>:<salt>$<StoredKey>:<ServerKey>`; never a cleartext password. */
@@ -35,21 +36,29 @@ export interface InvalidationHandler {
   all(): void;
 }
 
+/** Statuses a DirectoryError keeps as they are; any other is its class's generic one (400 or 500). */
+const KNOWN_STATUSES = new Set<number>([400, 401, 403, 404, 405, 406, 409, 410, 412, 413, 415, 422, 423, 429, 500, 502, 503, 504, 507]);
+
+function knownStatus(status: number): ErrorStatus {
+  if (KNOWN_STATUSES.has(status)) return status as ErrorStatus;
+  return status < 500 ? 400 : 500;
+}
+
 /**
  * A failure reported by the directory. `status` follows the control plane's HTTP status, which selects
  * Neon's user-facing text (404 not found, 406 disabled, 422/423 unavailable); `retriable` failures are
- * retried with backoff by the wake logic.
+ * retried with backoff by the wake logic. A ServiceError (lib/errors.ts): a refusal (4xx) has the kind of its
+ * status, a failure (5xx, unreachable) is `control_plane`; `code` is the control plane's reason when it gave one.
  */
-export class DirectoryError extends Error {
+export class DirectoryError extends ServiceError {
   override name = 'DirectoryError';
-  readonly status: number;
   readonly retriable: boolean;
   /** Text to show the user verbatim, if the control plane gave one. */
   readonly userMessage: string | undefined;
 
-  constructor(message: string, opts: { status?: number; retriable?: boolean; userMessage?: string } = {}) {
-    super(message);
-    this.status = opts.status ?? 500;
+  constructor(message: string, opts: { status?: number; retriable?: boolean; userMessage?: string; code?: string; cause?: unknown } = {}) {
+    const status = knownStatus(opts.status ?? 500);
+    super(status, opts.code ?? 'control_plane_error', message, { kind: status >= 500 ? 'control_plane' : undefined, cause: opts.cause });
     this.retriable = opts.retriable ?? false;
     this.userMessage = opts.userMessage;
   }

@@ -6,9 +6,10 @@
 //   POST /v1/endpoints/:id/activity     -> 204 (best effort, throttled per endpoint)
 //   GET  /v1/invalidations?after=N&epoch=E&wait_ms=W -> 200 {"epoch", "reset", "last", "events": [{"seq",
 //                                          "endpoint_id", "role"}]}, held up to W ms until there is news (long poll)
-// An optional bearer token authenticates the proxy to the service.
-import http from 'node:http';
-import https from 'node:https';
+// An optional bearer token authenticates the proxy to the service. Requests go through lib/internal-client.ts
+// (kept-alive node:http: the role lookup runs on every SQL-over-HTTP request, and fetch() costs several times
+// more CPU per call); the long poll stays on fetch (invalidation-feed.ts), which it aborts when the proxy stops.
+import { InternalClient, type RawAnswer } from '../../lib/internal-client.ts';
 import { DirectoryError, type ComputeAddress, type EndpointDirectory, type InvalidationHandler, type RoleSecret } from './directory.ts';
 import { followInvalidations } from './invalidation-feed.ts';
 
@@ -28,107 +29,62 @@ interface ErrorBody {
   retriable?: unknown;
 }
 
-class StaleSocket extends Error {}
+/** The DirectoryError an error answer stands for: Neon's `{"message", "reason", "retriable"}` body, if any. */
+export function directoryFailure(status: number, text: string): DirectoryError {
+  let body: ErrorBody = {};
+  try {
+    const parsed: unknown = JSON.parse(text);
+    body = typeof parsed === 'object' && parsed !== null ? (parsed as ErrorBody) : {};
+  } catch {
+    body = {};
+  }
+  const reason = typeof body.reason === 'string' ? body.reason : undefined;
+  const retriable = body.retriable === true || (reason !== undefined && TRANSIENT_REASONS.has(reason)) || status === 503;
+  const userMessage = typeof body.message === 'string' && body.message !== '' ? body.message : undefined;
+  return new DirectoryError(`control plane answered ${status}${reason ? ` (${reason})` : ''}`, { status, retriable, userMessage, code: reason });
+}
 
 export class HttpEndpointDirectory implements EndpointDirectory {
   private readonly base: string;
   private readonly opts: HttpDirectoryOptions;
   private readonly lastActivity = new Map<string, number>();
-  private readonly agent: http.Agent;
-  private readonly secure: boolean;
+  private readonly client: InternalClient;
 
   constructor(baseUrl: string, opts: HttpDirectoryOptions = {}) {
     this.base = baseUrl.replace(/\/+$/, '');
     this.opts = opts;
-    this.secure = new URL(this.base).protocol === 'https:';
-    this.agent = this.secure ? new https.Agent({ keepAlive: true }) : new http.Agent({ keepAlive: true });
+    // Errors are decoded here (directoryFailure), not by the client: the client only reaches the service.
+    this.client = new InternalClient(this.base, { service: 'control plane', kind: 'control_plane', token: opts.token, timeoutMs: opts.timeoutMs ?? 60_000, maxSockets: Infinity });
   }
 
-  /**
-   * A GET with node:http on kept-alive connections: the role lookup runs on every SQL-over-HTTP request, and
-   * fetch() costs several times more CPU per call. Same errors as request() + failure().
-   */
-  private async get(path: string): Promise<{ status: number; body: string }> {
+  /** Any answer; no answer at all is a retriable 502 (the control plane may be restarting). */
+  private async request(method: 'GET' | 'POST', path: string): Promise<RawAnswer> {
     try {
-      return await this.getOnce(path);
+      return await this.client.raw(method, path, method === 'POST' ? { body: '' } : {});
     } catch (err) {
-      // The control plane may close a kept-alive connection just as it is reused: once more on a fresh one.
-      if (err instanceof StaleSocket) return this.getOnce(path);
-      throw err;
-    }
-  }
-
-  private getOnce(path: string): Promise<{ status: number; body: string }> {
-    const headers: Record<string, string> = { accept: 'application/json' };
-    if (this.opts.token) headers.authorization = `Bearer ${this.opts.token}`;
-    const timeoutMs = this.opts.timeoutMs ?? 60_000;
-    return new Promise((resolve, reject) => {
-      const unreachable = (err: unknown): void =>
-        reject(new DirectoryError(`control plane unreachable: ${String(err)}`, { status: 502, retriable: true }));
-      const req = (this.secure ? https : http).request(this.base + path, { method: 'GET', headers, agent: this.agent }, (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => {
-          clearTimeout(timer);
-          resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') });
-        });
-        res.on('error', (err) => {
-          clearTimeout(timer);
-          unreachable(err);
-        });
+      // the client's text already reads "control plane <url> is unreachable: <why>"
+      throw new DirectoryError(err instanceof Error ? err.message : String(err), {
+        status: 502,
+        retriable: true,
+        code: 'control_plane_unreachable',
+        cause: err,
       });
-      const timer = setTimeout(() => req.destroy(new Error('The operation was aborted due to timeout')), timeoutMs);
-      req.on('error', (err: NodeJS.ErrnoException) => {
-        clearTimeout(timer);
-        if (req.reusedSocket && (err.code === 'ECONNRESET' || err.code === 'EPIPE')) reject(new StaleSocket());
-        else unreachable(err);
-      });
-      req.end();
-    });
-  }
-
-  private static failureFrom(status: number, text: string): DirectoryError {
-    let body: ErrorBody = {};
-    try {
-      const parsed: unknown = JSON.parse(text);
-      body = typeof parsed === 'object' && parsed !== null ? (parsed as ErrorBody) : {};
-    } catch {
-      body = {};
     }
-    const reason = typeof body.reason === 'string' ? body.reason : undefined;
-    const retriable = body.retriable === true || (reason !== undefined && TRANSIENT_REASONS.has(reason)) || status === 503;
-    const userMessage = typeof body.message === 'string' && body.message !== '' ? body.message : undefined;
-    return new DirectoryError(`control plane answered ${status}${reason ? ` (${reason})` : ''}`, { status, retriable, userMessage });
-  }
-
-  private async request(method: string, path: string): Promise<Response> {
-    const headers: Record<string, string> = { accept: 'application/json' };
-    if (this.opts.token) headers.authorization = `Bearer ${this.opts.token}`;
-    try {
-      return await fetch(this.base + path, { method, headers, signal: AbortSignal.timeout(this.opts.timeoutMs ?? 60_000) });
-    } catch (err) {
-      // Transport failure: the control plane may be restarting, so retriable.
-      throw new DirectoryError(`control plane unreachable: ${String(err)}`, { status: 502, retriable: true });
-    }
-  }
-
-  private static async failure(res: Response): Promise<DirectoryError> {
-    return HttpEndpointDirectory.failureFrom(res.status, await res.text().catch(() => ''));
   }
 
   async lookupRole(endpointId: string, role: string): Promise<RoleSecret | null> {
-    const res = await this.get(`/v1/endpoints/${encodeURIComponent(endpointId)}/roles/${encodeURIComponent(role)}`);
+    const res = await this.request('GET', `/v1/endpoints/${encodeURIComponent(endpointId)}/roles/${encodeURIComponent(role)}`);
     if (res.status === 404) return null;
-    if (res.status < 200 || res.status > 299) throw HttpEndpointDirectory.failureFrom(res.status, res.body);
-    const body = JSON.parse(res.body) as { verifier?: unknown } | null;
+    if (res.status < 200 || res.status > 299) throw directoryFailure(res.status, res.body.toString('utf8'));
+    const body = JSON.parse(res.body.toString('utf8')) as { verifier?: unknown } | null;
     if (typeof body?.verifier !== 'string') throw new DirectoryError('control plane sent no verifier');
     return { verifier: body.verifier };
   }
 
   async wake(endpointId: string): Promise<ComputeAddress> {
     const res = await this.request('POST', `/v1/endpoints/${encodeURIComponent(endpointId)}/wake`);
-    if (!res.ok) throw await HttpEndpointDirectory.failure(res);
-    const body = (await res.json()) as { host?: unknown; port?: unknown; password?: unknown };
+    if (res.status < 200 || res.status > 299) throw directoryFailure(res.status, res.body.toString('utf8'));
+    const body = JSON.parse(res.body.toString('utf8')) as { host?: unknown; port?: unknown; password?: unknown };
     if (typeof body.host !== 'string' || typeof body.port !== 'number' || typeof body.password !== 'string') {
       throw new DirectoryError('control plane sent a malformed compute address');
     }
@@ -146,7 +102,7 @@ export class HttpEndpointDirectory implements EndpointDirectory {
     if (now - (this.lastActivity.get(endpointId) ?? 0) < (this.opts.activityIntervalMs ?? 10_000)) return;
     this.lastActivity.set(endpointId, now);
     this.request('POST', `/v1/endpoints/${encodeURIComponent(endpointId)}/activity`).then(
-      (res) => res.body?.cancel(),
+      () => {},
       () => {},
     );
   }

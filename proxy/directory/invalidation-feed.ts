@@ -43,7 +43,14 @@ export function followInvalidations(url: string, headers: Record<string, string>
   const sleep = (ms: number): Promise<void> =>
     new Promise((resolve) => {
       const t = setTimeout(resolve, ms);
-      stop.signal.addEventListener('abort', () => (clearTimeout(t), resolve()), { once: true });
+      stop.signal.addEventListener(
+        'abort',
+        () => {
+          clearTimeout(t);
+          resolve();
+        },
+        { once: true },
+      );
     });
   const once = async (): Promise<boolean> => {
     const q = `?after=${after}&wait_ms=${WAIT_MS}${epoch === null ? '' : `&epoch=${encodeURIComponent(epoch)}`}`;

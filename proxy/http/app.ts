@@ -156,84 +156,102 @@ function batchEchoHeaders(b: BatchOptions): Record<string, string> {
   return h;
 }
 
+type Fail = (status: number, body: string, code: string) => Response;
+
 async function handleSql(c: Ctx, deps: HttpDeps): Promise<Response> {
   const log = deps.logger.child({ requestId: c.get('requestId') });
   const ended = deps.metrics.sessionStarted('http');
-  const signal = c.req.raw.signal;
-  const fail = (status: number, body: string, code: string): Response => {
+  const fail: Fail = (status, body, code) => {
     deps.metrics.errors.inc({ protocol: 'http', code });
     return json(c, status, body);
   };
+  const failWith = (err: unknown): Response => errorResponse(err, fail, log);
   try {
     let parsed: Parsed;
     try {
       parsed = parseHeaders(c, deps.maxRequestBytes);
     } catch (err) {
-      return errorResponse(err);
+      return failWith(err);
     }
-    const { info } = parsed;
-
-    // Body and authentication + connection run concurrently (a cold compute wakes while the body streams).
-    const incoming = (c.env as { incoming?: unknown } | undefined)?.incoming;
-    const clientAddress = incoming instanceof IncomingMessage ? (incoming.socket.remoteAddress ?? '') : '';
-    const bodyP = (incoming instanceof IncomingMessage ? readIncoming(incoming, deps.maxRequestBytes) : readBody(c.req.raw.body, deps.maxRequestBytes)).then(decodePayload);
-    const connP = (async () => {
-      await deps.auth.checkCleartext(info.endpointId, info.user, info.password, clientAddress);
-      deps.noteActivity?.(info.endpointId);
-      return deps.pool.acquire(info.endpointId, info.database, info.user);
-    })();
-    const [bodyR, connR] = await Promise.allSettled([bodyP, connP]);
-    if (bodyR.status === 'rejected') {
-      if (connR.status === 'fulfilled') deps.pool.release(info.endpointId, info.database, info.user, connR.value);
-      return errorResponse(bodyR.reason);
-    }
-    if (connR.status === 'rejected') return errorResponse(connR.reason);
-    const payload = bodyR.value;
-    const conn = connR.value;
-    if (signal.aborted) {
-      deps.pool.release(info.endpointId, info.database, info.user, conn);
-      return fail(400, CANCELLED_BODY, '08P01');
-    }
-
-    let cancelled = false;
-    const onAbort = (): void => {
-      cancelled = true;
-      log.info({ endpointId: info.endpointId }, 'client went away: cancelling query');
-      void conn.cancel();
-      setTimeout(() => conn.destroy(), 100).unref();
-    };
-    signal.addEventListener('abort', onAbort, { once: true });
-    let keep = true;
-    // The session reset goes out with the request's last statement; the pool then only reads its result.
-    const reset: Trailer = { bytes: RESET_MESSAGE, sent: false };
-    try {
-      const body = await execute(conn, payload, parsed, deps, reset);
-      return json(c, 200, body, payload.kind === 'batch' ? batchEchoHeaders(parsed.batch) : {});
-    } catch (err) {
-      if (cancelled) return fail(400, CANCELLED_BODY, '08P01');
-      // Only a clean Postgres error leaves the connection reusable; anything else may be mid-stream.
-      if (!(err instanceof PgServerError)) {
-        keep = false;
-        if (err instanceof ResponseTooLarge) void conn.cancel();
-      }
-      return errorResponse(err);
-    } finally {
-      signal.removeEventListener('abort', onAbort);
-      if (cancelled || !keep) conn.destroy();
-      else deps.pool.release(info.endpointId, info.database, info.user, conn, reset.sent);
-    }
+    const ready = await bodyAndConnection(c, deps, parsed.info);
+    if ('error' in ready) return failWith(ready.error);
+    return await runRequest(c, deps, parsed, ready, fail, log);
   } finally {
     ended();
   }
+}
 
-  function errorResponse(err: unknown): Response {
-    if (err instanceof PgServerError) return fail(400, errorBody(err.message, err.fields), err.code);
-    if (err instanceof ProxyError) return fail(err.httpStatus, errorBody(err.message, err.pgFields), err.kind);
-    if (err instanceof ResponseTooLarge) return fail(507, errorBody(err.message), 'response_too_large');
-    // Its kind only: the text of an unexpected error may quote the request (headers, body) it choked on.
-    log.error({ kind: err instanceof Error ? err.name : typeof err, code: (err as { code?: unknown } | null)?.code }, 'unexpected error in /sql');
-    return fail(500, errorBody(err instanceof Error ? err.message : String(err)), 'internal');
+/** The body and an authenticated connection, concurrently (a cold compute wakes while the body streams). */
+async function bodyAndConnection(c: Ctx, deps: HttpDeps, info: ConnInfo): Promise<{ payload: Payload; conn: BackendConnection } | { error: unknown }> {
+  const incoming = (c.env as { incoming?: unknown } | undefined)?.incoming;
+  const clientAddress = incoming instanceof IncomingMessage ? (incoming.socket.remoteAddress ?? '') : '';
+  const bodyP = (incoming instanceof IncomingMessage ? readIncoming(incoming, deps.maxRequestBytes) : readBody(c.req.raw.body, deps.maxRequestBytes)).then(decodePayload);
+  const connP = (async () => {
+    await deps.auth.checkCleartext(info.endpointId, info.user, info.password, clientAddress);
+    deps.noteActivity?.(info.endpointId);
+    return deps.pool.acquire(info.endpointId, info.database, info.user);
+  })();
+  const [bodyR, connR] = await Promise.allSettled([bodyP, connP]);
+  if (bodyR.status === 'rejected') {
+    if (connR.status === 'fulfilled') deps.pool.release(info.endpointId, info.database, info.user, connR.value);
+    return { error: bodyR.reason };
   }
+  if (connR.status === 'rejected') return { error: connR.reason };
+  return { payload: bodyR.value, conn: connR.value };
+}
+
+/** Runs the request's queries; a client that goes away cancels them. The connection goes back to the pool only clean. */
+async function runRequest(
+  c: Ctx,
+  deps: HttpDeps,
+  parsed: Parsed,
+  { payload, conn }: { payload: Payload; conn: BackendConnection },
+  fail: Fail,
+  log: Logger,
+): Promise<Response> {
+  const { info } = parsed;
+  const signal = c.req.raw.signal;
+  if (signal.aborted) {
+    deps.pool.release(info.endpointId, info.database, info.user, conn);
+    return fail(400, CANCELLED_BODY, '08P01');
+  }
+  let cancelled = false;
+  const onAbort = (): void => {
+    cancelled = true;
+    log.info({ endpointId: info.endpointId }, 'client went away: cancelling query');
+    void conn.cancel();
+    setTimeout(() => conn.destroy(), 100).unref();
+  };
+  signal.addEventListener('abort', onAbort, { once: true });
+  let keep = true;
+  // The session reset goes out with the request's last statement; the pool then only reads its result.
+  const reset: Trailer = { bytes: RESET_MESSAGE, sent: false };
+  try {
+    const body = await execute(conn, payload, parsed, deps, reset);
+    return json(c, 200, body, payload.kind === 'batch' ? batchEchoHeaders(parsed.batch) : {});
+  } catch (err) {
+    if (cancelled) return fail(400, CANCELLED_BODY, '08P01');
+    // Only a clean Postgres error leaves the connection reusable; anything else may be mid-stream.
+    if (!(err instanceof PgServerError)) {
+      keep = false;
+      if (err instanceof ResponseTooLarge) void conn.cancel();
+    }
+    return errorResponse(err, fail, log);
+  } finally {
+    signal.removeEventListener('abort', onAbort);
+    if (cancelled || !keep) conn.destroy();
+    else deps.pool.release(info.endpointId, info.database, info.user, conn, reset.sent);
+  }
+}
+
+/** Any failure as Neon's status and 17-key body; the metric label is a SQLSTATE or a ProxyError's closed code. */
+function errorResponse(err: unknown, fail: Fail, log: Logger): Response {
+  if (err instanceof PgServerError) return fail(400, errorBody(err.message, err.fields), err.code);
+  if (err instanceof ProxyError) return fail(err.httpStatus, errorBody(err.message, err.pgFields), err.code);
+  if (err instanceof ResponseTooLarge) return fail(507, errorBody(err.message), 'response_too_large');
+  // Its kind only: the text of an unexpected error may quote the request (headers, body) it choked on.
+  log.error({ kind: err instanceof Error ? err.name : typeof err, code: (err as { code?: unknown } | null)?.code }, 'unexpected error in /sql');
+  return fail(500, errorBody(err instanceof Error ? err.message : String(err)), 'internal');
 }
 
 async function execute(conn: BackendConnection, payload: Payload, p: Parsed, deps: HttpDeps, reset: Trailer): Promise<string> {

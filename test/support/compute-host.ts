@@ -5,6 +5,7 @@ import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
+import { ServiceError, decodeErrorResponse } from '../../lib/errors.ts';
 
 const MAIN = fileURLToPath(new URL('../../compute/main.ts', import.meta.url));
 
@@ -71,13 +72,13 @@ export async function startHostProcess(opts: { storageUrl: string; storageToken?
 export type { StartAnswer as StartedCompute } from '../../compute/host/host.ts';
 import type { StartAnswer as StartedCompute } from '../../compute/host/host.ts';
 
-export class HostApiError extends Error {
-  readonly status: number;
-  readonly code: string;
-  constructor(status: number, code: string, message: string) {
-    super(`${status} ${code}: ${message}`);
-    this.status = status;
-    this.code = code;
+/** An error answer of the host's API, decoded the way every client decodes one (lib/errors.ts). */
+export class HostApiError extends ServiceError {
+  override name = 'HostApiError';
+
+  static from(status: number, text: string): HostApiError {
+    const e = decodeErrorResponse('compute host', status, text, { kind: 'compute', prefix: false });
+    return new HostApiError(e.status, e.code, `${status} ${e.code}: ${e.message}`, { kind: e.kind, details: e.details });
   }
 }
 
@@ -96,9 +97,8 @@ export class HostApi {
       body: raw ?? (body !== undefined ? JSON.stringify(body) : undefined),
     });
     const text = await res.text();
-    const json = (text ? JSON.parse(text) : {}) as T & { error?: { code: string; message: string } };
-    if (!res.ok) throw new HostApiError(res.status, json.error?.code ?? 'unknown', json.error?.message ?? text);
-    return json;
+    if (!res.ok) throw HostApiError.from(res.status, text);
+    return (text ? JSON.parse(text) : {}) as T;
   }
 
   start(req: { computeId: string; timelineId: string; lsn?: number; readOnly?: boolean; database?: string; username?: string }): Promise<StartedCompute> {
