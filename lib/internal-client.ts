@@ -40,6 +40,8 @@ export class InternalClient {
   readonly baseUrl: string;
   private readonly opts: InternalClientOptions;
   private readonly url: URL;
+  /** The base URL's own path ('' or e.g. '/internal'), put in front of every request's path. */
+  private readonly basePath: string;
   private readonly agent: http.Agent;
   private readonly transport: typeof http | typeof https;
   private readonly authorization: string | undefined;
@@ -48,6 +50,7 @@ export class InternalClient {
     this.baseUrl = baseUrl.replace(/\/+$/, '');
     this.opts = opts;
     this.url = new URL(this.baseUrl);
+    this.basePath = this.url.pathname.replace(/\/+$/, '');
     const secure = this.url.protocol === 'https:';
     this.transport = secure ? https : http;
     const agentOpts = { keepAlive: true, maxSockets: opts.maxSockets ?? 64 };
@@ -100,7 +103,7 @@ export class InternalClient {
         reject(unreachable(this.opts.service, this.baseUrl, err, this.opts.kind));
       };
       const req = this.transport.request(
-        { protocol: this.url.protocol, host: this.url.hostname, port: this.url.port, method, path, headers, agent: this.agent },
+        { protocol: this.url.protocol, host: this.url.hostname, port: this.url.port, method, path: this.basePath + path, headers, agent: this.agent },
         (res) => {
           const chunks: Buffer[] = [];
           res.on('data', (d: Buffer) => chunks.push(d));
