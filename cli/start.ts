@@ -9,8 +9,10 @@ import { existsSync } from 'node:fs';
 import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
+import { ConfigError, defineConfig, envName, flag, helpText, option, parseConfig, port, text } from '../lib/config.ts';
+import type { Parsed, Values } from '../lib/config.ts';
 import { freePort } from '../lib/free-port.ts';
+import { CliError } from './commands/errors.ts';
 import { Supervisor } from './supervisor.ts';
 import type { ServiceSpec, StopOutcome } from './supervisor.ts';
 
@@ -58,12 +60,6 @@ export async function loadSecrets(dir: string): Promise<Secrets> {
     await chmod(path, 0o600);
   }
   return s;
-}
-
-/** A port: the one asked for, else 0 (the service binds any free port and reports it) or the default. */
-function port(value: string | undefined, fallback: number, auto: boolean): number {
-  if (value !== undefined) return Number(value);
-  return auto ? 0 : fallback;
 }
 
 function portOf(url: unknown): string {
@@ -188,20 +184,55 @@ function banner(local: LocalInfo, dir: string, localPath: string): string {
   ].join('\n') + '\n';
 }
 
-function parseStartArgs(argv: string[]) {
-  return parseArgs({
-    args: argv,
-    options: {
-      dir: { type: 'string' },
-      'storage-port': { type: 'string' },
-      'compute-port': { type: 'string' },
-      'api-port': { type: 'string' },
-      'http-port': { type: 'string' },
-      'tcp-port': { type: 'string' },
-      'auto-ports': { type: 'boolean' },
-      quiet: { type: 'boolean' },
-    },
-  }).values;
+/**
+ * `lakebase start`'s own flags. Their environment names predate the LAKEBASE_<SERVICE>_<OPTION> rule and are
+ * kept as they were documented (each names the service the port is for).
+ */
+const START_CONFIG = defineConfig({
+  service: 'start',
+  title: 'lakebase start: runs every service on this machine, supervised (a service that dies is restarted).',
+  usage: 'lakebase start [--dir DIR] [--storage-port N] [--compute-port N] [--api-port N] [--http-port N] [--tcp-port N] [--auto-ports] [--quiet]',
+  options: {
+    dir: option(text('DIR'), { help: 'state: object store folder, storage node disk, secrets, local.json', default: '.lakebase', env: 'LAKEBASE_DIR' }),
+    storagePort: option(port(), { help: 'the storage node', defaultText: '9870', env: 'LAKEBASE_STORAGE_PORT' }),
+    computePort: option(port(), { help: "the compute host's control API", defaultText: '9872', env: 'LAKEBASE_COMPUTE_PORT' }),
+    apiPort: option(port(), { help: 'the control plane (API)', defaultText: '9871', env: 'LAKEBASE_API_PORT' }),
+    httpPort: option(port(), { help: 'SQL over HTTP and WebSocket', defaultText: '4444', env: 'LAKEBASE_PROXY_HTTP_PORT' }),
+    tcpPort: option(port(), { help: 'Postgres TCP', defaultText: '5432', env: 'LAKEBASE_PROXY_TCP_PORT' }),
+    autoPorts: flag({ help: 'every port not given is any free one (several lakebases on one machine)', env: 'LAKEBASE_AUTO_PORTS' }),
+    quiet: flag({ help: "no services' log lines on stderr", env: null }),
+  },
+});
+
+type StartValues = Values<typeof START_CONFIG.options>;
+
+/** Where the state lives and which ports to ask for; null when --help was asked (and printed). */
+function startOptions(argv: string[]): { dir: string; ports: Ports; quiet: boolean } | null {
+  let parsed: Parsed<typeof START_CONFIG.options>;
+  try {
+    parsed = parseConfig(START_CONFIG, argv, process.env);
+  } catch (e) {
+    if (e instanceof ConfigError) throw new CliError(`${e.message}; \`lakebase help\` shows the usage`, 2);
+    throw e;
+  }
+  if (parsed.help) {
+    process.stdout.write(helpText(START_CONFIG) + '\n');
+    return null;
+  }
+  return { dir: resolve(parsed.values.dir), ports: portsOf(parsed.values), quiet: parsed.values.quiet };
+}
+
+/** Each port: the one asked for, else 0 with --auto-ports (the service binds any free one and reports it), else the default. */
+function portsOf(v: StartValues): Ports {
+  const pick = (asked: number | undefined, fallback: number) => asked ?? (v.autoPorts ? 0 : fallback);
+  const tcp = pick(v.tcpPort, 5432);
+  return {
+    storage: pick(v.storagePort, 9870),
+    compute: pick(v.computePort, 9872),
+    api: pick(v.apiPort, 9871),
+    http: pick(v.httpPort, 4444),
+    tcp: tcp === 0 ? undefined : tcp,
+  };
 }
 
 /** Progress of a stop on stderr: "stopping proxy..." then "stopping proxy... done". */
@@ -210,123 +241,154 @@ function stopProgress(name: string, outcome?: StopOutcome, ms?: number): void {
   process.stderr.write(`lakebase: stopping ${name}...${how}\n`);
 }
 
-export async function start(argv: string[]): Promise<void> {
-  const values = parseStartArgs(argv);
-  const env = process.env;
-  const dir = resolve(values.dir ?? env.LAKEBASE_DIR ?? '.lakebase');
-  await mkdir(dir, { recursive: true });
-  const auto = values['auto-ports'] ?? env.LAKEBASE_AUTO_PORTS === '1';
-  const tcpAsked = values['tcp-port'] ?? env.LAKEBASE_PROXY_TCP_PORT;
-  const tcp = tcpAsked === undefined ? (auto ? 0 : 5432) : Number(tcpAsked);
-  const ports: Ports = {
-    storage: port(values['storage-port'] ?? env.LAKEBASE_STORAGE_PORT, 9870, auto),
-    compute: port(values['compute-port'] ?? env.LAKEBASE_COMPUTE_PORT, 9872, auto),
-    api: port(values['api-port'] ?? env.LAKEBASE_API_PORT, 9871, auto),
-    http: port(values['http-port'] ?? env.LAKEBASE_PROXY_HTTP_PORT, 4444, auto),
-    tcp: tcp === 0 ? undefined : tcp,
-  };
-  const secrets = await loadSecrets(dir);
-  const quiet = values.quiet ?? false;
-  // services.json names each service's pid (updated when one restarts), for operators and crash tests.
-  const supervisor = new Supervisor(
+/** The supervisor: services' lines on stderr unless quiet; services.json names each service's pid (updated on restarts). */
+function supervisorFor(dir: string, quiet: boolean): Supervisor {
+  return new Supervisor(
     (line) => {
       if (!quiet) process.stderr.write(line + '\n');
     },
     (pids) => void writeFile(join(dir, 'services.json'), JSON.stringify(pids, null, 2) + '\n').catch(() => {}),
   );
+}
 
-  // One stop for everything: a signal during the start stops what has started so far, in order.
+/**
+ * One stop for everything: a signal during the start stops what has started so far, in order. Returns the stop
+ * (the same promise however often called) and whether a signal began it.
+ */
+function stopOnSignals(sv: Supervisor): { stop: () => Promise<void>; interrupted: () => boolean } {
   let stopping: Promise<void> | null = null;
-  const stopServices = () => (stopping ??= supervisor.stopAll(STOP_GRACE_MS, stopProgress));
+  const stop = () => (stopping ??= sv.stopAll(STOP_GRACE_MS, stopProgress));
   const onSignal = (sig: NodeJS.Signals) => {
     if (stopping) {
       process.stderr.write(`lakebase: ${sig}: already stopping, one service after the other (each has ${STOP_GRACE_MS / 1000} s)\n`);
       return;
     }
     process.stderr.write(`lakebase: ${sig}: stopping the services in order; each flushes to the object store first\n`);
-    void stopServices().then(() => process.exit(0));
+    void stop().then(() => process.exit(0));
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
+  return { stop, interrupted: () => stopping !== null };
+}
 
+export async function start(argv: string[]): Promise<void> {
+  const opts = startOptions(argv);
+  if (!opts) return;
+  const { dir, ports, quiet } = opts;
+  await mkdir(dir, { recursive: true });
+  const secrets = await loadSecrets(dir);
+  const supervisor = supervisorFor(dir, quiet);
+  const stops = stopOnSignals(supervisor);
   try {
     const local = await startAll(supervisor, { dir, ports, secrets });
     const localPath = join(dir, 'local.json');
     await writeFile(localPath, JSON.stringify(local, null, 2) + '\n', { mode: 0o600 });
     process.stdout.write(banner(local, dir, localPath));
   } catch (e) {
-    const interrupted = stopping !== null;
+    const interrupted = stops.interrupted();
     if (!interrupted) process.stderr.write(`lakebase start failed: ${(e as Error).message}\n`);
-    await stopServices();
+    await stops.stop();
     process.exit(interrupted ? 0 : 1);
   }
 }
 
-/** Starts the four services in dependency order and returns what local.json says about them. */
-async function startAll(sv: Supervisor, o: { dir: string; ports: Ports; secrets: Secrets }): Promise<LocalInfo> {
-  const { dir, ports, secrets } = o;
-  const storeEnv: Record<string, string> = {};
-  if (!process.env.LAKEBASE_S3_BUCKET && !process.env.LAKEBASE_OBJECT_STORE_DIR) storeEnv.LAKEBASE_OBJECT_STORE_DIR = join(dir, 'objects');
-  const storageArgs = (p: string) => ['--data-dir', join(dir, 'storage-node'), '--port', p];
+interface StartContext {
+  dir: string;
+  ports: Ports;
+  secrets: Secrets;
+  /** The local-folder object store in DIR, unless the environment names one (a bucket or a folder). */
+  storeEnv: Record<string, string>;
+}
+
+/** The storage node, on the port asked for (on restart: the one it had). */
+async function startStorage(sv: Supervisor, c: StartContext): Promise<string> {
+  const args = (p: string) => ['--data-dir', join(c.dir, 'storage-node'), '--port', p];
   const storage = await sv.start({
     name: 'storage-node',
     script: join(ROOT, 'storage-node/main.ts'),
-    args: storageArgs(String(ports.storage)),
-    restartArgs: (ready) => storageArgs(portOf(ready.url)),
-    env: { ...storeEnv, LAKEBASE_STORAGE_TOKEN: secrets.storageToken },
+    args: args(String(c.ports.storage)),
+    restartArgs: (ready) => args(portOf(ready.url)),
+    env: { ...c.storeEnv, [envName('storage-node', 'token')]: c.secrets.storageToken },
     readyMessage: 'storage node listening',
   });
-  const storageUrl = String(storage.ready.url);
-  const computeArgs = (p: string) => ['--storage-url', storageUrl, '--port', p];
+  return String(storage.ready.url);
+}
+
+/** The compute host, on the storage node at `storageUrl`. */
+async function startCompute(sv: Supervisor, c: StartContext, storageUrl: string): Promise<string> {
+  const args = (p: string) => ['--storage-url', storageUrl, '--port', p];
   const computeHost = await sv.start({
     name: 'compute-host',
     script: join(ROOT, 'compute/main.ts'),
-    args: computeArgs(String(ports.compute)),
-    restartArgs: (ready) => computeArgs(portOf(ready.url)),
-    env: { LAKEBASE_COMPUTE_TOKEN: secrets.computeToken, LAKEBASE_STORAGE_TOKEN: secrets.storageToken, LAKEBASE_COMPUTE_API_TOKEN: secrets.computeApiToken },
+    args: args(String(c.ports.compute)),
+    restartArgs: (ready) => args(portOf(ready.url)),
+    env: {
+      [envName('compute', 'token')]: c.secrets.computeToken,
+      [envName('compute', 'storage-token')]: c.secrets.storageToken,
+      [envName('compute', 'api-token')]: c.secrets.computeApiToken,
+    },
     readyMessage: 'compute host listening',
   });
-  const computeUrl = String(computeHost.ready.url);
+  return String(computeHost.ready.url);
+}
+
+/** How to start the control plane (given the proxy's TCP port) and the proxy (given the control plane's URL). */
+function frontSpecs(c: StartContext, storageUrl: string, computeUrl: string): { controlPlane: (tcp: number) => ServiceSpec; proxy: (cpUrl: string, tcp: number) => ServiceSpec } {
   // Endpoint host names (ep-....lakebase.localhost) do not resolve on most machines: connection URIs name
   // 127.0.0.1 and carry the endpoint in options, which every client (psql, pg, the driver) passes on.
   const cpArgs = (p: string, tcp: number) => ['--storage-url', storageUrl, '--compute-host', computeUrl, '--port', p, '--proxy-port', String(tcp), '--connection-host', '127.0.0.1'];
   const proxyArgs = (cpUrl: string, http: string, tcp: string) => ['--directory-url', `${cpUrl}/internal`, '--http-port', http, '--tcp-port', tcp, '--base-domain', 'lakebase.localhost'];
-  const front = await startFront(sv, ports, {
+  const cp = (option: string) => envName('control-plane', option);
+  return {
     controlPlane: (tcp) => ({
       name: 'control-plane',
       script: join(ROOT, 'control-plane/main.ts'),
-      args: cpArgs(String(ports.api), tcp),
+      args: cpArgs(String(c.ports.api), tcp),
       restartArgs: (ready) => cpArgs(portOf(ready.url), tcp),
       env: {
-        ...storeEnv,
-        LAKEBASE_API_KEY: secrets.apiKey,
-        LAKEBASE_INTERNAL_TOKEN: secrets.internalToken,
-        LAKEBASE_COMPUTE_TOKEN: secrets.computeToken,
-        LAKEBASE_SECRET_KEY: secrets.secretKey,
-        LAKEBASE_STORAGE_TOKEN: secrets.storageToken,
-        LAKEBASE_COMPUTE_API_TOKEN: secrets.computeApiToken,
+        ...c.storeEnv,
+        [cp('api-key')]: c.secrets.apiKey,
+        [cp('internal-token')]: c.secrets.internalToken,
+        [cp('compute-token')]: c.secrets.computeToken,
+        [cp('secret-key')]: c.secrets.secretKey,
+        [cp('storage-token')]: c.secrets.storageToken,
+        [cp('compute-api-token')]: c.secrets.computeApiToken,
       },
       readyMessage: 'control plane listening',
     }),
     proxy: (cpUrl, tcp) => ({
       name: 'proxy',
       script: join(ROOT, 'proxy/main.ts'),
-      args: proxyArgs(cpUrl, String(ports.http), String(tcp)),
+      args: proxyArgs(cpUrl, String(c.ports.http), String(tcp)),
       restartArgs: (ready) => proxyArgs(cpUrl, String(ready.httpPort), String(ready.tcpPort)),
-      env: { LAKEBASE_PROXY_DIRECTORY_TOKEN: secrets.internalToken },
+      env: { [envName('proxy', 'directory-token')]: c.secrets.internalToken },
       readyMessage: 'httpPort',
     }),
-  });
+  };
+}
 
-  const localPath = join(dir, 'local.json');
+/** What local.json says: the addresses this start listens on, and the default project (made on first start). */
+async function localInfo(c: StartContext, storageUrl: string, front: Front): Promise<LocalInfo> {
+  const localPath = join(c.dir, 'local.json');
   const previous = existsSync(localPath) ? (JSON.parse(await readFile(localPath, 'utf8')) as Partial<LocalInfo>) : {};
   return {
     apiUrl: `${front.cpUrl}/api/v2`,
-    apiKey: secrets.apiKey,
+    apiKey: c.secrets.apiKey,
     sqlUrl: `http://127.0.0.1:${front.httpPort}/sql`,
     wsProxy: `127.0.0.1:${front.httpPort}/v2`,
     tcp: { host: '127.0.0.1', port: front.tcpPort },
     storageUrl,
-    project: await defaultProject(front.cpUrl, secrets.apiKey, previous, front.tcpPort),
+    project: await defaultProject(front.cpUrl, c.secrets.apiKey, previous, front.tcpPort),
   };
+}
+
+/** Starts the four services in dependency order and returns what local.json says about them. */
+async function startAll(sv: Supervisor, o: { dir: string; ports: Ports; secrets: Secrets }): Promise<LocalInfo> {
+  const storeEnv: Record<string, string> = {};
+  if (!process.env.LAKEBASE_S3_BUCKET && !process.env.LAKEBASE_OBJECT_STORE_DIR) storeEnv.LAKEBASE_OBJECT_STORE_DIR = join(o.dir, 'objects');
+  const c: StartContext = { ...o, storeEnv };
+  const storageUrl = await startStorage(sv, c);
+  const computeUrl = await startCompute(sv, c, storageUrl);
+  const front = await startFront(sv, c.ports, frontSpecs(c, storageUrl, computeUrl));
+  return localInfo(c, storageUrl, front);
 }

@@ -1,5 +1,8 @@
-// Input validation: plain functions that return typed values or throw a 400 listing every problem found.
+// Input validation with valibot schemas: each field's schema carries the text a client sees ("must be ..."), the
+// field's path is put in front ("lines[0].quantity must be ..."), and one 400 lists every problem found (no
+// early abort). Imported as `valibot` directly so the example app stays self-contained.
 import type { Context } from 'hono';
+import * as v from 'valibot';
 import { ApiError } from './errors.ts';
 
 export interface NewProduct {
@@ -45,117 +48,140 @@ export async function jsonBody(c: Context): Promise<Record<string, unknown>> {
   return body as Record<string, unknown>;
 }
 
-/** Collects problems so one response lists all of them. */
-class Problems {
-  readonly list: string[] = [];
+// ---- field schemas (messages without the field name: the path is put in front) ----
 
-  text(value: unknown, field: string, opts: { min?: number; max: number; optional?: boolean }): string | undefined {
-    if (value === undefined && opts.optional) return undefined;
-    if (typeof value !== 'string') {
-      this.list.push(`${field} must be a string`);
-      return undefined;
-    }
-    const t = value.trim();
-    if (t.length < (opts.min ?? 1) || t.length > opts.max) {
-      this.list.push(`${field} must be ${opts.min ?? 1} to ${opts.max} characters`);
-      return undefined;
-    }
-    return t;
-  }
+const SKU_MESSAGE = 'must be 1-32 upper-case letters, digits or dashes (e.g. "TEA-GREEN")';
+const sku = v.pipe(v.string(SKU_MESSAGE), v.regex(SKU, SKU_MESSAGE));
 
-  int(value: unknown, field: string, min: number, max: number): number | undefined {
-    if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
-      this.list.push(`${field} must be a whole number from ${min} to ${max}`);
-      return undefined;
-    }
-    return value;
-  }
-
-  sku(value: unknown, field: string): string | undefined {
-    if (typeof value !== 'string' || !SKU.test(value)) {
-      this.list.push(`${field} must be 1-32 upper-case letters, digits or dashes (e.g. "TEA-GREEN")`);
-      return undefined;
-    }
-    return value;
-  }
-
-  unknownKeys(body: Record<string, unknown>, allowed: string[]): void {
-    for (const k of Object.keys(body)) if (!allowed.includes(k)) this.list.push(`unknown field ${k}`);
-  }
-
-  /** Throws the 400 if anything was wrong; otherwise every field was checked and `value` is complete. */
-  done<T>(value: T): T {
-    if (this.list.length > 0) throw new ApiError(400, 'invalid_request', 'invalid request', this.list);
-    return value;
-  }
+function wholeNumber(min: number, max: number) {
+  const message = `must be a whole number from ${min} to ${max}`;
+  return v.pipe(v.number(message), v.check((n) => Number.isInteger(n) && n >= min && n <= max, message));
 }
 
-export function parseNewProduct(body: Record<string, unknown>): NewProduct {
-  const p = new Problems();
-  p.unknownKeys(body, ['sku', 'name', 'priceCents', 'stock']);
-  const sku = p.sku(body.sku, 'sku');
-  const name = p.text(body.name, 'name', { max: 200 });
-  const priceCents = p.int(body.priceCents, 'priceCents', 0, 100_000_000);
-  const stock = p.int(body.stock, 'stock', 0, 1_000_000);
-  return p.done({ sku, name, priceCents, stock } as NewProduct);
+/** A string, trimmed, of `min` to `max` characters. */
+function text(min: number, max: number) {
+  return v.pipe(v.string('must be a string'), v.trim(), v.check((t) => t.length >= min && t.length <= max, `must be ${min} to ${max} characters`));
 }
 
-function parseLines(value: unknown, p: Problems): OrderLineInput[] {
-  if (!Array.isArray(value) || value.length === 0 || value.length > MAX_LINES) {
-    p.list.push(`lines must be an array of 1 to ${MAX_LINES} items`);
-    return [];
-  }
-  const seen = new Set<string>();
-  return value.map((line: unknown, i) => {
-    const l = (typeof line === 'object' && line !== null ? line : {}) as Record<string, unknown>;
-    const sku = p.sku(l.sku, `lines[${i}].sku`);
-    const quantity = p.int(l.quantity, `lines[${i}].quantity`, 1, 10_000);
-    if (sku !== undefined && seen.has(sku)) p.list.push(`lines[${i}].sku ${sku} appears twice`);
-    if (sku !== undefined) seen.add(sku);
-    return { sku, quantity } as OrderLineInput;
+/** An object of `entries`; a missing field is reported as its own schema reports `undefined`. */
+function fields<E extends v.ObjectEntries>(entries: E) {
+  return v.object(entries, (issue) => {
+    const key = issue.path?.[0]?.key;
+    if (typeof key !== 'string' || !(key in entries)) return 'must be a JSON object';
+    return v.safeParse(entries[key], undefined).issues?.[0]?.message ?? 'is missing';
   });
 }
 
+const lineItem = v.pipe(
+  v.unknown(),
+  v.transform((x) => (typeof x === 'object' && x !== null ? x : {})), // a non-object line: both its fields are wrong
+  fields({ sku, quantity: wholeNumber(1, 10_000) }),
+);
+
+const LINES_MESSAGE = `must be an array of 1 to ${MAX_LINES} items`;
+const lines = v.pipe(
+  v.array(v.unknown(), LINES_MESSAGE),
+  v.check((a) => a.length >= 1 && a.length <= MAX_LINES, LINES_MESSAGE),
+  v.array(lineItem),
+  // Runs even when some lines are wrong: a well-formed SKU named twice is a problem of its own.
+  v.rawCheck(({ dataset, addIssue }) => {
+    const items = dataset.value as unknown[];
+    if (!Array.isArray(items)) return;
+    const seen = new Set<string>();
+    items.forEach((item, i) => {
+      const value = (item as { sku?: unknown }).sku;
+      if (typeof value !== 'string' || !SKU.test(value)) return;
+      if (seen.has(value)) {
+        const at = { type: 'array', origin: 'value', input: items, key: i, value: item } as const;
+        const field = { type: 'object', origin: 'value', input: item as Record<string, unknown>, key: 'sku', value } as const;
+        addIssue({ message: `${value} appears twice`, path: [at, field] });
+      }
+      seen.add(value);
+    });
+  }),
+);
+
+// ---- bodies ----
+
+const productFields = { sku, name: text(1, 200), priceCents: wholeNumber(0, 100_000_000), stock: wholeNumber(0, 1_000_000) };
+const orderFields = { customer: text(1, 200), note: v.optional(text(0, 2000), ''), lines };
+const linesFields = { lines };
+const patchFields = { customer: v.optional(text(1, 200)), note: v.optional(text(0, 2000)) };
+const patchSchema = v.pipe(
+  fields(patchFields),
+  v.rawCheck(({ dataset, addIssue }) => {
+    const body = dataset.value as { customer?: unknown; note?: unknown };
+    if (body.customer === undefined && body.note === undefined) addIssue({ message: 'give customer, note or both' });
+  }),
+);
+
+/** `lines[0].sku` for an issue's path. */
+function pathOf(issue: v.BaseIssue<unknown>): string {
+  let out = '';
+  for (const item of issue.path ?? []) out += typeof item.key === 'number' ? `[${item.key}]` : `${out ? '.' : ''}${String(item.key)}`;
+  return out;
+}
+
+/** Which array item an issue is about (-1: none); a duplicate found after all items goes back to its item. */
+function itemIndex(issue: v.BaseIssue<unknown>): number {
+  const key = issue.path?.find((p) => p.type === 'array')?.key;
+  return typeof key === 'number' ? key : -1;
+}
+
+/** `body` checked against `schema` with only `allowed` keys: its output, or a 400 listing every problem. */
+function check<S extends v.GenericSchema>(schema: S, body: Record<string, unknown>, allowed: object): v.InferOutput<S> {
+  const problems = Object.keys(body).filter((k) => !(k in allowed)).map((k) => `unknown field ${k}`);
+  const r = v.safeParse(schema, body);
+  const issues = [...(r.issues ?? [])].sort((a, b) => itemIndex(a) - itemIndex(b));
+  for (const issue of issues) problems.push(issue.path ? `${pathOf(issue)} ${issue.message}` : issue.message);
+  if (problems.length > 0 || !r.success) throw new ApiError(400, 'invalid_request', 'invalid request', problems);
+  return r.output;
+}
+
+export function parseNewProduct(body: Record<string, unknown>): NewProduct {
+  const o = check(fields(productFields), body, productFields);
+  return { sku: o.sku, name: o.name, priceCents: o.priceCents, stock: o.stock };
+}
+
 export function parseNewOrder(body: Record<string, unknown>): NewOrder {
-  const p = new Problems();
-  p.unknownKeys(body, ['customer', 'note', 'lines']);
-  const customer = p.text(body.customer, 'customer', { max: 200 });
-  const note = p.text(body.note, 'note', { min: 0, max: 2000, optional: true }) ?? '';
-  const lines = parseLines(body.lines, p);
-  return p.done({ customer, note, lines } as NewOrder);
+  const o = check(fields(orderFields), body, orderFields);
+  return { customer: o.customer, note: o.note, lines: o.lines };
 }
 
 export function parseLinesBody(body: Record<string, unknown>): OrderLineInput[] {
-  const p = new Problems();
-  p.unknownKeys(body, ['lines']);
-  return p.done(parseLines(body.lines, p));
+  return check(fields(linesFields), body, linesFields).lines;
 }
 
 export function parseOrderPatch(body: Record<string, unknown>): OrderPatch {
-  const p = new Problems();
-  p.unknownKeys(body, ['customer', 'note']);
-  const customer = p.text(body.customer, 'customer', { max: 200, optional: true });
-  const note = p.text(body.note, 'note', { min: 0, max: 2000, optional: true });
-  if (body.customer === undefined && body.note === undefined) p.list.push('give customer, note or both');
-  return p.done({ customer, note });
+  const o = check(patchSchema, body, patchFields);
+  return { customer: o.customer, note: o.note };
 }
+
+// ---- path and query parameters ----
+
+const idSchema = v.pipe(v.string(), v.regex(/^[1-9]\d{0,9}$/), v.transform(Number), v.maxValue(2_147_483_647));
 
 /** A positive integer id from the path; 404 (not 400) otherwise, as no such order can exist. */
 export function parseId(raw: string): number {
-  if (!/^[1-9]\d{0,9}$/.test(raw) || Number(raw) > 2_147_483_647) throw new ApiError(404, 'not_found', 'order not found');
-  return Number(raw);
+  const r = v.safeParse(idSchema, raw);
+  if (!r.success) throw new ApiError(404, 'not_found', 'order not found');
+  return r.output;
 }
+
+const LIMIT_MESSAGE = 'limit must be a whole number from 1 to 100';
+const limitSchema = v.optional(v.pipe(v.string(), v.regex(/^\d+$/, LIMIT_MESSAGE), v.transform(Number), v.minValue(1, LIMIT_MESSAGE), v.maxValue(100, LIMIT_MESSAGE)), '20');
 
 export function parseLimit(raw: string | undefined): number {
-  if (raw === undefined) return 20;
-  if (!/^\d+$/.test(raw) || Number(raw) < 1 || Number(raw) > 100) {
-    throw new ApiError(400, 'invalid_request', 'limit must be a whole number from 1 to 100');
-  }
-  return Number(raw);
+  const r = v.safeParse(limitSchema, raw, { abortEarly: true });
+  if (!r.success) throw new ApiError(400, 'invalid_request', LIMIT_MESSAGE);
+  return Number(r.output);
 }
 
+const SEARCH_MESSAGE = 'q must be 1 to 200 characters';
+const searchSchema = v.pipe(v.optional(v.string(), ''), v.trim(), v.check((q) => q.length >= 1 && q.length <= 200, SEARCH_MESSAGE));
+
 export function parseSearch(raw: string | undefined): string {
-  const q = raw?.trim() ?? '';
-  if (q.length === 0 || q.length > 200) throw new ApiError(400, 'invalid_request', 'q must be 1 to 200 characters');
-  return q;
+  const r = v.safeParse(searchSchema, raw);
+  if (!r.success) throw new ApiError(400, 'invalid_request', SEARCH_MESSAGE);
+  return r.output;
 }
