@@ -1,20 +1,16 @@
-// How failures become HTTP responses. Every error body has the same shape:
+// How failures become HTTP responses, on the project's one error model (lib/errors.ts: it has no Node imports, so
+// it runs in workerd). Every error body has the same shape:
 //   { "error": { "code": "invalid_request", "message": "...", "details"?: [...] } }
 import type { Context } from 'hono';
 import { HTTPException } from 'hono/http-exception';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
+import { type ErrorStatus, errorBody, ServiceError } from '../../lib/errors.ts';
 
 /** An error the API means to return, with its status and a stable machine-readable code. */
-export class ApiError extends Error {
-  readonly status: ContentfulStatusCode;
-  readonly code: string;
-  readonly details?: string[];
-
-  constructor(status: ContentfulStatusCode, code: string, message: string, details?: string[]) {
-    super(message);
-    this.status = status;
-    this.code = code;
-    this.details = details;
+export class ApiError extends ServiceError {
+  override name = 'ApiError';
+  constructor(status: ErrorStatus, code: string, message: string, details?: string[]) {
+    super(status, code, message, { details });
   }
 }
 
@@ -54,7 +50,7 @@ function fromDatabaseError(err: PostgresErrorFields & Error): ApiError | null {
 export function handleError(err: Error, c: Context): Response {
   let apiError: ApiError | null = null;
   if (err instanceof ApiError) apiError = err;
-  else if (err instanceof HTTPException) apiError = new ApiError(err.status as ContentfulStatusCode, 'invalid_request', err.message);
+  else if (err instanceof HTTPException) apiError = new ApiError(err.status as ErrorStatus, 'invalid_request', err.message);
   else apiError = fromDatabaseError(err as PostgresErrorFields & Error);
   if (!apiError) {
     // A bug or an unexpected database error: log it, and don't leak its text to the client.
@@ -62,6 +58,5 @@ export function handleError(err: Error, c: Context): Response {
     apiError = new ApiError(500, 'internal', 'internal error');
   }
   if (apiError.status === 503) c.header('Retry-After', '1');
-  const { code, message, details } = apiError;
-  return c.json({ error: details ? { code, message, details } : { code, message } }, apiError.status);
+  return c.json(errorBody(apiError, 'internal'), apiError.status as ContentfulStatusCode);
 }

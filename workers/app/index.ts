@@ -28,6 +28,7 @@ import {
   withTransaction,
   type Sql,
 } from './db.ts';
+import { routeNotFound } from '../../lib/errors.ts';
 import { handleError, notFound } from './errors.ts';
 import { ensureSchema } from './schema.ts';
 import {
@@ -46,7 +47,7 @@ type App = { Bindings: LakebaseEnv; Variables: { sql: Sql } };
 const app = new Hono<App>();
 
 app.onError(handleError);
-app.notFound((c) => c.json({ error: { code: 'not_found', message: `no route for ${c.req.method} ${c.req.path}` } }, 404));
+app.notFound(routeNotFound('internal'));
 
 app.get('/', (c) =>
   c.json({
