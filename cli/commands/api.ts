@@ -1,4 +1,7 @@
-// The CLI's client of the lakebase API (Neon's API v2 shapes).
+// The CLI's client of the lakebase API (Neon's API v2 shapes: the answer types are the server's own,
+// control-plane/api/neon-types.ts; errors are decoded by the one error model, lib/errors.ts).
+import { decodeErrorResponse } from '../../lib/errors.ts';
+import type { NeonBranch } from '../../control-plane/api/neon-types.ts';
 import { CliError } from './errors.ts';
 import type { CliConfig } from './config.ts';
 
@@ -24,16 +27,16 @@ export class Api {
       throw new CliError(`cannot reach the lakebase API at ${this.cfg.apiUrl} (${(e as Error).message}): is \`lakebase start\` running?`);
     }
     const text = await res.text();
+    if (!res.ok) {
+      const { message } = decodeErrorResponse('lakebase API', res.status, text, { prefix: false });
+      if (res.status === 401) throw new CliError(`the API refused the key: ${message}`);
+      throw new CliError(`${message} (HTTP ${res.status})`);
+    }
     let parsed: unknown;
     try {
       parsed = text ? JSON.parse(text) : {};
     } catch {
       // not JSON; reported below
-    }
-    if (!res.ok) {
-      const msg = (parsed as { message?: string } | undefined)?.message ?? text;
-      if (res.status === 401) throw new CliError(`the API refused the key: ${msg}`);
-      throw new CliError(`${msg} (HTTP ${res.status})`);
     }
     if (parsed === undefined) throw new CliError(`the API answered something that is not JSON: ${text.slice(0, 200)}`);
     return parsed as T;
@@ -49,8 +52,8 @@ export class Api {
   }
 
   /** A branch by id or name; none given: the default branch. */
-  async branch(projectId: string, ref?: string): Promise<Json & { id: string; name: string }> {
-    const { branches } = await this.call<{ branches: (Json & { id: string; name: string; default: boolean })[] }>('GET', `/projects/${projectId}/branches`);
+  async branch(projectId: string, ref?: string): Promise<NeonBranch> {
+    const { branches } = await this.call<{ branches: NeonBranch[] }>('GET', `/projects/${projectId}/branches`);
     const b = ref === undefined ? branches.find((x) => x.default) : branches.find((x) => x.id === ref) ?? branches.find((x) => x.name === ref);
     if (!b) throw new CliError(`no branch ${JSON.stringify(ref ?? 'default')} in project ${projectId}; branches: ${branches.map((x) => x.name).join(', ')}`);
     return b;

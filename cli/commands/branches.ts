@@ -1,6 +1,8 @@
 // lakebase branches list | create | delete | reset | restore | checkpoint | checkpoints | rewind
 import { parseArgs } from 'node:util';
 import type { Json } from './api.ts';
+import type { NeonBranch, NeonEndpoint } from '../../control-plane/api/neon-types.ts';
+import type { CheckpointView } from '../../control-plane/api/views.ts';
 import type { CommandContext } from './context.ts';
 import { CliError } from './errors.ts';
 import { show } from './output.ts';
@@ -41,7 +43,7 @@ export async function branches(ctx: CommandContext): Promise<void> {
   };
   switch (sub) {
     case 'list': {
-      const r = await api.call<{ branches: Json[] }>('GET', `/projects/${pid}/branches`);
+      const r = await api.call<{ branches: NeonBranch[] }>('GET', `/projects/${pid}/branches`);
       return show(out, r.branches, r.branches, COLUMNS);
     }
     case 'create': {
@@ -50,12 +52,12 @@ export async function branches(ctx: CommandContext): Promise<void> {
         branch: { ...(values.name ? { name: values.name } : {}), ...(parent ? { parent_id: parent.id } : {}), ...point(values.at, 'parent_lsn', 'parent_timestamp') },
         endpoints: values['no-endpoint'] ? [] : [{ type: values['read-only'] ? 'read_only' : 'read_write' }],
       };
-      const r = await api.call<{ branch: Json; endpoints: Json[]; connection_uris?: { connection_uri: string }[] }>('POST', `/projects/${pid}/branches`, body);
+      const r = await api.call<{ branch: NeonBranch; endpoints: NeonEndpoint[]; connection_uris?: { connection_uri: string }[] }>('POST', `/projects/${pid}/branches`, body);
       return show(out, r, [{ ...r.branch, endpoint: r.endpoints[0]?.id }], [...COLUMNS, 'endpoint']);
     }
     case 'delete': {
       const b = await api.branch(pid, need(1)[0]);
-      const r = await api.call<{ branch: Json }>('DELETE', `/projects/${pid}/branches/${b.id}`);
+      const r = await api.call<{ branch: NeonBranch }>('DELETE', `/projects/${pid}/branches/${b.id}`);
       return show(out, r.branch, [r.branch], COLUMNS);
     }
     case 'reset':
@@ -69,7 +71,7 @@ export async function branches(ctx: CommandContext): Promise<void> {
         if (!values.source) throw new CliError('restore needs --source BRANCH (the branch itself, with --at, to go back in its own history)', 2);
         source = (await api.branch(pid, values.source)).id;
       }
-      const r = await api.call<{ branch: Json }>('POST', `/projects/${pid}/branches/${b.id}/restore`, {
+      const r = await api.call<{ branch: NeonBranch }>('POST', `/projects/${pid}/branches/${b.id}/restore`, {
         source_branch_id: source, ...point(values.at, 'source_lsn', 'source_timestamp'),
         ...(values['preserve-under-name'] ? { preserve_under_name: values['preserve-under-name'] } : {}),
       });
@@ -78,18 +80,18 @@ export async function branches(ctx: CommandContext): Promise<void> {
     case 'checkpoint': {
       const [ref, name] = need(2);
       const b = await api.branch(pid, ref);
-      const r = await api.call<{ checkpoint: Json }>('POST', `/projects/${pid}/branches/${b.id}/checkpoints`, { name });
+      const r = await api.call<{ checkpoint: CheckpointView }>('POST', `/projects/${pid}/branches/${b.id}/checkpoints`, { name });
       return show(out, r.checkpoint, [r.checkpoint], ['name', 'lsn', 'created_at']);
     }
     case 'checkpoints': {
       const b = await api.branch(pid, need(1)[0]);
-      const r = await api.call<{ checkpoints: Json[] }>('GET', `/projects/${pid}/branches/${b.id}/checkpoints`);
+      const r = await api.call<{ checkpoints: CheckpointView[] }>('GET', `/projects/${pid}/branches/${b.id}/checkpoints`);
       return show(out, r.checkpoints, r.checkpoints, ['name', 'lsn', 'created_at']);
     }
     case 'rewind': {
       const [ref, name] = need(2);
       const b = await api.branch(pid, ref);
-      const r = await api.call<{ branch: Json; checkpoint: Json }>('POST', `/projects/${pid}/branches/${b.id}/rewind`, { checkpoint: name });
+      const r = await api.call<{ branch: NeonBranch; checkpoint: CheckpointView }>('POST', `/projects/${pid}/branches/${b.id}/rewind`, { checkpoint: name });
       return show(out, r, [{ ...r.branch, checkpoint: r.checkpoint.name, lsn: r.checkpoint.lsn }], ['id', 'name', 'checkpoint', 'lsn', 'last_reset_at']);
     }
     default:

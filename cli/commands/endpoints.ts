@@ -1,5 +1,5 @@
 // lakebase endpoints list | start EP | suspend EP
-import type { Json } from './api.ts';
+import type { NeonEndpoint } from '../../control-plane/api/neon-types.ts';
 import type { CommandContext } from './context.ts';
 import { CliError } from './errors.ts';
 import { show } from './output.ts';
@@ -11,11 +11,11 @@ export async function endpoints(ctx: CommandContext): Promise<void> {
   const { api, out } = ctx;
   const pid = await api.projectId();
   if (sub === 'list') {
-    const r = await api.call<{ endpoints: Json[] }>('GET', `/projects/${pid}/endpoints`);
+    const r = await api.call<{ endpoints: NeonEndpoint[] }>('GET', `/projects/${pid}/endpoints`);
     return show(out, r.endpoints, r.endpoints, COLUMNS);
   }
   if ((sub === 'start' || sub === 'suspend') && id) {
-    const r = await api.call<{ endpoint: Json }>('POST', `/projects/${pid}/endpoints/${encodeURIComponent(id)}/${sub}`);
+    const r = await api.call<{ endpoint: NeonEndpoint }>('POST', `/projects/${pid}/endpoints/${encodeURIComponent(id)}/${sub}`);
     return show(out, r.endpoint, [r.endpoint], COLUMNS);
   }
   throw new CliError('usage: lakebase endpoints list | start ENDPOINT_ID | suspend ENDPOINT_ID', 2);

@@ -1,6 +1,7 @@
 // Output: a table for people by default, JSON for scripts (--json).
 
-export type Row = Record<string, unknown>;
+/** A row of a table: any API object (its fields are read by column name). */
+export type Row = object;
 
 function cell(v: unknown): string {
   if (v === null || v === undefined) return '';
@@ -10,7 +11,7 @@ function cell(v: unknown): string {
 
 export function table(rows: Row[], columns: string[]): string {
   if (rows.length === 0) return '(none)';
-  const data = rows.map((r) => columns.map((c) => cell(r[c])));
+  const data = rows.map((r) => columns.map((c) => cell((r as Record<string, unknown>)[c])));
   const widths = columns.map((c, i) => Math.max(c.length, ...data.map((d) => d[i].length)));
   const line = (cells: string[]) => cells.map((s, i) => s.padEnd(widths[i])).join('  ').trimEnd();
   return [line(columns), line(widths.map((w) => '-'.repeat(w))), ...data.map(line)].join('\n');

@@ -1,6 +1,6 @@
 // lakebase roles list | create NAME | delete NAME | reset-password NAME   [--branch B]
 import { parseArgs } from 'node:util';
-import type { Json } from './api.ts';
+import type { NeonRole } from '../../control-plane/api/neon-types.ts';
 import type { CommandContext } from './context.ts';
 import { CliError } from './errors.ts';
 import { show } from './output.ts';
@@ -15,20 +15,20 @@ export async function roles(ctx: CommandContext): Promise<void> {
   const name = positionals[0];
   switch (sub) {
     case 'list': {
-      const r = await api.call<{ roles: Json[] }>('GET', base);
+      const r = await api.call<{ roles: NeonRole[] }>('GET', base);
       return show(out, r.roles, r.roles, ['name', 'branch_id', 'created_at']);
     }
     case 'create':
     case 'reset-password': {
       if (!name) break;
       const r = sub === 'create'
-        ? await api.call<{ role: Json }>('POST', base, { role: { name } })
-        : await api.call<{ role: Json }>('POST', `${base}/${encodeURIComponent(name)}/reset_password`);
+        ? await api.call<{ role: NeonRole }>('POST', base, { role: { name } })
+        : await api.call<{ role: NeonRole }>('POST', `${base}/${encodeURIComponent(name)}/reset_password`);
       return show(out, r.role, [r.role], ['name', 'password', 'branch_id']);
     }
     case 'delete': {
       if (!name) break;
-      const r = await api.call<{ role: Json }>('DELETE', `${base}/${encodeURIComponent(name)}`);
+      const r = await api.call<{ role: NeonRole }>('DELETE', `${base}/${encodeURIComponent(name)}`);
       return show(out, r.role, [r.role], ['name', 'branch_id']);
     }
   }

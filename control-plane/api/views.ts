@@ -4,6 +4,14 @@ import type { BranchRecord, CheckpointRecord, DatabaseRecord, EndpointRecord, Op
 import { formatLsn } from '../lsn.ts';
 import type { NeonBranch, NeonConnectionDetails, NeonDatabase, NeonEndpoint, NeonOperation, NeonProject, NeonProjectListItem, NeonRole } from './neon-types.ts';
 
+/** A checkpoint as the API shows it (ours: Neon has none). */
+export interface CheckpointView {
+  name: string;
+  branch_id: string;
+  lsn: string;
+  created_at: string;
+}
+
 export interface ViewOptions {
   /** Endpoint host names are `<endpoint id>.<baseDomain>`. */
   baseDomain: string;
@@ -107,7 +115,7 @@ export class Views {
     return { ...o };
   }
 
-  checkpoint(c: CheckpointRecord): { name: string; branch_id: string; lsn: string; created_at: string } {
+  checkpoint(c: CheckpointRecord): CheckpointView {
     return { name: c.name, branch_id: c.branch_id, lsn: formatLsn(c.lsn), created_at: c.created_at };
   }
 }
