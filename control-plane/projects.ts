@@ -10,8 +10,8 @@ export { ApiError } from './errors.ts';
 
 export const OWNER_ROLE = 'neondb_owner';
 export const DEFAULT_DATABASE = 'neondb';
-/** The Postgres major version of PGlite, which every compute runs. */
-export const PG_VERSION = 17;
+/** The Postgres major version of PGlite 0.5.16, which every compute runs: its server says 18.6 (`SHOW server_version`). */
+export const PG_VERSION = 18;
 export const REGION = 'local';
 
 /** The statements that make the template look like a new Neon project: database neondb owned by neondb_owner. */

@@ -43,6 +43,12 @@ async function query<T = J>(connectionString: string, sql: string): Promise<T[]>
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe('control plane on the whole stack', () => {
+  it("reports the project's pg_version as the major version its computes really run", async () => {
+    const { project } = await stack.api<J>('GET', `/projects/${stack.project.id}`);
+    const [{ v }] = await query(conn(), `SELECT current_setting('server_version_num')::int / 10000 AS v`);
+    expect(project.pg_version).toBe(v);
+  });
+
   it('creates roles and databases in Postgres; the new role logs in with its password', async () => {
     const p = stack.project;
     const base = `/projects/${p.id}/branches/${p.branchId}`;
