@@ -1,6 +1,10 @@
 // SCRAM-SHA-256 (RFC 5802 / 7677) in the Postgres flavour: verifiers in Postgres' own format
 // `SCRAM-SHA-256$<iter>:<salt>$<StoredKey>:<ServerKey>`, cleartext checks against them, the server side of
-// the exchange (TCP clients) and the client side (computes that ask the proxy for SCRAM).
+// the exchange (TCP clients) and the client side (computes that ask the proxy for SCRAM). The client side can
+// also log in with keys instead of a password: the ClientKey recovered from a client's own proof (or derived from
+// its cleartext password) with the verifier's ServerKey, so a compute that holds the same verifier accepts the
+// proxy as that role without the proxy ever knowing the password (SCRAM pass-through, as Neon's proxy does;
+// docs/design/postgres-engine.md).
 import { createHash, createHmac, pbkdf2, randomBytes, timingSafeEqual } from 'node:crypto';
 import { promisify } from 'node:util';
 
@@ -65,11 +69,28 @@ export async function makeVerifier(password: string, iterations = VERIFIER_ITERA
   return `SCRAM-SHA-256$${iterations}:${salt.toString('base64')}$${storedKey.toString('base64')}:${serverKey.toString('base64')}`;
 }
 
+/** What logs in to a compute that holds `verifier`, as its role, without the password. Keep it in memory only. */
+export interface ScramKeys {
+  clientKey: Buffer;
+  serverKey: Buffer;
+  salt: Buffer;
+  iterations: number;
+}
+
+function keysOf(verifier: ScramVerifier, clientKey: Buffer): ScramKeys {
+  return { clientKey, serverKey: verifier.serverKey, salt: verifier.salt, iterations: verifier.iterations };
+}
+
+/** The login keys for a cleartext password, or null (in constant time) when it does not match the verifier. */
+export async function keysFromCleartext(verifier: ScramVerifier, password: string): Promise<ScramKeys | null> {
+  const sp = await saltedPassword(password, verifier.salt, verifier.iterations);
+  const clientKey = hmac(sp, 'Client Key');
+  return timingSafeEqual(sha256(clientKey), verifier.storedKey) ? keysOf(verifier, clientKey) : null;
+}
+
 /** Checks a cleartext password against a verifier in constant time. */
 export async function verifyCleartext(verifier: ScramVerifier, password: string): Promise<boolean> {
-  const sp = await saltedPassword(password, verifier.salt, verifier.iterations);
-  const storedKey = sha256(hmac(sp, 'Client Key'));
-  return timingSafeEqual(storedKey, verifier.storedKey);
+  return (await keysFromCleartext(verifier, password)) !== null;
 }
 
 /**
@@ -98,6 +119,7 @@ export class ScramServer {
   private serverFirst = '';
   private nonce = '';
   private gs2Header = '';
+  private proven: Buffer | null = null;
   private readonly verifier: ScramVerifier;
 
   constructor(verifier: ScramVerifier) {
@@ -130,19 +152,28 @@ export class ScramServer {
     const authMessage = `${this.clientFirstBare},${this.serverFirst},${withoutProof}`;
     const clientKey = xor(proof, hmac(this.verifier.storedKey, authMessage));
     if (!timingSafeEqual(sha256(clientKey), this.verifier.storedKey)) return null;
+    this.proven = clientKey;
     return `v=${hmac(this.verifier.serverKey, authMessage).toString('base64')}`;
+  }
+
+  /** After a successful exchange: the keys the client proved it has (ClientKey = proof XOR ClientSignature). */
+  get keys(): ScramKeys | null {
+    return this.proven ? keysOf(this.verifier, this.proven) : null;
   }
 }
 
-/** Client side of SCRAM-SHA-256, for computes that ask the proxy to authenticate with SCRAM (R/10). */
+/**
+ * Client side of SCRAM-SHA-256, for computes that ask the proxy to authenticate with SCRAM (R/10): with a
+ * password, or with keys (pass-through), which answer only a server whose salt and iterations are the verifier's.
+ */
 export class ScramClient {
   private readonly clientNonce = randomBytes(18).toString('base64');
   private clientFirstBare = '';
   private expectedServerSignature: Buffer | null = null;
-  private readonly password: string;
+  private readonly secret: string | ScramKeys;
 
-  constructor(password: string) {
-    this.password = password;
+  constructor(secret: string | ScramKeys) {
+    this.secret = secret;
   }
 
   first(): string {
@@ -158,13 +189,24 @@ export class ScramClient {
     if (!nonce?.startsWith(this.clientNonce) || !salt || !(iterations > 0)) {
       throw new Error('malformed SCRAM server-first-message');
     }
-    const sp = await saltedPassword(this.password, Buffer.from(salt, 'base64'), iterations);
-    const clientKey = hmac(sp, 'Client Key');
+    const { clientKey, serverKey } = await this.keysFor(Buffer.from(salt, 'base64'), iterations);
     const withoutProof = `c=biws,r=${nonce}`;
     const authMessage = `${this.clientFirstBare},${serverFirst},${withoutProof}`;
     const proof = xor(clientKey, hmac(sha256(clientKey), authMessage));
-    this.expectedServerSignature = hmac(hmac(sp, 'Server Key'), authMessage);
+    this.expectedServerSignature = hmac(serverKey, authMessage);
     return `${withoutProof},p=${proof.toString('base64')}`;
+  }
+
+  private async keysFor(salt: Buffer, iterations: number): Promise<{ clientKey: Buffer; serverKey: Buffer }> {
+    if (typeof this.secret === 'string') {
+      const sp = await saltedPassword(this.secret, salt, iterations);
+      return { clientKey: hmac(sp, 'Client Key'), serverKey: hmac(sp, 'Server Key') };
+    }
+    // keys answer only the verifier they came from: another salt means the server's verifier differs
+    if (!salt.equals(this.secret.salt) || iterations !== this.secret.iterations) {
+      throw new Error("the server's SCRAM verifier is not the one these keys came from (was the password changed?)");
+    }
+    return this.secret;
   }
 
   verifyServerFinal(serverFinal: string): boolean {
