@@ -46,7 +46,7 @@ class FakeCompute {
 
   async listen(): Promise<ComputeAddress> {
     await new Promise<void>((resolve) => this.server.listen(0, '127.0.0.1', resolve));
-    return { host: '127.0.0.1', port: (this.server.address() as net.AddressInfo).port, password: 'internal' };
+    return { host: '127.0.0.1', port: (this.server.address() as net.AddressInfo).port, password: 'internal', engine: 'pglite' };
   }
 
   /** Stops listening and drops every connection: its address now refuses connections. */

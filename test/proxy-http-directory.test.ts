@@ -56,7 +56,7 @@ describe('HttpEndpointDirectory', () => {
     const dir = new HttpEndpointDirectory(`${cp.url}/`, { token: 'tok', activityIntervalMs: 0 });
     expect(await dir.lookupRole('ep-a', 'alex')).toEqual({ verifier: 'SCRAM-SHA-256$v' });
     expect(await dir.lookupRole('ep-a', 'bob')).toBeNull();
-    expect(await dir.wake('ep-a')).toEqual({ host: '10.0.0.1', port: 5432, password: 'p' });
+    expect(await dir.wake('ep-a')).toEqual({ host: '10.0.0.1', port: 5432, password: 'p', engine: 'pglite' });
     dir.noteActivity('ep-a');
     await expect.poll(() => cp.seen.length).toBe(4);
     expect(cp.seen).toEqual([

@@ -19,7 +19,7 @@ let stack: ProxyStack;
 let pgB: NativePostgres;
 const extraProxies: RunningProxy[] = [];
 
-const address = () => ({ host: stack.pg.host, port: stack.pg.port, password: INTERNAL_PASSWORD });
+const address = () => ({ host: stack.pg.host, port: stack.pg.port, password: INTERNAL_PASSWORD, engine: 'pglite' as const });
 
 function useProxy(port: number): void {
   neonConfig.fetchEndpoint = () => `http://127.0.0.1:${port}/sql`;
@@ -78,7 +78,7 @@ describe('cold start', () => {
 
   it('item 47: an unreachable compute is "Couldn\'t connect to compute node" (HTTP 500, WebSocket XX000), then recovers', async () => {
     const id = 'ep-dead-compute-555555';
-    await addEndpoint(id, 0, { host: '127.0.0.1', port: await freePort(), password: INTERNAL_PASSWORD });
+    await addEndpoint(id, 0, { host: '127.0.0.1', port: await freePort(), password: INTERNAL_PASSWORD, engine: 'pglite' });
     const sql = neon(stack.connString({ endpoint: id }));
     const err = await sql`SELECT 1`.catch((e: Error) => e);
     expect((err as Error).message).toMatch(/^Server error \(HTTP status 500\): \{"message":"Couldn't connect to compute node","code":""/);
@@ -167,7 +167,7 @@ describe('limits', () => {
 describe('isolation, metrics, verifiers', () => {
   it('one endpoint never reaches another\'s backend, even with pooled connections', async () => {
     const other = 'ep-other-place-222222';
-    stack.directory.addEndpoint(other, { host: pgB.host, port: pgB.port, password: 'b-internal' });
+    stack.directory.addEndpoint(other, { host: pgB.host, port: pgB.port, password: 'b-internal', engine: 'pglite' });
     await stack.directory.setRole(other, USER, 'b-client-pass');
     const a = neon(stack.connString());
     const b = neon(stack.connString({ endpoint: other, password: 'b-client-pass' }));

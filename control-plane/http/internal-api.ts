@@ -43,7 +43,9 @@ export function internalApi(projects: Projects, endpoints: EndpointManager, toke
   app.post('/v1/endpoints/:id/wake', async (c) => {
     try {
       const loc = await endpoints.wake(c.req.param('id'));
-      return c.json({ host: loc.host, port: loc.port, password: computePassword });
+      // A postgres compute holds each role's verifier and is logged in to as the client's role: no password for it.
+      if (loc.engine === 'postgres') return c.json({ host: loc.host, port: loc.port, engine: loc.engine });
+      return c.json({ host: loc.host, port: loc.port, engine: loc.engine, password: computePassword });
     } catch (e) {
       throw wakeRefusal(e);
     }

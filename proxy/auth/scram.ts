@@ -81,6 +81,16 @@ function keysOf(verifier: ScramVerifier, clientKey: Buffer): ScramKeys {
   return { clientKey, serverKey: verifier.serverKey, salt: verifier.salt, iterations: verifier.iterations };
 }
 
+/** A copy its holder owns and wipes (wipeKeys) when done, so that wiping never breaks another holder. */
+export function copyKeys(keys: ScramKeys): ScramKeys {
+  return { ...keys, clientKey: Buffer.from(keys.clientKey) };
+}
+
+/** Zeroes the ClientKey (the part that logs in as the role) once its holder is done with it. */
+export function wipeKeys(keys: ScramKeys): void {
+  keys.clientKey.fill(0);
+}
+
 /** The login keys for a cleartext password, or null (in constant time) when it does not match the verifier. */
 export async function keysFromCleartext(verifier: ScramVerifier, password: string): Promise<ScramKeys | null> {
   const sp = await saltedPassword(password, verifier.salt, verifier.iterations);

@@ -1,9 +1,11 @@
-// One Postgres connection from the proxy to a compute: TCP connect, startup, authentication with the
-// internal password (trust, cleartext, MD5 or SCRAM, whatever the compute asks), then message-level I/O for
-// the HTTP executor, or a detached socket for byte relay (WebSocket, TCP).
+// One Postgres connection from the proxy to a compute: TCP connect, startup, authentication, then message-level
+// I/O for the HTTP executor, or a detached socket for byte relay (WebSocket, TCP). A `pglite` compute takes the
+// internal password (trust, cleartext, MD5 or SCRAM, whatever it asks); a `postgres` compute is logged in to as
+// the client's own role with the client's SCRAM keys, and nothing else (docs/design/postgres-engine.md).
 import { createHash } from 'node:crypto';
 import net from 'node:net';
 import type { ComputeAddress } from '../directory/directory.ts';
+import { RESERVED_PARAM_PREFIX } from '../../lib/compute-startup.ts';
 import { PgServerError } from '../errors.ts';
 import {
   BodyReader,
@@ -21,9 +23,10 @@ import {
   startupMessage,
   terminate,
   utf8,
+  type Authentication,
   type Message,
 } from '../../lib/pg-wire/index.ts';
-import { ScramClient } from '../auth/scram.ts';
+import { ScramClient, type ScramKeys } from '../auth/scram.ts';
 
 /** TCP-level failure to reach the compute (worth a retry or a fresh wake). */
 export class ConnectError extends Error {
@@ -36,6 +39,33 @@ export class ConnectError extends Error {
   }
 }
 
+/** The compute's ErrorResponse during login, passed on to the client as it is. */
+export class LoginError extends PgServerError {
+  override name = 'LoginError';
+  /** It came after the compute's AuthenticationOk (3D000, 53300, ...), not as a refusal of the credentials. */
+  readonly afterAuthOk: boolean;
+
+  constructor(fields: Record<string, string>, afterAuthOk: boolean) {
+    super(fields);
+    this.afterAuthOk = afterAuthOk;
+  }
+}
+
+/**
+ * A `postgres` compute whose verifier for the role is not the one the client's keys came from (the password changed
+ * and the compute or the proxy has the old one): the client gets Postgres' FATAL 28P01, the proxy logs `reason`.
+ * Nothing was sent to the compute that could answer its challenge.
+ */
+export class VerifierMismatch extends LoginError {
+  override name = 'VerifierMismatch';
+  readonly reason: string;
+
+  constructor(user: string, reason: string) {
+    super({ S: 'FATAL', V: 'FATAL', C: '28P01', M: `password authentication failed for user "${user}"` }, false);
+    this.reason = reason;
+  }
+}
+
 export interface StartupParams {
   user: string;
   database: string;
@@ -44,6 +74,15 @@ export interface StartupParams {
 }
 
 type Handler = (m: Message) => boolean;
+
+/** One login's authentication state. */
+interface LoginAuth {
+  user: string;
+  keys: ScramKeys | undefined;
+  scram: ScramClient | null;
+  /** The compute sent AuthenticationOk. */
+  ok: boolean;
+}
 
 export class BackendConnection {
   readonly socket: net.Socket;
@@ -80,13 +119,17 @@ export class BackendConnection {
     socket.on('close', () => fail(new ConnectError('connection closed')));
   }
 
-  /** Connects and authenticates; resolves once the compute sent its first ReadyForQuery. */
-  static async connect(address: ComputeAddress, startup: StartupParams, timeoutMs = 2000): Promise<BackendConnection> {
+  /**
+   * Connects and authenticates; resolves once the compute sent its first ReadyForQuery. `keys` (the client's,
+   * see auth/scram.ts) are needed for a `postgres` compute and unused for `pglite`; they are not kept.
+   */
+  static async connect(address: ComputeAddress, startup: StartupParams, timeoutMs = 2000, keys?: ScramKeys): Promise<BackendConnection> {
+    if (address.engine === 'postgres' && !keys) throw new Error('a postgres-engine compute needs the client role\'s SCRAM keys');
     const socket = await openSocket(address.host, address.port, timeoutMs);
     const conn = new BackendConnection(socket, address);
     const deadline = setTimeout(() => socket.destroy(new ConnectError('timed out waiting for the compute to accept the login', 'ETIMEDOUT')), timeoutMs * 5);
     try {
-      await conn.login(startup);
+      await conn.login(startup, keys);
       return conn;
     } catch (err) {
       conn.destroy();
@@ -96,14 +139,14 @@ export class BackendConnection {
     }
   }
 
-  private async login(startup: StartupParams): Promise<void> {
-    this.write(startupMessage({ user: startup.user, database: startup.database, ...startup.extra }));
-    const scram: { client: ScramClient | null } = { client: null };
+  private async login(startup: StartupParams, keys: ScramKeys | undefined): Promise<void> {
+    this.write(startupMessage(this.startupParams(startup)));
+    const auth: LoginAuth = { user: startup.user, keys, scram: null, ok: false };
     for (;;) {
       const m = await this.next();
       switch (m.type) {
         case 'R':
-          await this.answerAuthentication(m.body, startup.user, scram);
+          await this.answerAuthentication(m.body, auth);
           break;
         case 'S':
         case 'N':
@@ -113,7 +156,7 @@ export class BackendConnection {
           ({ pid: this.pid, secret: this.secret } = parseBackendKeyData(m.body));
           break;
         case 'E':
-          throw new PgServerError(parseErrorFields(m.body));
+          throw new LoginError(parseErrorFields(m.body), auth.ok);
         case 'Z':
           this.txStatus = parseReadyForQuery(m.body);
           return;
@@ -125,31 +168,68 @@ export class BackendConnection {
     }
   }
 
-  /** Answers one Authentication* request of the compute with the internal password. */
-  private async answerAuthentication(body: Uint8Array, user: string, scram: { client: ScramClient | null }): Promise<void> {
-    const auth = parseAuthentication(body);
-    switch (auth.kind) {
-      case 'ok':
-        return;
+  /** The startup packet: the client's parameters; the proxy's own (lakebase.*) are for PGlite's compute host only. */
+  private startupParams(startup: StartupParams): Record<string, string> {
+    const params: Record<string, string> = { user: startup.user, database: startup.database };
+    for (const [k, v] of Object.entries(startup.extra ?? {})) {
+      if (this.address.engine !== 'postgres' || !k.toLowerCase().startsWith(RESERVED_PARAM_PREFIX)) params[k] = v;
+    }
+    return params;
+  }
+
+  /** Answers one Authentication* request of the compute. */
+  private async answerAuthentication(body: Uint8Array, auth: LoginAuth): Promise<void> {
+    const req = parseAuthentication(body);
+    if (req.kind === 'ok') {
+      auth.ok = true;
+      return;
+    }
+    if (this.address.engine === 'postgres') return this.answerWithKeys(req, auth);
+    const password = this.address.password ?? '';
+    switch (req.kind) {
       case 'cleartext':
-        return this.write(passwordMessage(this.address.password));
+        return this.write(passwordMessage(password));
       case 'md5': {
-        const inner = createHash('md5').update(this.address.password + user).digest('hex');
-        const outer = createHash('md5').update(inner).update(auth.salt).digest('hex');
+        const inner = createHash('md5').update(password + auth.user).digest('hex');
+        const outer = createHash('md5').update(inner).update(req.salt).digest('hex');
         return this.write(passwordMessage('md5' + outer));
       }
       case 'sasl':
-        scram.client = new ScramClient(this.address.password);
-        return this.write(saslInitialResponse('SCRAM-SHA-256', utf8(scram.client.first())));
+        auth.scram = new ScramClient(password);
+        return this.write(saslInitialResponse('SCRAM-SHA-256', utf8(auth.scram.first())));
       case 'saslContinue':
-        if (!scram.client) break;
-        return this.write(saslResponse(utf8(await scram.client.final(decodeUtf8(auth.data)))));
+        if (!auth.scram) break;
+        return this.write(saslResponse(utf8(await auth.scram.final(decodeUtf8(req.data)))));
       case 'saslFinal':
-        if (!scram.client) break;
-        if (!scram.client.verifyServerFinal(decodeUtf8(auth.data))) throw new ProtocolError('compute sent a wrong SCRAM server signature');
-        return;
+        return this.checkServerFinal(auth.scram, req.data);
     }
     throw new ProtocolError(`unsupported authentication request ${new BodyReader(body).int32()} from compute`);
+  }
+
+  /** SCRAM with the client's keys: the only way into a `postgres` compute (its pg_hba says scram-sha-256). */
+  private async answerWithKeys(req: Authentication, auth: LoginAuth): Promise<void> {
+    if (req.kind === 'sasl' && req.mechanisms.includes('SCRAM-SHA-256') && auth.keys) {
+      auth.scram = new ScramClient(auth.keys);
+      return this.write(saslInitialResponse('SCRAM-SHA-256', utf8(auth.scram.first())));
+    }
+    if (req.kind === 'saslContinue' && auth.scram) {
+      let final: string;
+      try {
+        final = await auth.scram.final(decodeUtf8(req.data));
+      } catch (err) {
+        throw new VerifierMismatch(auth.user, err instanceof Error ? err.message : String(err));
+      }
+      return this.write(saslResponse(utf8(final)));
+    }
+    if (req.kind === 'saslFinal') return this.checkServerFinal(auth.scram, req.data);
+    // Never a password, an MD5 hash, or a SCRAM-SHA-256-PLUS the proxy cannot bind: the keys answer SCRAM alone.
+    throw new ProtocolError(`a postgres-engine compute asked for ${req.kind} authentication, not SCRAM-SHA-256`);
+  }
+
+  /** The compute's server signature: it proves the compute holds the role's verifier (it is the real compute). */
+  private checkServerFinal(scram: ScramClient | null, data: Uint8Array): void {
+    if (!scram) throw new ProtocolError('compute sent a SCRAM final message without an exchange');
+    if (!scram.verifyServerFinal(decodeUtf8(data))) throw new ProtocolError('compute sent a wrong SCRAM server signature');
   }
 
   write(data: Uint8Array): void {

@@ -2,7 +2,8 @@
 // retries with backoff), cache the address, connect with retries, and wake again when a cached address
 // turns out to be stale (the compute was suspended since).
 import type { Logger } from '../../lib/logger.ts';
-import { BackendConnection, ConnectError, type StartupParams } from './connection.ts';
+import type { ScramKeys } from '../auth/scram.ts';
+import { BackendConnection, ConnectError, VerifierMismatch, type StartupParams } from './connection.ts';
 import { DirectoryError, type ComputeAddress, type EndpointDirectory } from '../directory/directory.ts';
 import { PgServerError, couldNotConnect, fromDirectoryError, rateLimited } from '../errors.ts';
 import type { EndpointRateLimiter } from './rate-limit.ts';
@@ -85,8 +86,11 @@ export class ComputeConnector {
     }
   }
 
-  /** An authenticated connection to the endpoint's compute. Throws ProxyError or PgServerError (login). */
-  async connect(endpointId: string, startup: StartupParams): Promise<BackendConnection> {
+  /**
+   * An authenticated connection to the endpoint's compute; a `postgres` compute is logged in to as the startup's
+   * user with `keys` (the client's). Throws ProxyError or PgServerError (LoginError: the compute's own refusal).
+   */
+  async connect(endpointId: string, startup: StartupParams, keys?: ScramKeys): Promise<BackendConnection> {
     if (this.opts.rateLimiter && !this.opts.rateLimiter.tryAcquire(endpointId)) throw rateLimited();
     const { retries, baseDelayMs, factor } = this.opts.connectRetry;
     let rewoken = false;
@@ -94,8 +98,11 @@ export class ComputeConnector {
       const fromCache = this.cache.has(endpointId);
       const address = await this.wake(endpointId);
       try {
-        return await BackendConnection.connect(address, startup, this.opts.connectTimeoutMs);
+        return await BackendConnection.connect(address, startup, this.opts.connectTimeoutMs, keys);
       } catch (err) {
+        if (err instanceof VerifierMismatch) {
+          this.opts.logger.warn({ endpointId, user: startup.user, reason: err.reason }, 'compute refused the client role\'s SCRAM keys');
+        }
         const retriableLogin = err instanceof PgServerError && RETRIABLE_LOGIN_CODES.has(err.code);
         if (!(err instanceof ConnectError) && !retriableLogin) throw err;
         this.opts.logger.warn({ endpointId, attempt, err: String(err) }, 'connect to compute failed');

@@ -8,11 +8,19 @@ export interface RoleSecret {
   verifier: string;
 }
 
+/**
+ * What serves an endpoint, which decides how the proxy logs in to it. `pglite`: the compute host's PGlite, which
+ * takes one internal password for any role. `postgres`: a real PostgreSQL that holds each role's verifier literal
+ * and asks for SCRAM: the proxy logs in as the client's own role with the keys the client proved (auth/scram.ts).
+ */
+export type ComputeEngine = 'pglite' | 'postgres';
+
 export interface ComputeAddress {
   host: string;
   port: number;
-  /** Internal password the proxy presents (cleartext or SCRAM) to the compute, for any role. */
-  password: string;
+  engine: ComputeEngine;
+  /** Internal password the proxy presents (cleartext or SCRAM) to a `pglite` compute, for any role; absent for `postgres`. */
+  password?: string;
 }
 
 export interface EndpointDirectory {

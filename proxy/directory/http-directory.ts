@@ -1,7 +1,9 @@
 // EndpointDirectory over HTTP, for a proxy running apart from the control plane. JSON routes:
 //   GET  /v1/endpoints/:id/roles/:role  -> 200 {"verifier": "SCRAM-SHA-256$..."} | 404 (unknown endpoint or role)
-//   POST /v1/endpoints/:id/wake         -> 200 {"host": "...", "port": 5432, "password": "..."} once the compute
-//                                          accepts connections; an error status otherwise, with an optional body
+//   POST /v1/endpoints/:id/wake         -> 200 {"host": "...", "port": 5432, "engine": "pglite", "password": "..."}
+//                                          or {"host", "port", "engine": "postgres"} (no password: the proxy logs in
+//                                          as each client's role) once the compute accepts connections; a missing
+//                                          engine means pglite; an error status otherwise, with an optional body
 //                                          {"message": "<user-facing text>", "reason": "ENDPOINT_IDLE", "retriable": true}
 //   POST /v1/endpoints/:id/activity     -> 204 (best effort, throttled per endpoint)
 //   GET  /v1/invalidations?after=N&epoch=E&wait_ms=W -> 200 {"epoch", "reset", "last", "events": [{"seq",
@@ -9,7 +11,9 @@
 // An optional bearer token authenticates the proxy to the service. Requests go through lib/internal-client.ts
 // (kept-alive node:http: the role lookup runs on every SQL-over-HTTP request, and fetch() costs several times
 // more CPU per call); the long poll stays on fetch (invalidation-feed.ts), which it aborts when the proxy stops.
+import * as v from 'valibot';
 import { InternalClient, type RawAnswer } from '../../lib/internal-client.ts';
+import { parse } from '../../lib/validate.ts';
 import { DirectoryError, type ComputeAddress, type EndpointDirectory, type InvalidationHandler, type RoleSecret } from './directory.ts';
 import { followInvalidations } from './invalidation-feed.ts';
 
@@ -42,6 +46,19 @@ export function directoryFailure(status: number, text: string): DirectoryError {
   const retriable = body.retriable === true || (reason !== undefined && TRANSIENT_REASONS.has(reason)) || status === 503;
   const userMessage = typeof body.message === 'string' && body.message !== '' ? body.message : undefined;
   return new DirectoryError(`control plane answered ${status}${reason ? ` (${reason})` : ''}`, { status, retriable, userMessage, code: reason });
+}
+
+const ADDRESS = { host: v.string(), port: v.number() };
+
+/** The wake answer: a password for `pglite` only (a `postgres` compute never gets the internal one). */
+const WAKE_ANSWER = v.union([
+  v.object({ ...ADDRESS, engine: v.optional(v.literal('pglite'), 'pglite'), password: v.string() }),
+  v.object({ ...ADDRESS, engine: v.literal('postgres') }),
+]);
+
+/** The wake answer as a ComputeAddress (a missing engine is `pglite`, what every control plane sent before). */
+export function computeAddress(body: unknown): ComputeAddress {
+  return parse(WAKE_ANSWER, body, () => new DirectoryError('control plane sent a malformed compute address'));
 }
 
 export class HttpEndpointDirectory implements EndpointDirectory {
@@ -84,11 +101,7 @@ export class HttpEndpointDirectory implements EndpointDirectory {
   async wake(endpointId: string): Promise<ComputeAddress> {
     const res = await this.request('POST', `/v1/endpoints/${encodeURIComponent(endpointId)}/wake`);
     if (res.status < 200 || res.status > 299) throw directoryFailure(res.status, res.body.toString('utf8'));
-    const body = JSON.parse(res.body.toString('utf8')) as { host?: unknown; port?: unknown; password?: unknown };
-    if (typeof body.host !== 'string' || typeof body.port !== 'number' || typeof body.password !== 'string') {
-      throw new DirectoryError('control plane sent a malformed compute address');
-    }
-    return { host: body.host, port: body.port, password: body.password };
+    return computeAddress(JSON.parse(res.body.toString('utf8')));
   }
 
   watchInvalidations(handler: InvalidationHandler): () => void {

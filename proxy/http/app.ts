@@ -5,6 +5,7 @@ import { Hono } from 'hono';
 import type { Context } from 'hono';
 import type { Logger } from '../../lib/logger.ts';
 import type { Authenticator } from '../auth/authenticator.ts';
+import { wipeKeys } from '../auth/scram.ts';
 import type { BackendConnection } from '../compute/connection.ts';
 import { RESET_MESSAGE, type BackendPool } from './connection-pool.ts';
 import { parseConnectionString, type ConnInfo } from './conn-string.ts';
@@ -187,9 +188,14 @@ async function bodyAndConnection(c: Ctx, deps: HttpDeps, info: ConnInfo): Promis
   const clientAddress = incoming instanceof IncomingMessage ? (incoming.socket.remoteAddress ?? '') : '';
   const bodyP = (incoming instanceof IncomingMessage ? readIncoming(incoming, deps.maxRequestBytes) : readBody(c.req.raw.body, deps.maxRequestBytes)).then(decodePayload);
   const connP = (async () => {
-    await deps.auth.checkCleartext(info.endpointId, info.user, info.password, clientAddress);
-    deps.noteActivity?.(info.endpointId);
-    return deps.pool.acquire(info.endpointId, info.database, info.user);
+    // the role's login keys: a postgres compute is logged in to as the role itself; wiped once a backend is had
+    const keys = await deps.auth.checkCleartext(info.endpointId, info.user, info.password, clientAddress);
+    try {
+      deps.noteActivity?.(info.endpointId);
+      return await deps.pool.acquire(info.endpointId, info.database, info.user, keys);
+    } finally {
+      wipeKeys(keys);
+    }
   })();
   const [bodyR, connR] = await Promise.allSettled([bodyP, connP]);
   if (bodyR.status === 'rejected') {

@@ -1,10 +1,16 @@
 // Idle compute connections for SQL over HTTP, per (endpoint, database, user). A connection goes back to the
 // pool only after Neon's session reset succeeded, so SET, a lone BEGIN, temp tables, prepared statements,
 // cursors, advisory locks and LISTENs never reach the next request; anything doubtful is closed instead.
+// The reset is DISCARD ALL spelt out (without DISCARD PLANS, which leaves nothing a user can see), so that it can
+// follow a ROLLBACK in one simple query, sent in the same write as the request's last statement.
+// Concurrent requests each get their own connection. For a `postgres` compute each is the role's own backend
+// process, logged in with the request's keys, and their number per endpoint is capped (endpoint-slots.ts).
 import { SESSION_RESET_SQL, STATELESS_PARAM } from '../../lib/compute-startup.ts';
-import type { BackendConnection } from '../compute/connection.ts';
+import type { ScramKeys } from '../auth/scram.ts';
+import type { BackendConnection, StartupParams } from '../compute/connection.ts';
 import type { ComputeConnector } from '../compute/connector.ts';
 import { query } from '../../lib/pg-wire/index.ts';
+import { EndpointSlots } from './endpoint-slots.ts';
 import { readSimpleResult, runSimple } from './sql-executor.ts';
 
 export const RESET_SQL = SESSION_RESET_SQL;
@@ -15,6 +21,8 @@ export const RESET_MESSAGE = query(RESET_SQL);
 export interface PoolOptions {
   maxIdlePerKey: number;
   idleTimeoutMs: number;
+  /** Backends open to one `postgres`-engine endpoint at most (busy or idle); more requests wait their turn. */
+  maxPerEndpoint: number;
 }
 
 interface Idle {
@@ -30,11 +38,13 @@ export class BackendPool {
   private readonly sweeper: NodeJS.Timeout;
   private readonly connector: ComputeConnector;
   private readonly opts: PoolOptions;
+  private readonly slots: EndpointSlots;
   private closed = false;
 
   constructor(connector: ComputeConnector, opts: PoolOptions) {
     this.connector = connector;
     this.opts = opts;
+    this.slots = new EndpointSlots(opts.maxPerEndpoint);
     this.sweeper = setInterval(() => this.sweep(), Math.min(opts.idleTimeoutMs, 30_000));
     this.sweeper.unref();
   }
@@ -44,13 +54,11 @@ export class BackendPool {
     return `${endpointId}\0${database}\0${user}`;
   }
 
-  async acquire(endpointId: string, database: string, user: string): Promise<BackendConnection> {
+  /** A connection of the key; `keys` (the role's, not kept) log a new one in to a `postgres` compute. */
+  async acquire(endpointId: string, database: string, user: string, keys?: ScramKeys): Promise<BackendConnection> {
     const key = BackendPool.key(endpointId, database, user);
-    const list = this.idle.get(key);
-    while (list && list.length > 0) {
-      const { conn } = list.pop() as Idle;
-      if (!conn.closed) return conn;
-    }
+    const idle = this.takeIdle(key);
+    if (idle) return idle;
     // A reset takes a fraction of a millisecond, a new connection several (SCRAM): wait for an unclaimed one.
     const waiting = this.waiters.get(key) ?? [];
     if (waiting.length < (this.resetting.get(key) ?? 0)) {
@@ -60,7 +68,48 @@ export class BackendPool {
       });
       if (conn) return conn;
     }
-    return this.connector.connect(endpointId, { user, database, extra: { client_encoding: 'UTF8', [STATELESS_PARAM]: 'on' } });
+    const startup: StartupParams = { user, database, extra: { client_encoding: 'UTF8', [STATELESS_PARAM]: 'on' } };
+    // The engine of the endpoint's compute (a cached address after the first request) decides the cap.
+    if ((await this.connector.wake(endpointId)).engine !== 'postgres') return this.connector.connect(endpointId, startup, keys);
+    return this.openCapped(endpointId, key, startup, keys);
+  }
+
+  /** The most recently used idle connection of the key, if any. */
+  private takeIdle(key: string): BackendConnection | null {
+    const list = this.idle.get(key);
+    while (list && list.length > 0) {
+      const { conn } = list.pop() as Idle;
+      if (!conn.closed) return conn;
+    }
+    return null;
+  }
+
+  /** A new backend within the endpoint's cap, or one of the same key handed over while waiting for a slot. */
+  private async openCapped(endpointId: string, key: string, startup: StartupParams, keys: ScramKeys | undefined): Promise<BackendConnection> {
+    const idle = this.takeIdle(key); // one may have come back while the address was looked up
+    if (idle) return idle;
+    const handed = await this.slots.take(endpointId, key, () => this.evictIdle(endpointId));
+    if (handed) return handed;
+    let conn: BackendConnection;
+    try {
+      conn = await this.connector.connect(endpointId, startup, keys);
+    } catch (err) {
+      this.slots.free(endpointId);
+      throw err;
+    }
+    conn.socket.once('close', () => this.slots.free(endpointId));
+    return conn;
+  }
+
+  /** Closes one idle connection of the endpoint, whose slot then goes to a request of another key. */
+  private evictIdle(endpointId: string): void {
+    const prefix = `${endpointId}\0`;
+    for (const [key, list] of this.idle) {
+      if (!key.startsWith(prefix) || list.length === 0) continue;
+      (list.shift() as Idle).conn.close();
+      if (list.length === 0) this.idle.delete(key);
+      return;
+    }
   }
 
   /**
@@ -89,6 +138,12 @@ export class BackendPool {
       while (waiting.length > (this.resetting.get(key) ?? 0)) (waiting.pop() as (c: null) => void)(null);
       if (!usable) {
         conn.destroy();
+        return;
+      }
+      // Requests over the endpoint's cap: the first in line takes it if of this key, else gets its slot.
+      if (this.slots.handOver(endpointId, key, conn)) return;
+      if (this.slots.waiting(endpointId)) {
+        conn.close();
         return;
       }
       const list = this.idle.get(key) ?? [];
@@ -130,6 +185,7 @@ export class BackendPool {
     clearInterval(this.sweeper);
     for (const list of this.waiters.values()) for (const w of list) w(null);
     this.waiters.clear();
+    this.slots.close();
     for (const list of this.idle.values()) for (const i of list) i.conn.close();
     this.idle.clear();
   }

@@ -4,7 +4,7 @@
 import { BodyReader, authSasl, authSaslContinue, authSaslFinal, decodeUtf8 } from '../../lib/pg-wire/index.ts';
 import type { Authenticator } from '../auth/authenticator.ts';
 import type { AuthTicket } from '../auth/limits.ts';
-import { ScramServer } from '../auth/scram.ts';
+import { ScramServer, type ScramKeys } from '../auth/scram.ts';
 import { authFailed } from '../errors.ts';
 import type { ClientTransport } from './client-transport.ts';
 import { type Inbox, MAX_STARTUP_PACKET } from './inbox.ts';
@@ -32,16 +32,20 @@ export async function readPassword(inbox: Inbox): Promise<string> {
   return decodeUtf8(m.body.subarray(0, end));
 }
 
-export async function scramExchange(transport: ClientTransport, inbox: Inbox, auth: Authenticator, endpoint: string, user: string, address: string): Promise<void> {
+/**
+ * A SCRAM-SHA-256 exchange up to the server signature (AuthenticationSASLFinal), not AuthenticationOk: that comes
+ * once the compute accepted the login. Resolves to the keys the client proved it has (its session's to wipe).
+ */
+export async function scramExchange(transport: ClientTransport, inbox: Inbox, auth: Authenticator, endpoint: string, user: string, address: string): Promise<ScramKeys> {
   const ticket = auth.admit(endpoint, user, address);
   try {
-    await scramSteps(transport, inbox, auth, endpoint, user, ticket);
+    return await scramSteps(transport, inbox, auth, endpoint, user, ticket);
   } finally {
     ticket.release(); // a client gone mid-exchange, or a directory error: undecided, not a failure
   }
 }
 
-async function scramSteps(transport: ClientTransport, inbox: Inbox, auth: Authenticator, endpoint: string, user: string, ticket: AuthTicket): Promise<void> {
+async function scramSteps(transport: ClientTransport, inbox: Inbox, auth: Authenticator, endpoint: string, user: string, ticket: AuthTicket): Promise<ScramKeys> {
   const { verifier } = await auth.verifier(endpoint, user);
   const server = new ScramServer(verifier);
   transport.write(authSasl(['SCRAM-SHA-256']));
@@ -56,12 +60,14 @@ async function scramSteps(transport: ClientTransport, inbox: Inbox, auth: Authen
   const final = await inbox.message(MAX_STARTUP_PACKET);
   if (final.type !== 'p') throw wrongTag(final.type);
   const serverFinal = server.clientFinal(decodeUtf8(final.body));
-  if (serverFinal === null) {
+  const keys = server.keys;
+  if (serverFinal === null || keys === null) {
     ticket.failed();
     throw authFailed(user);
   }
   ticket.succeeded();
   transport.write(authSaslFinal(serverFinal));
+  return keys;
 }
 
 /** The client-first-message of a SASLInitialResponse for SCRAM-SHA-256. */

@@ -2,6 +2,10 @@
 // resolution, client authentication (cleartext on WebSocket, as the driver's pipelined connect needs;
 // SCRAM-SHA-256 on TCP: client-auth.ts), the compute connection, then a transparent byte relay (relay.ts).
 // Reference §2.3-2.5.
+// A `postgres` compute is logged in to as the client's own role with the SCRAM keys the client proved (or its
+// cleartext password gave): the session holds them in memory for its life (a resume after a suspend logs in again)
+// and wipes them at its end. The client gets AuthenticationOk once the compute accepted the keys, so the compute's
+// refusal (28P01) reads as Postgres' own; a `pglite` compute is greeted as before, right after client auth.
 // Nothing the client sends before it has authenticated is logged (its user name, options, password or SASL
 // bytes): until then a failure is logged by its kind and SQLSTATE only (preAuthLog), never by its text.
 import { RESERVED_PARAM_PREFIX } from '../../lib/compute-startup.ts';
@@ -19,7 +23,8 @@ import {
   readyForQuery,
 } from '../../lib/pg-wire/index.ts';
 import type { Authenticator } from '../auth/authenticator.ts';
-import type { BackendConnection } from '../compute/connection.ts';
+import { wipeKeys, type ScramKeys } from '../auth/scram.ts';
+import { LoginError, type BackendConnection, type StartupParams } from '../compute/connection.ts';
 import type { ComputeConnector } from '../compute/connector.ts';
 import { endpointFromOptions, isValidEndpointId, normalizeEndpointId, parsePasswordHack } from '../endpoint-id.ts';
 import { ENDPOINT_NOT_SPECIFIED, PgServerError, ProxyError } from '../errors.ts';
@@ -68,6 +73,10 @@ interface SessionState {
   backend: BackendConnection | null;
   cancelKey: number | null;
   authenticated: boolean;
+  /** The client's login keys (a postgres compute takes them): never logged, wiped when the session ends. */
+  keys: ScramKeys | null;
+  /** The client got its AuthenticationOk (it must get exactly one). */
+  greeted: boolean;
 }
 
 /** The client's StartupMessage, after any SSLRequest / GSSENCRequest. */
@@ -97,6 +106,8 @@ export async function runWireSession(initial: ClientTransport, deps: WireSession
     backend: null,
     cancelKey: null,
     authenticated: false,
+    keys: null,
+    greeted: false,
   };
   const ended = deps.metrics.sessionStarted(opts.protocol);
   listen(s);
@@ -118,6 +129,7 @@ export async function runWireSession(initial: ClientTransport, deps: WireSession
   } finally {
     clearTimeout(timer);
     if (s.cancelKey !== null) deps.cancels.release(s.cancelKey);
+    if (s.keys) wipeKeys(s.keys);
     ended();
   }
 }
@@ -169,7 +181,7 @@ async function authenticatePhase(s: SessionState, deps: WireSessionDeps, opts: W
   if (endpoint === null && !cleartextAllowed && opts.defaultEndpoint) endpoint = checkId(opts.defaultEndpoint);
 
   if (endpoint !== null && opts.scram) {
-    await scramExchange(s.transport, s.inbox, deps.auth, endpoint, user, opts.clientAddress);
+    s.keys = await scramExchange(s.transport, s.inbox, deps.auth, endpoint, user, opts.clientAddress);
   } else {
     if (!cleartextAllowed) throw new SessionError(endpoint === null ? ENDPOINT_NOT_SPECIFIED : 'cleartext password not allowed');
     s.transport.write(authCleartextPassword());
@@ -180,11 +192,10 @@ async function authenticatePhase(s: SessionState, deps: WireSessionDeps, opts: W
       endpoint = checkId(hack.endpoint);
       password = hack.password;
     }
-    await deps.auth.checkCleartext(endpoint, user, password, opts.clientAddress);
+    s.keys = await deps.auth.checkCleartext(endpoint, user, password, opts.clientAddress);
   }
   s.authenticated = true;
   s.log = s.log.child({ endpointId: endpoint, user, database });
-  s.transport.write(authOk());
   deps.noteActivity?.(endpoint);
   return { endpoint, user, database, extra: forwardedParams(startup.params, fromOptions.forward) };
 }
@@ -216,8 +227,16 @@ function forwardedParams(params: Map<string, string>, forwardOptions: string): R
 
 // ---- phase 4: the compute connection, on the client's behalf ----
 
+function greet(s: SessionState): void {
+  if (s.greeted) return;
+  s.greeted = true;
+  s.transport.write(authOk());
+}
+
+const startupOf = (login: Login): StartupParams => ({ user: login.user, database: login.database, extra: login.extra });
+
 async function connectComputePhase(s: SessionState, deps: WireSessionDeps, login: Login): Promise<{ pid: number; secret: number }> {
-  const backend = await deps.connector.connect(login.endpoint, { user: login.user, database: login.database, extra: login.extra });
+  const backend = await loginToCompute(s, deps, login);
   s.backend = backend;
   const key = deps.cancels.issue(backend.address.host, backend.address.port, backend.pid, backend.secret);
   s.cancelKey = key.pid;
@@ -226,22 +245,41 @@ async function connectComputePhase(s: SessionState, deps: WireSessionDeps, login
   return key;
 }
 
+/**
+ * The compute login, and the client's one AuthenticationOk: before anything else for `pglite` (as ever), after the
+ * compute's for `postgres`, so that only a refusal of the client's credentials by the compute comes without one.
+ */
+async function loginToCompute(s: SessionState, deps: WireSessionDeps, login: Login): Promise<BackendConnection> {
+  try {
+    const address = await deps.connector.wake(login.endpoint);
+    if (address.engine !== 'postgres') greet(s);
+    const backend = await deps.connector.connect(login.endpoint, startupOf(login), s.keys ?? undefined);
+    greet(s);
+    return backend;
+  } catch (err) {
+    if (!(err instanceof LoginError) || err.afterAuthOk) greet(s);
+    throw err;
+  }
+}
+
 // ---- phase 5: relay; bytes the client pipelined after its password go first. A compute that goes away while
 // the session is idle (suspend, restart) is replaced on the client's next message (relay.ts). ----
 
 async function relayPhase(s: SessionState, deps: WireSessionDeps, login: Login, key: { pid: number; secret: number }): Promise<void> {
   const first = s.backend!.detach();
   const pipelined = s.inbox.reader.takeRest();
-  const startup = { user: login.user, database: login.database, extra: login.extra };
+  const startup = startupOf(login);
   let lastActivity = Date.now();
   await relay(s.transport, first, pipelined, s.inbox.closed, {
     reconnect: async () => {
-      const next = await deps.connector.connect(login.endpoint, startup);
+      const next = await deps.connector.connect(login.endpoint, startup, s.keys ?? undefined);
       deps.cancels.retarget(key.pid, next.address.host, next.address.port, next.pid, next.secret);
       s.log.info('session moved to a new compute');
       return next.detach();
     },
     reconnectFailed: (err) => {
+      // A postgres compute's own refusal (28P01 after a password change) as Postgres would send it
+      if (err instanceof LoginError && s.backend?.address.engine === 'postgres') return fieldsMessage('E', err.fields);
       const e = err instanceof PgServerError || err instanceof ProxyError ? err : new ProxyError(String(err), 500, 'compute_unreachable');
       return errorResponse({ severity: 'FATAL', code: 'XX000', message: e.message });
     },

@@ -86,7 +86,7 @@ export async function startProxyStack(opts: StackOptions = {}): Promise<ProxySta
     await adminClient.connect();
     await adminClient.query(`CREATE ROLE ${USER} LOGIN PASSWORD '${INTERNAL_PASSWORD}'`);
     await adminClient.query(`CREATE DATABASE ${DATABASE} OWNER ${USER}`);
-    directory.addEndpoint(ENDPOINT, { host: pgServer.host, port: pgServer.port, password: INTERNAL_PASSWORD }, opts.wakeDelayMs ?? 0);
+    directory.addEndpoint(ENDPOINT, { host: pgServer.host, port: pgServer.port, password: INTERNAL_PASSWORD, engine: 'pglite' }, opts.wakeDelayMs ?? 0);
     await directory.setRole(ENDPOINT, USER, PASSWORD);
     proxy = await startProxy({
       directory,
