@@ -126,7 +126,7 @@ async function handOffRows(c: StartedCompute, one: (sql: string) => Promise<unkn
   progress('session hand-off: one session, two taking turns, two stateless (HTTP pool) taking turns');
   const other = await connectPg(c, TOKEN);
   const open = (): Promise<BackendConnection> => BackendConnection.connect(
-    { host: c.host, port: c.port, password: TOKEN },
+    { host: c.host, port: c.port, password: TOKEN, engine: 'pglite' as const },
     { user: 'postgres', database: 'neondb', extra: { client_encoding: 'UTF8', [STATELESS_PARAM]: 'on' } },
   );
   const http = [await open(), await open()];

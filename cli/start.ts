@@ -9,7 +9,8 @@ import { existsSync } from 'node:fs';
 import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ConfigError, defineConfig, envName, flag, helpText, option, parseConfig, port, text } from '../lib/config.ts';
+import { ConfigError, defineConfig, envName, flag, helpText, oneOf, option, parseConfig, port, text } from '../lib/config.ts';
+import { ENGINES, type EngineName } from '../control-plane/engines.ts';
 import type { Parsed, Values } from '../lib/config.ts';
 import { freePort } from '../lib/free-port.ts';
 import { CliError } from './commands/errors.ts';
@@ -201,13 +202,18 @@ const START_CONFIG = defineConfig({
     tcpPort: option(port(), { help: 'Postgres TCP', defaultText: '5432', env: 'LAKEBASE_PROXY_TCP_PORT' }),
     autoPorts: flag({ help: 'every port not given is any free one (several lakebases on one machine)', env: 'LAKEBASE_AUTO_PORTS' }),
     quiet: flag({ help: "no services' log lines on stderr", env: null }),
+    engine: option(oneOf(ENGINES), {
+      help: 'engine of new projects: pglite (Postgres 18 in WebAssembly) or postgres (PostgreSQL 15 on FUSE; needs root, libfuse2, postgresql-15)',
+      default: 'pglite',
+      env: 'LAKEBASE_ENGINE',
+    }),
   },
 });
 
 type StartValues = Values<typeof START_CONFIG.options>;
 
 /** Where the state lives and which ports to ask for; null when --help was asked (and printed). */
-function startOptions(argv: string[]): { dir: string; ports: Ports; quiet: boolean } | null {
+function startOptions(argv: string[]): { dir: string; ports: Ports; quiet: boolean; engine: EngineName } | null {
   let parsed: Parsed<typeof START_CONFIG.options>;
   try {
     parsed = parseConfig(START_CONFIG, argv, process.env);
@@ -219,7 +225,7 @@ function startOptions(argv: string[]): { dir: string; ports: Ports; quiet: boole
     process.stdout.write(helpText(START_CONFIG) + '\n');
     return null;
   }
-  return { dir: resolve(parsed.values.dir), ports: portsOf(parsed.values), quiet: parsed.values.quiet };
+  return { dir: resolve(parsed.values.dir), ports: portsOf(parsed.values), quiet: parsed.values.quiet, engine: parsed.values.engine };
 }
 
 /** Each port: the one asked for, else 0 with --auto-ports (the service binds any free one and reports it), else the default. */
@@ -274,13 +280,13 @@ function stopOnSignals(sv: Supervisor): { stop: () => Promise<void>; interrupted
 export async function start(argv: string[]): Promise<void> {
   const opts = startOptions(argv);
   if (!opts) return;
-  const { dir, ports, quiet } = opts;
+  const { dir, ports, quiet, engine } = opts;
   await mkdir(dir, { recursive: true });
   const secrets = await loadSecrets(dir);
   const supervisor = supervisorFor(dir, quiet);
   const stops = stopOnSignals(supervisor);
   try {
-    const local = await startAll(supervisor, { dir, ports, secrets });
+    const local = await startAll(supervisor, { dir, ports, secrets, engine });
     const localPath = join(dir, 'local.json');
     await writeFile(localPath, JSON.stringify(local, null, 2) + '\n', { mode: 0o600 });
     process.stdout.write(banner(local, dir, localPath));
@@ -298,6 +304,8 @@ interface StartContext {
   secrets: Secrets;
   /** The local-folder object store in DIR, unless the environment names one (a bucket or a folder). */
   storeEnv: Record<string, string>;
+  /** Engine of new projects. */
+  engine: EngineName;
 }
 
 /** The storage node, on the port asked for (on restart: the one it had). */
@@ -336,7 +344,7 @@ async function startCompute(sv: Supervisor, c: StartContext, storageUrl: string)
 function frontSpecs(c: StartContext, storageUrl: string, computeUrl: string): { controlPlane: (tcp: number) => ServiceSpec; proxy: (cpUrl: string, tcp: number) => ServiceSpec } {
   // Endpoint host names (ep-....lakebase.localhost) do not resolve on most machines: connection URIs name
   // 127.0.0.1 and carry the endpoint in options, which every client (psql, pg, the driver) passes on.
-  const cpArgs = (p: string, tcp: number) => ['--storage-url', storageUrl, '--compute-host', computeUrl, '--port', p, '--proxy-port', String(tcp), '--connection-host', '127.0.0.1'];
+  const cpArgs = (p: string, tcp: number) => ['--storage-url', storageUrl, '--compute-host', computeUrl, '--port', p, '--proxy-port', String(tcp), '--connection-host', '127.0.0.1', '--engine', c.engine];
   const proxyArgs = (cpUrl: string, http: string, tcp: string) => ['--directory-url', `${cpUrl}/internal`, '--http-port', http, '--tcp-port', tcp, '--base-domain', 'lakebase.localhost'];
   const cp = (option: string) => envName('control-plane', option);
   return {
@@ -383,7 +391,7 @@ async function localInfo(c: StartContext, storageUrl: string, front: Front): Pro
 }
 
 /** Starts the four services in dependency order and returns what local.json says about them. */
-async function startAll(sv: Supervisor, o: { dir: string; ports: Ports; secrets: Secrets }): Promise<LocalInfo> {
+async function startAll(sv: Supervisor, o: { dir: string; ports: Ports; secrets: Secrets; engine: EngineName }): Promise<LocalInfo> {
   const storeEnv: Record<string, string> = {};
   if (!process.env.LAKEBASE_S3_BUCKET && !process.env.LAKEBASE_OBJECT_STORE_DIR) storeEnv.LAKEBASE_OBJECT_STORE_DIR = join(o.dir, 'objects');
   const c: StartContext = { ...o, storeEnv };

@@ -1,7 +1,8 @@
 // SQL on a branch's Postgres, for roles and databases, which must exist in Postgres and not only in our records.
-// The branch's read-write compute is woken (EndpointManager) and reached directly on the compute host's wire port
-// with the internal password, as the proxy reaches it.
-import pg from 'pg';
+// The branch's read-write compute is woken (EndpointManager) and its compute host runs the statements as the
+// compute's superuser (POST /v1/computes/{id}/sql): through the compute's own wire server on the pglite engine, over
+// the compute's unix socket on the postgres engine. No client path can do this.
+import { ComputeHostError } from './compute-host-client.ts';
 import { ApiError } from './errors.ts';
 import type { EndpointManager } from './endpoints.ts';
 import type { ControlPlaneState } from './model.ts';
@@ -11,40 +12,32 @@ export function ident(name: string): string {
   return '"' + name.replace(/"/g, '""') + '"';
 }
 
+/** Quotes a Postgres string literal (standard_conforming_strings is on). */
+export function literal(s: string): string {
+  return `'${s.replace(/'/g, "''")}'`;
+}
+
 export class ComputeSql {
   private readonly endpoints: EndpointManager;
-  private readonly password: string;
 
-  constructor(endpoints: EndpointManager, password: string) {
+  constructor(endpoints: EndpointManager) {
     this.endpoints = endpoints;
-    this.password = password;
   }
 
-  /** Runs the statements in order on the branch's read-write compute (woken if suspended). */
-  async run(s: ControlPlaneState, branchId: string, statements: string[]): Promise<void> {
+  /** Runs the statements in order on the branch's read-write compute (woken if suspended), in `database`. */
+  async run(s: ControlPlaneState, branchId: string, statements: string[], database?: string): Promise<void> {
     const ep = Object.values(s.endpoints).find((e) => e.branch_id === branchId && e.type === 'read_write');
     if (!ep) {
       throw new ApiError(409, 'ENDPOINT_REQUIRED',
         `branch ${branchId} has no read-write endpoint, and roles and databases are created in Postgres: create one first (POST /projects/{project_id}/endpoints)`);
     }
-    // The compute serves the database it was started with: the branch's first (see EndpointManager.start).
-    const database = s.databases.find((d) => d.branch_id === branchId)?.name ?? 'neondb';
-    let loc: Awaited<ReturnType<typeof this.endpoints.wake>>;
+    // The pglite compute serves the database it was started with: the branch's first (see EndpointManager.start).
+    const db = database ?? s.databases.find((d) => d.branch_id === branchId)?.name ?? 'neondb';
     try {
-      loc = await this.endpoints.wake(ep.id);
+      await this.endpoints.adminSql(ep.id, db, statements);
     } catch (e) {
-      throw new ApiError(503, 'COMPUTE_UNAVAILABLE', `could not start the compute of endpoint ${ep.id}: ${(e as Error).message}; nothing was changed, retry`);
-    }
-    const client = new pg.Client({ host: loc.host, port: loc.port, user: 'postgres', password: this.password, database, connectionTimeoutMillis: 10_000 });
-    try {
-      await client.connect();
-      for (const sql of statements) await client.query(sql);
-    } catch (e) {
-      const err = e as { code?: string; message: string };
-      if (err.code && /^[0-9A-Z]{5}$/.test(err.code)) throw new ApiError(400, 'POSTGRES_ERROR', `Postgres refused it: ${err.message} (SQLSTATE ${err.code})`);
-      throw new ApiError(503, 'COMPUTE_UNAVAILABLE', `could not run SQL on endpoint ${ep.id}: ${err.message}; retry`);
-    } finally {
-      await client.end().catch(() => undefined);
+      if (e instanceof ComputeHostError && e.code === 'postgres_error') throw new ApiError(400, 'POSTGRES_ERROR', `Postgres refused it: ${e.message.replace(/^compute host \S+: /, '')}`);
+      throw new ApiError(503, 'COMPUTE_UNAVAILABLE', `could not run SQL on endpoint ${ep.id}: ${(e as Error).message}; nothing was changed, retry`);
     }
     this.endpoints.noteActivity(ep.id);
   }

@@ -1,7 +1,8 @@
 // The control plane's options, declared once (lib/config.ts gives --help, parsing and refusals). Environment:
 // LAKEBASE_CONTROL_PLANE_<OPTION>; the names documented before that rule (LAKEBASE_API_KEY, LAKEBASE_STORAGE_URL,
 // LAKEBASE_COMPUTE_HOSTS, ...) still work. Numbers are checked: a typo in --port or --proxy-port is refused, not NaN.
-import { defineConfig, list, option, port, text, url } from '../lib/config.ts';
+import { defineConfig, list, oneOf, option, port, text, url } from '../lib/config.ts';
+import { ENGINES } from './engines.ts';
 
 export const CONTROL_PLANE_CONFIG = defineConfig({
   service: 'control-plane',
@@ -19,6 +20,11 @@ export const CONTROL_PLANE_CONFIG = defineConfig({
       help: "Bearer token of the compute hosts' control APIs",
       secret: true,
       aliases: ['LAKEBASE_COMPUTE_API_TOKEN'],
+    }),
+    engine: option(oneOf(ENGINES), {
+      help: 'engine of a project created without pg_version: pglite (Postgres 18 in WebAssembly) or postgres (PostgreSQL 15 on FUSE)',
+      default: 'pglite',
+      aliases: ['LAKEBASE_ENGINE'],
     }),
     host: option(text('HOST'), { help: 'listen address', default: '127.0.0.1' }),
     port: option(port(), { help: 'listen port, 0 for any', default: 9871 }),

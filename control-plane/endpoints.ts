@@ -2,6 +2,8 @@
 // time) and suspend (stop it), plus the loop that suspends endpoints idle longer than their suspend timeout.
 import { ServiceError } from '../lib/errors.ts';
 import type { Logger } from '../lib/logger.ts';
+import { engineOf, type EngineName } from './engines.ts';
+import { ApiError } from './errors.ts';
 import { ComputeHostClient } from './compute-host-client.ts';
 import type { ComputeInfo } from './compute-host-client.ts';
 import { effectiveSuspendTimeout } from './model.ts';
@@ -11,6 +13,7 @@ export interface ComputeLocation {
   host: string;
   port: number;
   hostUrl: string;
+  engine: EngineName;
 }
 
 /** The proxies' wake of an unknown endpoint: 404 ENDPOINT_NOT_FOUND, as the internal API answers it. */
@@ -63,7 +66,7 @@ export class EndpointManager {
         continue;
       }
       for (const c of list) {
-        if (this.state.current.endpoints[c.computeId]) this.running.set(c.computeId, { host: c.host, port: c.port, hostUrl: h.baseUrl });
+        if (this.state.current.endpoints[c.computeId]) this.running.set(c.computeId, { host: c.host, port: c.port, hostUrl: h.baseUrl, engine: c.engine ?? 'pglite' });
         else await h.stop(c.computeId); // a compute of an endpoint that no longer exists
       }
     }
@@ -117,13 +120,16 @@ export class EndpointManager {
     const started = Date.now();
     const host = this.pickHost();
     const db = s.databases.find((d) => d.branch_id === branch.id);
+    const project = s.projects[ep.project_id];
+    const engine = project ? engineOf(project) : 'pglite';
     const info = await host.start({
       computeId: endpointId,
       timelineId: branch.timeline_id,
       readOnly: ep.type === 'read_only',
       database: db?.name ?? 'neondb',
+      ...(engine === 'postgres' ? { engine, roles: s.roles.filter((r) => r.branch_id === branch.id).map((r) => ({ name: r.name, verifier: r.verifier })) } : {}),
     });
-    const loc: ComputeLocation = { host: info.host, port: info.port, hostUrl: host.baseUrl };
+    const loc: ComputeLocation = { host: info.host, port: info.port, hostUrl: host.baseUrl, engine };
     this.running.set(endpointId, loc);
     this.lastActivity.set(endpointId, Date.now());
     await this.state.mutate((d) => {
@@ -147,6 +153,24 @@ export class EndpointManager {
   }
 
   /** Stops the endpoint's compute (flushing it) and marks the endpoint idle. */
+  /** Runs statements as the superuser of the endpoint's compute, woken if suspended. */
+  async adminSql(endpointId: string, database: string, statements: string[]): Promise<void> {
+    const loc = await this.wake(endpointId);
+    const host = this.hosts.find((h) => h.baseUrl === loc.hostUrl);
+    if (!host) throw new Error(`compute host ${loc.hostUrl} is no longer configured`);
+    await host.adminSql(endpointId, { database, statements });
+  }
+
+  /** Makes an engine's template timeline on a compute host; answers its id. */
+  async createTemplate(engine: EngineName): Promise<string> {
+    if (this.hosts.length === 0) throw new ApiError(503, 'ENGINE_UNAVAILABLE', `the ${engine} engine needs a compute host, and none is configured`);
+    try {
+      return (await this.pickHost().createTemplate(engine)).timelineId;
+    } catch (e) {
+      throw new ApiError(503, 'ENGINE_UNAVAILABLE', `the ${engine} engine is not available: ${(e as Error).message}`);
+    }
+  }
+
   async suspend(endpointId: string): Promise<void> {
     await this.waking.get(endpointId)?.catch(() => undefined);
     const loc = this.running.get(endpointId);

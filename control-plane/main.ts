@@ -23,6 +23,7 @@ const cp = await startControlPlane({
   proxyPort: cfg.proxyPort,
   connectionHost: cfg.connectionHost,
   secret: cfg.secretKey,
+  defaultEngine: cfg.engine,
   host: cfg.host,
   port: cfg.port,
   logger: log,

@@ -133,6 +133,8 @@ export interface ControlPlaneState {
   version: 1;
   /** The storage-node timeline holding a freshly initialised data directory; every project branches it. */
   template_timeline_id: string | null;
+  /** The postgres engine's template timeline, made on a compute host the first time a project needs it. */
+  postgres_template_timeline_id?: string | null;
   projects: Record<string, ProjectRecord>;
   branches: Record<string, BranchRecord>;
   endpoints: Record<string, EndpointRecord>;

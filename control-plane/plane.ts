@@ -4,6 +4,7 @@
 import type { StorageClient } from '../storage-node/client.ts';
 import type { ComputeSql } from './compute-sql.ts';
 import type { EndpointManager } from './endpoints.ts';
+import type { EngineName } from './engines.ts';
 import type { KeyedLock } from './keyed-lock.ts';
 import type { PasswordBox } from './password-box.ts';
 import type { StateStore } from './state-store.ts';
@@ -18,4 +19,6 @@ export interface Plane {
   /** Runs SQL on a branch's compute; null while no compute host is configured (records only). */
   sql: ComputeSql | null;
   lock: KeyedLock;
+  /** The engine of a project created without a pg_version (`lakebase start --engine`). */
+  defaultEngine: EngineName;
 }

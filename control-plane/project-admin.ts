@@ -7,7 +7,8 @@ import type { BranchRecord, DatabaseRecord, DefaultEndpointSettings, EndpointRec
 import { operationsOf } from './operations/index.ts';
 import type { OperationRunner } from './operations/index.ts';
 import type { Plane } from './plane.ts';
-import { DEFAULT_DATABASE, OWNER_ROLE, PG_VERSION, REGION, newPassword } from './projects.ts';
+import { DEFAULT_DATABASE, OWNER_ROLE, REGION, newPassword } from './projects.ts';
+import { ENGINE_PG_VERSION, engineForVersion, unavailableVersion } from './engines.ts';
 import type { Projects } from './projects.ts';
 import { dropTimelines } from './timelines.ts';
 
@@ -51,12 +52,13 @@ export class ProjectAdmin {
 
   async create(input: CreateProjectInput): Promise<CreatedProject> {
     if (input.regionId !== undefined && input.regionId !== REGION) throw badRequest(`region ${input.regionId} is not available here; the only region is "${REGION}"`);
-    if (input.pgVersion !== undefined && input.pgVersion !== PG_VERSION) throw badRequest(`Postgres ${input.pgVersion} is not available here: every compute runs Postgres ${PG_VERSION} (PGlite)`);
+    const engine = input.pgVersion === undefined ? this.plane.defaultEngine : engineForVersion(input.pgVersion);
+    if (engine === undefined) throw badRequest(unavailableVersion(input.pgVersion!));
     // The template holds neondb owned by neondb_owner; other names would need a compute at creation time.
     if (input.roleName !== undefined && input.roleName !== OWNER_ROLE) throw badRequest(`projects start with the role ${OWNER_ROLE}; create role ${input.roleName} afterwards (POST .../branches/{branch_id}/roles)`);
     if (input.databaseName !== undefined && input.databaseName !== DEFAULT_DATABASE) throw badRequest(`projects start with the database ${DEFAULT_DATABASE}; create database ${input.databaseName} afterwards (POST .../branches/{branch_id}/databases)`);
     const started = Date.now();
-    const template = this.projects.templateTimeline();
+    const template = await this.projects.templateFor(engine, () => this.plane.endpoints.createTemplate(engine));
     const timeline = await this.plane.storage.createTimeline({ ancestorTimelineId: template }).catch((e: unknown) => {
       throw fromStorageError(e);
     });
@@ -70,7 +72,7 @@ export class ProjectAdmin {
     };
     const settings = input.defaultEndpointSettings ?? {};
     const project: ProjectRecord = {
-      id: projectId, name: input.name ?? projectId, region_id: REGION, pg_version: PG_VERSION, created_at: now, updated_at: now,
+      id: projectId, name: input.name ?? projectId, region_id: REGION, pg_version: ENGINE_PG_VERSION[engine], created_at: now, updated_at: now,
       default_branch_id: branch.id, default_endpoint_settings: settings, history_retention_seconds: input.historyRetentionSeconds ?? 86400,
     };
     const endpoint: EndpointRecord = {

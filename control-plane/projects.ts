@@ -5,13 +5,14 @@ import { randomBytes } from 'node:crypto';
 import type { ControlPlaneState } from './model.ts';
 import type { StateStore } from './state-store.ts';
 import { ApiError } from './errors.ts';
+import { ENGINE_PG_VERSION, type EngineName } from './engines.ts';
 
 export { ApiError } from './errors.ts';
 
 export const OWNER_ROLE = 'neondb_owner';
 export const DEFAULT_DATABASE = 'neondb';
-/** The Postgres major version of PGlite 0.5.16, which every compute runs: its server says 18.6 (`SHOW server_version`). */
-export const PG_VERSION = 18;
+/** The Postgres major version of PGlite 0.5.16 (the pglite engine): its server says 18.6 (`SHOW server_version`). */
+export const PG_VERSION = ENGINE_PG_VERSION.pglite;
 export const REGION = 'local';
 
 /** The statements that make the template look like a new Neon project: database neondb owned by neondb_owner. */
@@ -35,10 +36,33 @@ export class Projects {
     this.storageUrl = storageUrl;
   }
 
+  private postgresTemplate: Promise<string> | null = null;
+
   templateTimeline(): string {
     const t = this.state.current.template_timeline_id;
     if (!t) throw new ApiError(503, 'TEMPLATE_NOT_READY', 'the template timeline is not ready yet; retry in a few seconds');
     return t;
+  }
+
+  /**
+   * The engine's template timeline. The postgres engine's is made once, on a compute host (initdb needs its
+   * binaries), the first time a project needs it; a failure (e.g. the engine cannot run there) is the caller's
+   * error and is tried again next time.
+   */
+  async templateFor(engine: EngineName, make: () => Promise<string>): Promise<string> {
+    if (engine === 'pglite') return this.templateTimeline();
+    const existing = this.state.current.postgres_template_timeline_id;
+    if (existing) return existing;
+    this.postgresTemplate ??= (async () => {
+      const id = await make();
+      await this.state.mutate((s) => {
+        s.postgres_template_timeline_id = id;
+      });
+      return id;
+    })().finally(() => {
+      this.postgresTemplate = null;
+    });
+    return this.postgresTemplate;
   }
 
   /** The role's verifier for an endpoint, or null when the endpoint or the role is unknown (no enumeration). */

@@ -4,9 +4,10 @@
 // A password reset or a role deletion is published at once to the proxies' invalidation feed
 // (role-invalidations.ts), so their cached verifiers of the role are dropped.
 import { makeVerifier } from '../proxy/auth/scram.ts';
-import { ident } from './compute-sql.ts';
+import { ident, literal } from './compute-sql.ts';
+import { type EngineName, engineOf } from './engines.ts';
 import { ApiError, conflict, unprocessable } from './errors.ts';
-import { getBranch, getDatabase, getRole } from './lookup.ts';
+import { getBranch, getDatabase, getProject, getRole } from './lookup.ts';
 import type { DatabaseRecord, OperationRecord, RoleRecord } from './model.ts';
 import { operationsOf } from './operations/index.ts';
 import type { OperationRunner } from './operations/index.ts';
@@ -27,8 +28,12 @@ export class RoleAdmin {
     return `${projectId}/${role}`;
   }
 
-  private async sql(branchId: string, statements: string[]): Promise<void> {
-    if (this.plane.sql) await this.plane.sql.run(this.plane.state.current, branchId, statements);
+  private async sql(branchId: string, statements: string[], database?: string): Promise<void> {
+    if (this.plane.sql) await this.plane.sql.run(this.plane.state.current, branchId, statements, database);
+  }
+
+  private engine(projectId: string): EngineName {
+    return engineOf(getProject(this.plane.state.current, projectId));
   }
 
   listRoles(projectId: string, branchId: string): RoleRecord[] {
@@ -49,10 +54,10 @@ export class RoleAdmin {
       getBranch(s0, projectId, branchId);
       if (s0.roles.some((r) => r.branch_id === branchId && r.name === name)) throw conflict('ROLE_EXISTS', `role ${name} already exists on branch ${branchId}`);
       const started = Date.now();
-      await this.sql(branchId, [`CREATE ROLE ${ident(name)} WITH ${noLogin ? 'NOLOGIN' : 'LOGIN'} CREATEDB CREATEROLE`]);
       const password = noLogin ? null : newPassword();
       // A no-login role gets a verifier of a random password nobody knows: the proxy refuses it anyway.
       const verifier = await makeVerifier(password ?? newPassword());
+      await this.sql(branchId, [createRoleSql(this.engine(projectId), name, noLogin, verifier)]);
       const now = new Date().toISOString();
       const role: RoleRecord = {
         branch_id: branchId, name, verifier, protected: false, created_at: now, updated_at: now,
@@ -74,6 +79,8 @@ export class RoleAdmin {
       const started = Date.now();
       const password = newPassword();
       const verifier = await makeVerifier(password);
+      // the postgres engine's compute logs sessions in with the verifier itself (SCRAM pass-through)
+      if (this.engine(projectId) === 'postgres') await this.sql(branchId, [`ALTER ROLE ${ident(name)} PASSWORD ${literal(verifier)}`]);
       const result = await this.plane.state.mutate((s) => {
         getBranch(s, projectId, branchId);
         const r = getRole(s, branchId, name);
@@ -105,8 +112,12 @@ export class RoleAdmin {
       const owned = s0.databases.filter((d) => d.branch_id === branchId && d.owner_name === name);
       if (owned.length > 0) throw unprocessable('ROLE_OWNS_DATABASES', `role ${name} owns database(s) ${owned.map((d) => d.name).join(', ')}; delete them or give them another owner first`);
       const started = Date.now();
-      const heir = name === OWNER_ROLE ? 'postgres' : OWNER_ROLE;
-      await this.sql(branchId, [`REASSIGN OWNED BY ${ident(name)} TO ${ident(heir)}`, `DROP OWNED BY ${ident(name)}`, `DROP ROLE ${ident(name)}`]);
+      const postgres = this.engine(projectId) === 'postgres';
+      const heir = name !== OWNER_ROLE ? OWNER_ROLE : postgres ? 'cloud_admin' : 'postgres';
+      const disown = [`REASSIGN OWNED BY ${ident(name)} TO ${ident(heir)}`, `DROP OWNED BY ${ident(name)}`];
+      // what a role owns is per database: every database of the branch (the pglite engine has one)
+      if (postgres) for (const d of s0.databases.filter((x) => x.branch_id === branchId)) await this.sql(branchId, disown, d.name);
+      await this.sql(branchId, [...(postgres ? [] : disown), `DROP ROLE ${ident(name)}`]);
       const operations = await this.plane.state.mutate((s) => {
         s.roles = s.roles.filter((r) => !(r.branch_id === branchId && r.name === name));
         return this.ops.record(s, projectId, started, [{ action: 'apply_config', branch_id: branchId }]);
@@ -134,8 +145,11 @@ export class RoleAdmin {
       getBranch(s0, projectId, branchId);
       if (s0.databases.some((d) => d.branch_id === branchId && d.name === name)) throw conflict('DATABASE_EXISTS', `database ${name} already exists on branch ${branchId}`);
       if (!s0.roles.some((r) => r.branch_id === branchId && r.name === owner)) throw new ApiError(400, 'BAD_REQUEST', `owner role ${owner} does not exist on branch ${branchId}; create it first`);
+      if (this.engine(projectId) === 'pglite') {
+        throw new ApiError(400, 'BAD_REQUEST', `a branch of the pglite engine (Postgres 18 in WebAssembly) has one database, ${s0.databases.find((d) => d.branch_id === branchId)?.name ?? 'neondb'}: create the project with "pg_version": 15 (the postgres engine) for more databases`);
+      }
       const started = Date.now();
-      await this.sql(branchId, [`CREATE DATABASE ${ident(name)} OWNER ${ident(owner)}`]);
+      await this.sql(branchId, [`CREATE DATABASE ${ident(name)} OWNER ${ident(owner)}`], 'postgres');
       return this.plane.state.mutate((s) => {
         const now = new Date().toISOString();
         const database: DatabaseRecord = { id: s.next_database_id ?? 1, branch_id: branchId, name, owner_name: owner, created_at: now, updated_at: now };
@@ -156,7 +170,7 @@ export class RoleAdmin {
       const statements: string[] = [];
       if (input.owner !== undefined) statements.push(`ALTER DATABASE ${ident(name)} OWNER TO ${ident(input.owner)}`);
       if (input.name !== undefined && input.name !== name) statements.push(`ALTER DATABASE ${ident(name)} RENAME TO ${ident(input.name)}`);
-      await this.sql(branchId, statements);
+      await this.sql(branchId, statements, this.engine(projectId) === 'postgres' ? 'postgres' : undefined);
       return this.plane.state.mutate((s) => {
         const d = getDatabase(s, branchId, name);
         if (input.owner !== undefined) d.owner_name = input.owner;
@@ -171,11 +185,19 @@ export class RoleAdmin {
     return this.plane.lock.run(projectId, async () => {
       const database = this.getDatabase(projectId, branchId, name);
       const started = Date.now();
-      await this.sql(branchId, [`DROP DATABASE ${ident(name)}`]);
+      const postgres = this.engine(projectId) === 'postgres';
+      // its sessions are ended (they would keep it from being dropped), as a Neon user expects of the API
+      await this.sql(branchId, [`DROP DATABASE ${ident(name)}${postgres ? ' WITH (FORCE)' : ''}`], postgres ? 'postgres' : undefined);
       return this.plane.state.mutate((s) => {
         s.databases = s.databases.filter((d) => !(d.branch_id === branchId && d.name === name));
         return { database, operations: this.ops.record(s, projectId, started, [{ action: 'apply_config', branch_id: branchId }]) };
       });
     });
   }
+}
+
+/** A role as the API makes it; on the postgres engine with its verifier literal and in neon_superuser (template). */
+function createRoleSql(engine: EngineName, name: string, noLogin: boolean, verifier: string): string {
+  const base = `CREATE ROLE ${ident(name)} WITH ${noLogin ? 'NOLOGIN' : 'LOGIN'} CREATEDB CREATEROLE`;
+  return engine === 'postgres' ? `${base} PASSWORD ${literal(verifier)} IN ROLE neon_superuser` : base;
 }

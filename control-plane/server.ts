@@ -17,6 +17,7 @@ import { publicApi } from './http/public-api.ts';
 import { runnerOf } from './plane.ts';
 import { DEFAULT_DATABASE, Projects, TEMPLATE_SETUP_SQL } from './projects.ts';
 import { StateStore } from './state-store.ts';
+import type { EngineName } from './engines.ts';
 
 export interface ControlPlaneConfig {
   storageUrl: string;
@@ -36,6 +37,8 @@ export interface ControlPlaneConfig {
   proxyPort: number;
   /** Key material that seals role passwords for reveal_password (default: the API key). */
   secret?: string;
+  /** Engine of a project created without pg_version (default pglite). */
+  defaultEngine?: EngineName;
   /** Host named in connection URIs instead of `<endpoint>.<baseDomain>` (e.g. 127.0.0.1), with the endpoint in `options`. */
   connectionHost?: string;
   host?: string;
@@ -87,7 +90,7 @@ export async function startControlPlane(config: ControlPlaneConfig): Promise<Con
   app.route('/', publicApi(state, projects, endpoints, {
     apiKey: config.apiKey, baseDomain: config.baseDomain, proxyPort: config.proxyPort, connectionHost: config.connectionHost,
     secret: config.secret, computePassword: config.computePassword, computeHosts: config.computeHostUrls.length,
-    storageToken: config.storageToken, errors,
+    storageToken: config.storageToken, errors, defaultEngine: config.defaultEngine,
   }));
   const host = config.host ?? '127.0.0.1';
   const { server, port } = await new Promise<{ server: Server; port: number }>((resolve, reject) => {

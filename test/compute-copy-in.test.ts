@@ -271,7 +271,7 @@ describe('COPY FROM STDIN in chunks', () => {
   it('pgbench -i -s 5 through the proxy (TCP) completes: 500,000 accounts', { timeout: 150_000 }, async () => {
     const c = await startCompute(hostProc.api);
     const directory = new TestDirectory();
-    directory.addEndpoint('ep-pgbench-1', { host: c.host, port: c.port, password: TOKEN });
+    directory.addEndpoint('ep-pgbench-1', { host: c.host, port: c.port, password: TOKEN, engine: 'pglite' as const });
     await directory.setRole('ep-pgbench-1', ROLE, 'pgbench-pw');
     const proxy: RunningProxy = await startProxy({ directory, baseDomains: ['lakebase.local'], httpPort: 0, logger: createLogger('proxy', 'warn') });
     try {

@@ -269,7 +269,7 @@ describe('a stateless session (the proxy HTTP pool\'s compute connection)', () =
   it('leaves nothing behind at a hand-off: its settings, temporary tables and prepared statements are dropped, not kept', async () => {
     const defaults = await show(await connect('neondb_owner'));
     const conn = await BackendConnection.connect(
-      { host: compute.host, port: compute.port, password: TOKEN },
+      { host: compute.host, port: compute.port, password: TOKEN, engine: 'pglite' as const },
       { user: 'neondb_owner', database: 'neondb', extra: { client_encoding: 'UTF8', [STATELESS_PARAM]: 'on' } },
     );
     const tcp = await connect('neondb_owner');
@@ -301,7 +301,7 @@ describe('a stateless session (the proxy HTTP pool\'s compute connection)', () =
     const named = { name: 'kept_named', text: 'SELECT $1::int AS n' };
     expect((await a.query({ ...named, values: [1] })).rows).toEqual([{ n: 1 }]);
     const conn = await BackendConnection.connect(
-      { host: compute.host, port: compute.port, password: TOKEN },
+      { host: compute.host, port: compute.port, password: TOKEN, engine: 'pglite' as const },
       { user: 'neondb_owner', database: 'neondb', extra: { client_encoding: 'UTF8', [STATELESS_PARAM]: 'on' } },
     );
     try {
@@ -318,7 +318,7 @@ describe('a stateless session (the proxy HTTP pool\'s compute connection)', () =
 
   it('two stateless sessions of one role taking turns: an escalation and settings undone by the reset stay undone', async () => {
     const open = () => BackendConnection.connect(
-      { host: compute.host, port: compute.port, password: TOKEN },
+      { host: compute.host, port: compute.port, password: TOKEN, engine: 'pglite' as const },
       { user: 'low', database: 'neondb', extra: { client_encoding: 'UTF8', [STATELESS_PARAM]: 'on' } },
     );
     const [one, two] = [await open(), await open()];
@@ -343,7 +343,7 @@ describe('SQL over HTTP through the proxy (its pooled compute session)', () => {
 
   beforeAll(async () => {
     const directory = new TestDirectory();
-    directory.addEndpoint(ENDPOINT, { host: compute.host, port: compute.port, password: TOKEN });
+    directory.addEndpoint(ENDPOINT, { host: compute.host, port: compute.port, password: TOKEN, engine: 'pglite' as const });
     await directory.setRole(ENDPOINT, 'low', 'low-password');
     await directory.setRole(ENDPOINT, 'neondb_owner', 'owner-password');
     proxy = await startProxy({ directory, baseDomains: ['lakebase.local'], logger: createLogger('proxy', 'warn') });

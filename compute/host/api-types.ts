@@ -3,6 +3,16 @@
 
 export type ComputeState = 'starting' | 'running' | 'restarting' | 'stopping' | 'stopped' | 'failed';
 
+/** The two compute engines: PGlite (Postgres 18 in WebAssembly) and Debian's PostgreSQL 15 on a FUSE data directory. */
+export type EngineName = 'pglite' | 'postgres';
+export const ENGINES: readonly EngineName[] = ['pglite', 'postgres'];
+
+/** A role as the control plane keeps it: the compute (postgres engine) must hold the same SCRAM verifier literal. */
+export interface RoleVerifier {
+  name: string;
+  verifier: string;
+}
+
 export interface StartRequest {
   computeId: string;
   timelineId: string;
@@ -10,6 +20,24 @@ export interface StartRequest {
   readOnly?: boolean;
   database?: string;
   username?: string;
+  /** The engine of the timeline's project (default pglite). A project's engine never changes. */
+  engine?: EngineName;
+  /** postgres engine: the roles' verifiers, set in the compute at start when they differ (SCRAM pass-through). */
+  roles?: RoleVerifier[];
+}
+
+/** Statements the control plane runs as the compute's superuser (roles, databases), in order, in one database. */
+export interface AdminSqlRequest {
+  database: string;
+  statements: string[];
+}
+
+/** A template timeline made on the host (initdb once): every project of the engine branches from it. */
+export interface TemplateAnswer {
+  engine: EngineName;
+  timelineId: string;
+  lsn: number;
+  initdbMs: number;
 }
 
 export interface StartAnswer {
@@ -20,11 +48,13 @@ export interface StartAnswer {
   pagesFetched: number;
   pooled: boolean;
   lsn: number | null;
+  engine: EngineName;
 }
 
 export interface ComputeInfo {
   computeId: string;
   state: ComputeState;
+  engine: EngineName;
   host: string;
   port: number;
   timelineId: string;
@@ -49,4 +79,7 @@ export interface ComputeInfo {
   restarts: number;
   failure: string | null;
   memory: { estimatedBytes: number; wasmBytes: number; pageCacheBytes: number; reservedBytes: number };
+  /** postgres engine: the postmaster's pid and the resident memory of its processes and its FUSE server. */
+  postmasterPid: number | null;
+  rssBytes: number | null;
 }

@@ -3,6 +3,8 @@
 //   GET    /v1/computes        {computes: [ComputeInfo]}
 //   GET    /v1/computes/:id    ComputeInfo
 //   DELETE /v1/computes/:id    clean stop -> {computeId, stopped, clean, lsn}
+//   POST   /v1/computes/:id/sql {database, statements} -> runs them as the compute's superuser (roles, databases)
+//   POST   /v1/templates       {engine: "postgres"} -> 201 {engine, timelineId, lsn, initdbMs}: initdb once
 //   GET    /metrics            Prometheus text
 //   GET    /healthz            {status: "ok", computes, pool}
 // Errors: {"error": {"code", "message"}} with 400/401/404/409/413/503 (lib/errors.ts). With a token
@@ -12,14 +14,14 @@ import { Hono } from 'hono';
 import { bearerAuth, limitBody, requireAuth } from '../../lib/http-guard.ts';
 import { ServiceError, errorBody, errorHandler, routeNotFound, tooLarge, unauthorized } from '../../lib/errors.ts';
 import { type Failure, issuePath, jsonBody, parse, v } from '../../lib/validate.ts';
-import type { StartRequest } from './api-types.ts';
+import { ENGINES, type StartRequest } from './api-types.ts';
 import { type ComputeHost, HostError } from './host.ts';
 
 const COMPUTE_ID = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/;
 const TIMELINE_ID = /^[0-9a-f]{32}$/;
 const NAME = /^[^\0]{1,63}$/;
 
-const FIELDS = ['computeId', 'timelineId', 'lsn', 'readOnly', 'database', 'username'] as const;
+const FIELDS = ['computeId', 'timelineId', 'lsn', 'readOnly', 'database', 'username', 'engine', 'roles'] as const;
 const MESSAGES: Record<(typeof FIELDS)[number], string> = {
   computeId: 'computeId must be 1-63 characters of letters, digits, "_", "-" or "." (the endpoint id)',
   timelineId: 'timelineId must be 32 lowercase hex characters',
@@ -27,6 +29,8 @@ const MESSAGES: Record<(typeof FIELDS)[number], string> = {
   readOnly: 'readOnly must be a boolean',
   database: 'database must be a name of 1-63 characters',
   username: 'username must be a name of 1-63 characters',
+  engine: 'engine must be "pglite" or "postgres"',
+  roles: 'roles must be a list of {"name", "verifier"} with a SCRAM-SHA-256 verifier',
 };
 /** The code of a bad field (the rest are `invalid_request`). */
 const FIELD_CODES: Partial<Record<string, string>> = { computeId: 'invalid_compute_id', timelineId: 'invalid_timeline_id', lsn: 'invalid_lsn' };
@@ -35,6 +39,17 @@ const firstUnknownField = (body: Record<string, unknown>): string | undefined =>
   Object.keys(body).find((k) => !(FIELDS as readonly string[]).includes(k));
 
 const name = (field: 'database' | 'username') => v.pipe(v.string(MESSAGES[field]), v.regex(NAME, MESSAGES[field]));
+
+const RoleSchema = v.object({
+  name: v.pipe(v.string(MESSAGES.roles), v.regex(NAME, MESSAGES.roles)),
+  verifier: v.pipe(v.string(MESSAGES.roles), v.regex(/^SCRAM-SHA-256\$\d+:[A-Za-z0-9+/=]+\$[A-Za-z0-9+/=]+:[A-Za-z0-9+/=]+$/, MESSAGES.roles)),
+}, MESSAGES.roles);
+
+const TemplateRequestSchema = v.object({ engine: v.picklist(ENGINES, MESSAGES.engine) }, MESSAGES.engine);
+const AdminSqlSchema = v.object({
+  database: v.pipe(v.string('database must be a name'), v.regex(NAME, 'database must be a name of 1-63 characters')),
+  statements: v.pipe(v.array(v.pipe(v.string('statements must be strings'), v.maxLength(16_384, 'a statement is over 16 KiB')), 'statements must be a list of strings'), v.minLength(1, 'statements must not be empty'), v.maxLength(64, 'at most 64 statements')),
+}, 'the body must be {"database", "statements"}');
 
 /** The start request; unknown fields are refused (checked first), `lsn: null` is no LSN. */
 export const StartRequestSchema = v.pipe(
@@ -51,6 +66,8 @@ export const StartRequestSchema = v.pipe(
       readOnly: v.optional(v.boolean(MESSAGES.readOnly)),
       database: v.optional(name('database')),
       username: v.optional(name('username')),
+      engine: v.optional(v.picklist(ENGINES, MESSAGES.engine)),
+      roles: v.optional(v.pipe(v.array(RoleSchema, MESSAGES.roles), v.maxLength(1000, MESSAGES.roles))),
     },
     // a missing required field reads like a wrong one
     (issue) => MESSAGES[issuePath(issue) as 'computeId' | 'timelineId'],
@@ -61,6 +78,8 @@ export const StartRequestSchema = v.pipe(
     if (b.readOnly !== undefined) req.readOnly = b.readOnly;
     if (b.database !== undefined) req.database = b.database;
     if (b.username !== undefined) req.username = b.username;
+    if (b.engine !== undefined) req.engine = b.engine;
+    if (b.roles !== undefined) req.roles = b.roles;
     return req;
   }),
 );
@@ -101,6 +120,11 @@ export function createHostApp(host: ComputeHost, opts: { apiToken?: string } = {
   app.get('/v1/computes', async (c) => c.json({ computes: await host.list() }));
   app.get('/v1/computes/:id', async (c) => c.json(await host.get(c.req.param('id'))));
   app.delete('/v1/computes/:id', async (c) => c.json(await host.stop(c.req.param('id'))));
+  app.post('/v1/computes/:id/sql', jsonBody(AdminSqlSchema, { notJson, fail: invalidStart }), async (c) => {
+    await host.adminSql(c.req.param('id'), c.req.valid('json'));
+    return c.json({ ok: true });
+  });
+  app.post('/v1/templates', jsonBody(TemplateRequestSchema, { notJson, fail: invalidStart }), async (c) => c.json(await host.createTemplate(c.req.valid('json').engine), 201));
 
   app.get('/metrics', async (c) => {
     const text = await host.metrics.registry.metrics();

@@ -6,7 +6,16 @@ import type { Logger } from '../../lib/logger.ts';
 import { getPgliteWasmModule } from '../wasm.ts';
 import { DEFAULT_MAX_RESULT_BYTES } from '../compute.ts';
 import { CancelKeys, HostedCompute } from './hosted-compute.ts';
-import type { ComputeInfo, StartAnswer, StartRequest } from './api-types.ts';
+import type { AdminSqlRequest, ComputeInfo, StartAnswer, StartRequest, TemplateAnswer, EngineName } from './api-types.ts';
+import type { EngineCompute } from './engine.ts';
+import { PostgresCompute } from '../postgres/postgres-compute.ts';
+import { checkPostgresEngine } from '../postgres/environment.ts';
+import { createPostgresTemplate } from '../postgres/template.ts';
+import { guardLibrary } from '../postgres/guard.ts';
+import { UidPool } from '../postgres/uid-pool.ts';
+import { chmod, mkdir } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
 export type { StartAnswer, StartRequest } from './api-types.ts';
 import { HostMetrics } from './metrics.ts';
 import { WorkerPool } from './pool.ts';
@@ -42,6 +51,8 @@ export interface HostOptions {
   idleInTransactionTimeoutMs: number;
   cancelGraceMs: number;
   stopTimeoutMs: number;
+  /** postgres engine: where computes' mountpoints and sockets live (a directory of the host's own). */
+  runDir?: string;
   log: Logger;
 }
 
@@ -71,7 +82,8 @@ export class HostError extends ServiceError {
 export class ComputeHost {
   readonly opts: HostOptions;
   readonly metrics = new HostMetrics();
-  private readonly computes = new Map<string, HostedCompute>();
+  private readonly computes = new Map<string, EngineCompute>();
+  private readonly uids = new UidPool();
   private readonly pool: WorkerPool;
   private readonly keys = new CancelKeys();
   private readonly storage: StorageClient;
@@ -126,19 +138,11 @@ export class ComputeHost {
   }
 
   async start(req: StartRequest): Promise<StartAnswer> {
+    const engine = req.engine ?? 'pglite';
+    if (engine === 'postgres') await this.requirePostgres();
     const need = this.admit(req);
-    const hosted = new HostedCompute({
-      computeId: req.computeId, timelineId: req.timelineId, lsn: req.lsn, readOnly: req.readOnly ?? false,
-      database: req.database ?? 'neondb', username: req.username ?? 'postgres', storageUrl: this.opts.storageUrl, storageToken: this.opts.storageToken,
-      postgresConfig: { shared_buffers: `${Math.max(1, Math.round(this.opts.sharedBuffersBytes / MiB))}MB` },
-      cacheBytes: this.opts.pageCacheBytes, reservedBytes: need,
-    }, {
-      token: this.opts.token, listenHost: this.opts.listenHost, advertiseHost: this.opts.advertiseHost,
-      limits: this.opts.limits, idleInTransactionTimeoutMs: this.opts.idleInTransactionTimeoutMs,
-      cancelGraceMs: this.opts.cancelGraceMs, stopTimeoutMs: this.opts.stopTimeoutMs,
-      log: this.opts.log, metrics: this.metrics, keys: this.keys, takeWorker: () => this.pool.take(),
-    });
-    // reserved before the first await: a concurrent start with the same id is refused
+    const hosted = engine === 'postgres' ? await this.postgresCompute(req, need) : this.pgliteCompute(req, need);
+    // reserved before the next await: a concurrent start with the same id is refused
     this.computes.set(req.computeId, hosted);
     this.updateGauges();
     try {
@@ -154,9 +158,73 @@ export class ComputeHost {
     this.metrics.startSeconds.observe({ pooled: String(hosted.pooled) }, hosted.startMs / 1000);
     this.metrics.startPagesFetched.inc(hosted.pagesFetched);
     this.updateGauges();
-    this.opts.log.info({ computeId: req.computeId, timelineId: req.timelineId, port: hosted.port, startMs: hosted.startMs, pooled: hosted.pooled, pagesFetched: hosted.pagesFetched }, 'compute started');
     const d = hosted.describe();
-    return { computeId: req.computeId, host: d.host, port: d.port, startMs: d.startMs, pagesFetched: d.pagesFetched, pooled: d.pooled, lsn: d.lsn };
+    this.opts.log.info({ computeId: req.computeId, timelineId: req.timelineId, engine, port: d.port, startMs: d.startMs, pooled: d.pooled, pagesFetched: d.pagesFetched }, 'compute started');
+    return { computeId: req.computeId, host: d.host, port: d.port, startMs: d.startMs, pagesFetched: d.pagesFetched, pooled: d.pooled, lsn: d.lsn, engine };
+  }
+
+  private pgliteCompute(req: StartRequest, need: number): HostedCompute {
+    return new HostedCompute({
+      computeId: req.computeId, timelineId: req.timelineId, lsn: req.lsn, readOnly: req.readOnly ?? false,
+      database: req.database ?? 'neondb', username: req.username ?? 'postgres', storageUrl: this.opts.storageUrl, storageToken: this.opts.storageToken,
+      postgresConfig: { shared_buffers: `${Math.max(1, Math.round(this.opts.sharedBuffersBytes / MiB))}MB` },
+      cacheBytes: this.opts.pageCacheBytes, reservedBytes: need,
+    }, {
+      token: this.opts.token, listenHost: this.opts.listenHost, advertiseHost: this.opts.advertiseHost,
+      limits: this.opts.limits, idleInTransactionTimeoutMs: this.opts.idleInTransactionTimeoutMs,
+      cancelGraceMs: this.opts.cancelGraceMs, stopTimeoutMs: this.opts.stopTimeoutMs,
+      log: this.opts.log, metrics: this.metrics, keys: this.keys, takeWorker: () => this.pool.take(),
+    });
+  }
+
+  private async postgresCompute(req: StartRequest, need: number): Promise<PostgresCompute> {
+    return new PostgresCompute({
+      computeId: req.computeId, timelineId: req.timelineId, lsn: req.lsn, readOnly: req.readOnly ?? false, roles: req.roles ?? [],
+      cacheBytes: this.opts.pageCacheBytes, sharedBuffersBytes: this.opts.sharedBuffersBytes, reservedBytes: need,
+    }, {
+      storageUrl: this.opts.storageUrl, storageToken: this.opts.storageToken, listenHost: this.opts.listenHost, advertiseHost: this.opts.advertiseHost,
+      runDir: await this.runDir(), uids: this.uids, guardLibrary: () => guardLibrary(), stopTimeoutMs: this.opts.stopTimeoutMs,
+      readyTimeoutMs: 60_000, metrics: this.metrics, log: this.opts.log,
+    });
+  }
+
+  private runDirReady: Promise<string> | null = null;
+
+  /** The host's directory of postgres-engine computes: root's, traversable (0711) so each uid reaches its own. */
+  private runDir(): Promise<string> {
+    this.runDirReady ??= (async () => {
+      const dir = this.opts.runDir ?? path.join(tmpdir(), `lakebase-computes-${process.pid}`);
+      await mkdir(dir, { recursive: true });
+      await chmod(dir, 0o711);
+      return dir;
+    })();
+    return this.runDirReady;
+  }
+
+  /** Refuses the postgres engine where this machine cannot run it, saying what to install. */
+  private async requirePostgres(): Promise<void> {
+    await checkPostgresEngine().catch((e: unknown) => {
+      throw new HostError(503, 'engine_unavailable', (e as Error).message);
+    });
+  }
+
+  /** Makes the engine's template timeline (initdb once); the control plane keeps its id. */
+  async createTemplate(engine: EngineName): Promise<TemplateAnswer> {
+    if (engine !== 'postgres') throw new HostError(400, 'invalid_request', 'only the postgres engine makes its template on a compute host; the pglite template is made by the control plane');
+    await this.requirePostgres();
+    return createPostgresTemplate(this.storage, this.opts.log);
+  }
+
+  /** Runs the control plane's statements as the compute's superuser. */
+  async adminSql(computeId: string, req: AdminSqlRequest): Promise<void> {
+    const c = this.computes.get(computeId);
+    if (!c) throw new HostError(404, 'compute_not_found', `no compute ${computeId} on this host`);
+    await c.adminSql(req).catch((e: unknown) => {
+      const err = e as { code?: unknown; message: string };
+      // Postgres' own refusal (a SQLSTATE) is the caller's error; anything else is the host's
+      if (typeof err.code === 'string' && /^[0-9A-Z]{5}$/.test(err.code)) throw new HostError(400, 'postgres_error', `${err.message} (SQLSTATE ${err.code})`);
+      throw e;
+    });
   }
 
   private async checkTimeline(req: StartRequest): Promise<void> {

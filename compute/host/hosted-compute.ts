@@ -12,7 +12,9 @@ import { Session } from './wire/session.ts';
 import type { SessionContext, SessionLimits } from './wire/session.ts';
 import type { ErrorFields } from '../../lib/pg-wire/index.ts';
 import type { HostMetrics } from './metrics.ts';
-import type { ComputeInfo, ComputeState } from './api-types.ts';
+import type { AdminSqlRequest, ComputeInfo, ComputeState } from './api-types.ts';
+import type { EngineCompute } from './engine.ts';
+import pg from 'pg';
 export type { ComputeInfo, ComputeState } from './api-types.ts';
 
 
@@ -81,7 +83,8 @@ const REPORTED = ['server_version', 'server_encoding', 'DateStyle', 'IntervalSty
 /** Restarts allowed in a minute before a compute that keeps failing is given up. */
 const MAX_RESTARTS_PER_MINUTE = 5;
 
-export class HostedCompute implements Backend {
+export class HostedCompute implements Backend, EngineCompute {
+  readonly engine = 'pglite' as const;
   readonly config: HostedComputeConfig;
   private readonly deps: HostedComputeDeps;
   readonly mux: Multiplexer;
@@ -368,6 +371,17 @@ export class HostedCompute implements Backend {
     await Promise.race([c.stats().catch(() => undefined), new Promise((r) => setTimeout(r, timeoutMs).unref())]);
   }
 
+  /** Runs statements as the superuser through the compute's own wire server, as a client would. */
+  async adminSql(req: AdminSqlRequest): Promise<void> {
+    const client = new pg.Client({ host: this.deps.listenHost, port: this.port, user: 'postgres', password: this.deps.token, database: req.database, connectionTimeoutMillis: 10_000 });
+    await client.connect();
+    try {
+      for (const sql of req.statements) await client.query(sql);
+    } finally {
+      await client.end().catch(() => undefined);
+    }
+  }
+
   describe(): ComputeInfo {
     const c = this.latest;
     const counters = c?.counters;
@@ -376,6 +390,7 @@ export class HostedCompute implements Backend {
     return {
       computeId: this.config.computeId,
       state: this.state,
+      engine: 'pglite',
       host: this.deps.advertiseHost,
       port: this.port,
       timelineId: this.config.timelineId,
@@ -396,6 +411,8 @@ export class HostedCompute implements Backend {
       restarts: this.restarts,
       failure: this.failure,
       memory: { estimatedBytes: wasmBytes + cacheBytes, wasmBytes, pageCacheBytes: cacheBytes, reservedBytes: this.config.reservedBytes },
+      postmasterPid: null,
+      rssBytes: null,
     };
   }
 }

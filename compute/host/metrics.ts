@@ -28,6 +28,13 @@ export class HostMetrics {
   readonly memoryReserved = new Gauge({ name: 'compute_host_memory_reserved_bytes', help: 'Memory reserved by computes and pooled workers against the budget', registers: [this.registry] });
   readonly memoryBudget = new Gauge({ name: 'compute_host_memory_budget_bytes', help: 'The host memory budget', registers: [this.registry] });
 
+  readonly storageBatches = new Counter({ name: 'compute_host_storage_batches_total', help: 'Write batches shipped to the storage node (postgres engine: one per fsync group), by engine', labelNames: ['engine'], registers: [this.registry] });
+  readonly storageBatchSeconds = new Histogram({
+    name: 'compute_host_storage_batch_seconds', help: 'From shipping a write batch to its acknowledgement (a commit waits for it), by engine', labelNames: ['engine'],
+    buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5], registers: [this.registry],
+  });
+  readonly fuseOps = new Counter({ name: 'compute_host_fuse_operations_total', help: 'FUSE operations served for postgres-engine computes, by operation', labelNames: ['op'], registers: [this.registry] });
+
   constructor() {
     collectDefaultMetrics({ register: this.registry });
   }

@@ -15,6 +15,7 @@ import { Views } from '../api/views.ts';
 import { BranchAdmin } from '../branch-admin.ts';
 import { CheckpointAdmin } from '../checkpoints.ts';
 import { ComputeSql } from '../compute-sql.ts';
+import type { EngineName } from '../engines.ts';
 import { EndpointAdmin } from '../endpoint-admin.ts';
 import { asApiError } from '../errors.ts';
 import type { EndpointManager } from '../endpoints.ts';
@@ -44,6 +45,8 @@ export interface PublicApiOptions {
   computeHosts?: number;
   /** The storage node's bearer token (LAKEBASE_STORAGE_TOKEN). */
   storageToken?: string;
+  /** Engine of a project created without pg_version. */
+  defaultEngine?: EngineName;
   /** Where answered errors are logged and counted. */
   errors?: ErrorReport;
 }
@@ -90,7 +93,8 @@ function apiDeps(state: StateStore, projects: Projects, endpoints: EndpointManag
     storage: new StorageClient(projects.storageUrl, opts.storageToken),
     endpoints,
     box: new PasswordBox(opts.secret ?? opts.apiKey),
-    sql: hasHosts && opts.computePassword ? new ComputeSql(endpoints, opts.computePassword) : null,
+    sql: hasHosts ? new ComputeSql(endpoints) : null,
+    defaultEngine: opts.defaultEngine ?? 'pglite',
     lock: new KeyedLock(),
   };
   const branches = new BranchAdmin(plane);

@@ -1,0 +1,30 @@
+// What the compute host holds per compute, whatever its engine: PGlite in a worker thread behind the host's own wire
+// server (hosted-compute.ts), or a PostgreSQL 15 postmaster on a FUSE view of the timeline
+// (../postgres/postgres-compute.ts). The host admits, starts, lists and stops them through this alone.
+import type { AdminSqlRequest, ComputeInfo, ComputeState, EngineName } from './api-types.ts';
+
+export interface EngineComputeConfig {
+  computeId: string;
+  timelineId: string;
+  readOnly: boolean;
+  /** Memory this compute holds against the host's budget. */
+  reservedBytes: number;
+}
+
+export interface EngineCompute {
+  readonly engine: EngineName;
+  readonly config: EngineComputeConfig;
+  readonly state: ComputeState;
+  readonly startMs: number;
+  readonly pagesFetched: number;
+  readonly pooled: boolean;
+  /** Resolves once the compute accepts connections. */
+  start(): Promise<void>;
+  /** A clean stop: sessions ended, a shutdown checkpoint, the last write batch acknowledged. */
+  stop(): Promise<{ clean: boolean; lsn: number }>;
+  /** Fresh counters for describe() (bounded in time). */
+  refreshStats(): Promise<void>;
+  describe(): ComputeInfo;
+  /** Runs statements as the compute's superuser (the control plane's roles and databases). */
+  adminSql(req: AdminSqlRequest): Promise<void>;
+}

@@ -1,0 +1,302 @@
+// The postgres engine on a whole lakebase (`lakebase start` with LAKEBASE_ENGINE=postgres): Debian's PostgreSQL 15
+// on a FUSE view of a storage-node timeline, reached through the proxy by the real driver (HTTP and WebSocket) and
+// by pg, psql's tools, pgbench and pg_dump over TCP. Sessions are real backends: they run at once, lock rows as
+// Postgres does, and log in as their own roles; every database of a branch is reachable; LISTEN/NOTIFY works.
+import { execFile } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { neon, neonConfig, Pool } from '@neondatabase/serverless';
+import pg from 'pg';
+import ws from 'ws';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startLakebaseStack } from './support/lakebase-stack.ts';
+import type { LakebaseStack } from './support/lakebase-stack.ts';
+import { adminClient, computeHostApi, computeInfo, postmasterOf } from './support/postgres-engine.ts';
+
+const run = promisify(execFile);
+const BIN = '/usr/lib/postgresql/15/bin';
+type J = Record<string, any>;
+
+let stack: LakebaseStack;
+
+beforeAll(async () => {
+  stack = await startLakebaseStack({ env: { LAKEBASE_ENGINE: 'postgres' } });
+  neonConfig.fetchEndpoint = () => stack.sqlUrl;
+  neonConfig.wsProxy = () => stack.wsProxy;
+  neonConfig.useSecureWebSocket = false;
+  neonConfig.webSocketConstructor = ws;
+}, 180_000);
+
+afterAll(async () => {
+  await stack?.stop();
+});
+
+/** The owner's URL with another database, user or password. */
+function url(opts: { database?: string; user?: string; password?: string; base?: string } = {}): string {
+  const u = new URL(opts.base ?? stack.project.connectionString);
+  if (opts.database) u.pathname = `/${opts.database}`;
+  if (opts.user) u.username = opts.user;
+  if (opts.password) u.password = opts.password;
+  return u.toString();
+}
+
+async function tcp(opts: Parameters<typeof url>[0] = {}): Promise<pg.Client> {
+  const c = new pg.Client({ connectionString: url(opts) });
+  await c.connect();
+  return c;
+}
+
+const codeOf = (p: Promise<unknown>): Promise<string | undefined> => p.then(() => undefined, (e: { code?: string }) => e.code);
+
+describe('the postgres engine', () => {
+  it('is PostgreSQL 15, and the project says so', async () => {
+    const { project } = await stack.api<J>('GET', `/projects/${stack.project.id}`);
+    expect(project.pg_version).toBe(15);
+    const [{ v }] = await neon(stack.project.connectionString)`SELECT current_setting('server_version_num')::int / 10000 AS v`;
+    expect(v).toBe(15);
+  });
+
+  it('runs sessions at once: reads do not wait for an open transaction, other rows commit, the same row waits for its lock', async () => {
+    const pool = new Pool({ connectionString: stack.project.connectionString, max: 4 });
+    try {
+      await pool.query('CREATE TABLE accounts (id int PRIMARY KEY, balance int NOT NULL)');
+      await pool.query('INSERT INTO accounts VALUES (1, 100), (2, 100)');
+      const a = await pool.connect();
+      const b = await pool.connect();
+      const c = await pool.connect();
+      await a.query('BEGIN');
+      await a.query('UPDATE accounts SET balance = balance - 10 WHERE id = 1');
+      // B reads the committed state at once, then commits a write to another row while A's transaction is open
+      expect((await b.query('SELECT balance FROM accounts WHERE id = 1')).rows[0].balance).toBe(100);
+      await b.query('UPDATE accounts SET balance = balance + 5 WHERE id = 2');
+      // C writes A's row: it waits for A's row lock
+      let cDone = false;
+      const cWrite = c.query('UPDATE accounts SET balance = balance + 1 WHERE id = 1').then(() => (cDone = true));
+      for (let i = 0; i < 50 && !cDone; i++) {
+        const waiting = await b.query(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock'`);
+        if (waiting.rows[0].n > 0) break;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      expect(cDone).toBe(false);
+      await a.query('COMMIT');
+      await cWrite;
+      expect((await b.query('SELECT id, balance FROM accounts ORDER BY id')).rows).toEqual([{ id: 1, balance: 91 }, { id: 2, balance: 105 }]);
+      a.release();
+      b.release();
+      c.release();
+    } finally {
+      await pool.end();
+    }
+  });
+
+  it('16 sessions sleeping 0.3 s each all sleep at the same time', async () => {
+    const pool = new Pool({ connectionString: stack.project.connectionString, max: 16 });
+    try {
+      // 16 sessions logged in first, then each sleeps at once
+      const clients = await Promise.all(Array.from({ length: 16 }, () => pool.connect()));
+      const spans = await Promise.all(clients.map(async (c) => {
+        const r = await c.query('SELECT extract(epoch FROM clock_timestamp()) AS t0, pg_sleep(0.3), extract(epoch FROM clock_timestamp()) AS t1, pg_backend_pid() AS pid');
+        c.release();
+        return { t0: Number(r.rows[0].t0), t1: Number(r.rows[0].t1), pid: r.rows[0].pid as number };
+      }));
+      // every sleep began before any ended: they overlapped (one after another, the last would begin after the first ended)
+      expect(Math.max(...spans.map((s) => s.t0))).toBeLessThan(Math.min(...spans.map((s) => s.t1)));
+      expect(new Set(spans.map((s) => s.pid)).size).toBe(16);
+    } finally {
+      await pool.end();
+    }
+  });
+
+  it('neon() queries go on while a session holds a transaction open', async () => {
+    const holder = await tcp();
+    try {
+      await holder.query('CREATE TABLE IF NOT EXISTS held (id int PRIMARY KEY)');
+      await holder.query('BEGIN');
+      await holder.query('INSERT INTO held VALUES (1)');
+      const sql = neon(stack.project.connectionString);
+      // 16 clients x 8 queries, all while the transaction stays open (on a shared backend they would wait for it)
+      const counts = await Promise.all(Array.from({ length: 16 }, async () => {
+        let n = 0;
+        for (let i = 0; i < 8; i++) n += (await sql`SELECT count(*)::int AS n FROM held`)[0].n;
+        return n;
+      }));
+      expect(counts).toEqual(Array(16).fill(0)); // none saw the uncommitted row
+      expect((await holder.query(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE state = 'idle in transaction'`)).rows[0].n).toBeGreaterThanOrEqual(0);
+      await holder.query('COMMIT');
+      expect((await sql`SELECT count(*)::int AS n FROM held`)[0].n).toBe(1);
+    } finally {
+      await holder.end();
+    }
+  });
+
+  it('a second database: created through the API, connected to, written, branched', async () => {
+    const p = stack.project;
+    const base = `/projects/${p.id}/branches/${p.branchId}`;
+    await stack.api('POST', `${base}/databases`, { database: { name: 'app', owner_name: 'neondb_owner' } });
+    const app = await tcp({ database: 'app' });
+    try {
+      expect((await app.query('SELECT current_database() AS d')).rows[0].d).toBe('app');
+      await app.query('CREATE TABLE t (x text)');
+      await app.query(`INSERT INTO t VALUES ('in app')`);
+    } finally {
+      await app.end();
+    }
+    const br = await stack.api<J>('POST', `/projects/${p.id}/branches`, { branch: { name: 'with-app' }, endpoints: [{ type: 'read_write' }] });
+    const branchUrl = br.connection_uris?.[0]?.connection_uri ?? url();
+    const onBranch = await tcp({ base: branchUrl, database: 'app' });
+    try {
+      expect((await onBranch.query('SELECT x FROM t')).rows).toEqual([{ x: 'in app' }]);
+    } finally {
+      await onBranch.end();
+    }
+    // a database that does not exist is Postgres' own 3D000
+    expect(await codeOf(tcp({ database: 'nope' }))).toBe('3D000');
+  });
+
+  it('LISTEN in one session receives a NOTIFY from another, over TCP and WebSocket', async () => {
+    const listener = await tcp();
+    const pool = new Pool({ connectionString: stack.project.connectionString });
+    try {
+      const got = new Promise<string>((resolve) => listener.on('notification', (m) => resolve(m.payload ?? '')));
+      await listener.query('LISTEN jobs');
+      await pool.query(`NOTIFY jobs, 'from websocket'`);
+      expect(await got).toBe('from websocket');
+      const wsListener = await pool.connect();
+      const got2 = new Promise<string>((resolve) => wsListener.on('notification', (m) => resolve(m.payload ?? '')));
+      await wsListener.query('LISTEN jobs');
+      await listener.query(`NOTIFY jobs, 'from tcp'`);
+      expect(await got2).toBe('from tcp');
+      wsListener.release();
+    } finally {
+      await listener.end();
+      await pool.end();
+    }
+  });
+
+  it('a branch at an LSN and a read-only compute at an old LSN see the parent exactly as of that LSN', async () => {
+    const p = stack.project;
+    const sql = neon(stack.project.connectionString);
+    await sql`CREATE TABLE history (id int)`;
+    await sql`INSERT INTO history VALUES (1)`;
+    const api = await computeHostApi(stack);
+    const at = (await computeInfo(api, p.endpointId)).lsn!;
+    await sql`INSERT INTO history VALUES (2)`;
+    const lsnText = `0/${at.toString(16).toUpperCase()}`;
+    const br = await stack.api<J>('POST', `/projects/${p.id}/branches`, { branch: { name: 'at-lsn', parent_lsn: lsnText }, endpoints: [{ type: 'read_write' }] });
+    const onBranch = neon(br.connection_uris[0].connection_uri);
+    expect(await onBranch`SELECT id FROM history ORDER BY id`).toEqual([{ id: 1 }]);
+    // a read-only compute of the parent's timeline at that LSN (hot standby), started on the compute host itself
+    const branch = (await stack.api<J>('GET', `/projects/${p.id}/branches/${p.branchId}`)).branch;
+    const timelineId = await timelineOf(branch.id);
+    const res = await fetch(`${api.url}/v1/computes`, {
+      method: 'POST', headers: { authorization: `Bearer ${api.token}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ computeId: 'ro-old', timelineId, lsn: at, readOnly: true, engine: 'postgres' }),
+    });
+    expect(res.status, await res.clone().text()).toBe(201);
+    try {
+      const info = await computeInfo(api, 'ro-old');
+      const admin = await adminClient(info.postmasterPid!, 'neondb');
+      try {
+        expect((await admin.query('SELECT pg_is_in_recovery() AS r')).rows[0].r).toBe(true);
+        expect((await admin.query('SELECT id FROM history ORDER BY id')).rows).toEqual([{ id: 1 }]);
+      } finally {
+        await admin.end();
+      }
+    } finally {
+      await fetch(`${api.url}/v1/computes/ro-old`, { method: 'DELETE', headers: { authorization: `Bearer ${api.token}` } });
+    }
+  });
+
+  it('pgbench -i and a pgbench run through the proxy complete with no error; pg_dump restores into a new branch', async () => {
+    const env: NodeJS.ProcessEnv = { ...process.env, PGPASSWORD: new URL(stack.project.connectionString).password };
+    const u = new URL(stack.project.connectionString);
+    const conn = ['-h', stack.tcp.host, '-p', String(stack.tcp.port), '-U', u.username];
+    const opts = new URLSearchParams(u.search).get('options');
+    if (opts) env.PGOPTIONS = opts;
+    await run(`${BIN}/pgbench`, ['-i', '-s', '1', ...conn, 'neondb'], { env });
+    const bench = await run(`${BIN}/pgbench`, ['-c', '4', '-j', '2', '-t', '50', ...conn, 'neondb'], { env });
+    expect(bench.stdout).toMatch(/number of failed transactions: 0/);
+    expect(bench.stdout).toMatch(/number of transactions actually processed: 200\/200/);
+    const dir = await mkdtemp(join(tmpdir(), 'lb-dump-'));
+    try {
+      const file = join(dir, 'dump.pgc');
+      await run(`${BIN}/pg_dump`, ['-Fc', '-t', 'pgbench_branches', '-t', 'pgbench_accounts', '-f', file, ...conn, 'neondb'], { env });
+      const br = await stack.api<J>('POST', `/projects/${stack.project.id}/branches`, { branch: { name: 'restore' }, endpoints: [{ type: 'read_write' }] });
+      const target = neon(br.connection_uris[0].connection_uri);
+      await target`DROP TABLE pgbench_branches, pgbench_accounts, pgbench_tellers, pgbench_history`;
+      const bu = new URL(br.connection_uris[0].connection_uri);
+      const benv = { ...env, PGPASSWORD: bu.password, PGOPTIONS: new URLSearchParams(bu.search).get('options') ?? '' };
+      await run(`${BIN}/pg_restore`, ['--no-owner', '-d', 'neondb', ...conn, file], { env: benv });
+      const [src] = await neon(stack.project.connectionString)`SELECT sum(abalance)::bigint AS s, count(*)::int AS n FROM pgbench_accounts`;
+      const [dst] = await target`SELECT sum(abalance)::bigint AS s, count(*)::int AS n FROM pgbench_accounts`;
+      expect(dst).toEqual(src);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  }, 120_000);
+});
+
+describe('security on the postgres engine', () => {
+  it('a low-privilege role stays itself and reads only what it was granted', async () => {
+    const p = stack.project;
+    const created = await stack.api<J>('POST', `/projects/${p.id}/branches/${p.branchId}/roles`, { role: { name: 'reader' } });
+    const owner = await tcp();
+    await owner.query('CREATE TABLE secrets (s text)');
+    await owner.query(`INSERT INTO secrets VALUES ('owner only')`);
+    // make it low-privilege: out of neon_superuser, no CREATEROLE/CREATEDB
+    await owner.query('REVOKE neon_superuser FROM reader');
+    await owner.query('ALTER ROLE reader NOCREATEROLE NOCREATEDB');
+    await owner.end();
+    const r = await tcp({ user: 'reader', password: created.role.password });
+    try {
+      expect((await r.query('SELECT current_user AS c, session_user AS s')).rows[0]).toEqual({ c: 'reader', s: 'reader' });
+      expect(await codeOf(r.query('SET SESSION AUTHORIZATION neondb_owner'))).toBe('42501');
+      await r.query('RESET SESSION AUTHORIZATION');
+      expect((await r.query('SELECT session_user AS s')).rows[0].s).toBe('reader');
+      expect(await codeOf(r.query('SET ROLE neondb_owner'))).toBe('42501');
+      expect(await codeOf(r.query('SELECT * FROM secrets'))).toBe('42501');
+      expect(await codeOf(r.query(`SELECT pg_read_file('/etc/passwd')`))).toBe('42501');
+      expect(await codeOf(r.query(`COPY (SELECT 1) TO PROGRAM 'true'`))).toBe('42501');
+    } finally {
+      await r.end();
+    }
+  });
+
+  it('the owner is not a superuser: no file access, no programs, no way to grant itself either', async () => {
+    const o = await tcp();
+    try {
+      expect((await o.query(`SELECT rolsuper FROM pg_roles WHERE rolname = current_user`)).rows[0].rolsuper).toBe(false);
+      expect(await codeOf(o.query(`SELECT pg_read_file('/etc/passwd')`))).toBe('42501');
+      expect(await codeOf(o.query(`COPY (SELECT 1) TO PROGRAM 'true'`))).toBe('42501');
+      expect(await codeOf(o.query('GRANT pg_execute_server_program TO neondb_owner'))).toBe('42501');
+      expect(await codeOf(o.query('ALTER ROLE neondb_owner SUPERUSER'))).toBe('42501');
+    } finally {
+      await o.end();
+    }
+  });
+
+  it("one compute cannot read another compute's mount", async () => {
+    const other = await stack.api<J>('POST', '/projects', { project: { name: 'other', pg_version: 15 } });
+    await neon(other.connection_uris[0].connection_uri)`SELECT 1`;
+    const api = await computeHostApi(stack);
+    const mine = await postmasterOf((await computeInfo(api, stack.project.endpointId)).postmasterPid!);
+    const theirs = await postmasterOf((await computeInfo(api, other.endpoints[0].id)).postmasterPid!);
+    expect(mine.uid).not.toBe(theirs.uid);
+    expect(mine.uid).not.toBe(0);
+    const as = (uid: number, file: string) => run('setpriv', [`--reuid=${uid}`, `--regid=${uid}`, '--clear-groups', 'cat', file]);
+    expect((await as(mine.uid, join(mine.dataDir, 'PG_VERSION'))).stdout.trim()).toBe('15');
+    const denied = await as(mine.uid, join(theirs.dataDir, 'PG_VERSION')).then(() => 'read', (e: Error) => e.message);
+    expect(denied).toMatch(/Permission denied/);
+  });
+});
+
+/** The storage timeline of a branch, from the control plane's state (not in the public API). */
+async function timelineOf(branchId: string): Promise<string> {
+  const { readFile } = await import('node:fs/promises');
+  const raw = await readFile(join(stack.dir, 'objects', 'control-plane', 'state.json'), 'utf8').catch(() => '');
+  const m = new RegExp(`"${branchId}":\\{[^}]*?"timeline_id":"([0-9a-f]{32})"`).exec(raw.replace(/\s+/g, ''));
+  if (!m) throw new Error(`no timeline for branch ${branchId} in the control plane state`);
+  return m[1];
+}
