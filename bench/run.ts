@@ -3,12 +3,14 @@ import { runProxyBenchmarks } from './proxy.ts';
 import { runStorageBenchmarks } from './storage-node.ts';
 import { runComputeBenchmarks } from './compute.ts';
 import { runWorkersBenchmarks } from './workers.ts';
+import { runEnginesBenchmarks } from './engines.ts';
 
 const suites: Record<string, () => Promise<string[]>> = {
   storage: runStorageBenchmarks,
   compute: runComputeBenchmarks,
   proxy: runProxyBenchmarks,
   workers: runWorkersBenchmarks,
+  engines: runEnginesBenchmarks,
 };
 
 const wanted = process.argv.slice(2).filter((a) => !a.startsWith('-'));

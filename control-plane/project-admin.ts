@@ -35,6 +35,8 @@ export interface CreatedProject {
 
 export interface UpdateProjectInput {
   name?: string;
+  /** Only its current value is accepted: a project's engine never changes. */
+  pgVersion?: number;
   defaultEndpointSettings?: DefaultEndpointSettings;
   historyRetentionSeconds?: number;
 }
@@ -104,7 +106,10 @@ export class ProjectAdmin {
 
   update(projectId: string, input: UpdateProjectInput): Promise<{ project: ProjectRecord; operations: OperationRecord[] }> {
     return this.plane.lock.run(projectId, async () => {
-      getProject(this.plane.state.current, projectId);
+      const current = getProject(this.plane.state.current, projectId);
+      if (input.pgVersion !== undefined && input.pgVersion !== current.pg_version) {
+        throw badRequest(`the pg_version of a project (its engine) cannot change: it is ${current.pg_version}; create a project with "pg_version": ${input.pgVersion} and move the data with pg_dump and pg_restore`);
+      }
       const started = Date.now();
       return this.plane.state.mutate((s) => {
         const p = getProject(s, projectId);

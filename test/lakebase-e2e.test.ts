@@ -42,7 +42,8 @@ async function waitForRestart(s: LakebaseStack, name: string, oldPid: number): P
 }
 
 beforeAll(async () => {
-  stack = await startLakebaseStack({ ownGroup: true }); // for a Ctrl-C to its process group, as a terminal sends
+  // for a Ctrl-C to its process group, as a terminal sends; PostgreSQL 15's binaries "missing" for the engine test
+  stack = await startLakebaseStack({ ownGroup: true, env: { LAKEBASE_PG_BIN: '/nonexistent/postgresql/15/bin' } });
   configureDriver(stack);
 }, 180_000);
 
@@ -174,6 +175,18 @@ describe('lakebase start', () => {
     const found = new Set(rows.map((r) => r.id));
     const lost = acked.filter((id) => !found.has(id));
     expect(lost, `acknowledged commits lost after kill -9 of the ${service}`).toEqual([]);
+  });
+});
+
+describe('engines', () => {
+  it('asking for the postgres engine where it cannot run answers what to install, and creates nothing', async () => {
+    const before = (await stack.api<{ projects: unknown[] }>('GET', '/projects')).projects.length;
+    const refused = await stack.api('POST', '/projects', { project: { name: 'needs-pg', pg_version: 15 } }).then(() => 'created', (e: Error) => e.message);
+    expect(refused).toMatch(/-> 503: .*ENGINE_UNAVAILABLE/);
+    expect(refused).toMatch(/\/nonexistent\/postgresql\/15\/bin\/postgres is missing: apt-get install postgresql-15/);
+    expect((await stack.api<{ projects: unknown[] }>('GET', '/projects')).projects.length).toBe(before);
+    const other = await stack.api('POST', '/projects', { project: { name: 'v16', pg_version: 16 } }).then(() => 'created', (e: Error) => e.message);
+    expect(other).toMatch(/-> 400: .*Postgres 16 is not available here: pg_version may be 18 \(the pglite engine\) and 15 \(the postgres engine\)/);
   });
 });
 

@@ -51,11 +51,33 @@ async function tcp(opts: Parameters<typeof url>[0] = {}): Promise<pg.Client> {
 const codeOf = (p: Promise<unknown>): Promise<string | undefined> => p.then(() => undefined, (e: { code?: string }) => e.code);
 
 describe('the postgres engine', () => {
-  it('is PostgreSQL 15, and the project says so', async () => {
+  it('is PostgreSQL 15, and the project says so; its engine never changes', async () => {
     const { project } = await stack.api<J>('GET', `/projects/${stack.project.id}`);
     expect(project.pg_version).toBe(15);
     const [{ v }] = await neon(stack.project.connectionString)`SELECT current_setting('server_version_num')::int / 10000 AS v`;
     expect(v).toBe(15);
+    const patch = await stack.api('PATCH', `/projects/${stack.project.id}`, { project: { pg_version: 18 } }).then(() => 'changed', (e: Error) => e.message);
+    expect(patch).toMatch(/-> 400/);
+    expect((await stack.api<J>('GET', `/projects/${stack.project.id}`)).project.pg_version).toBe(15);
+    // a pglite project next to it, on the same lakebase, is Postgres 18
+    const other = await stack.api<J>('POST', '/projects', { project: { name: 'wasm', pg_version: 18 } });
+    expect(other.project.pg_version).toBe(18);
+    const [{ v: v18 }] = await neon(other.connection_uris[0].connection_uri)`SELECT current_setting('server_version_num')::int / 10000 AS v`;
+    expect(v18).toBe(18);
+    await stack.api('DELETE', `/projects/${other.project.id}`);
+  });
+
+  it("the compute host reports the engine, the postmaster and its memory, and counts FUSE operations and fsync batches", async () => {
+    await neon(stack.project.connectionString)`CREATE TABLE IF NOT EXISTS counted (x int)`;
+    const api = await computeHostApi(stack);
+    const info = await computeInfo(api, stack.project.endpointId);
+    expect(info).toMatchObject({ engine: 'postgres', state: 'running' });
+    expect(info.postmasterPid).toBeGreaterThan(0);
+    // memory is sampled in the background, about once a second
+    await expect.poll(async () => (await computeInfo(api, stack.project.endpointId)).rssBytes ?? 0, { timeout: 10_000 }).toBeGreaterThan(1024 * 1024);
+    const metrics = await (await fetch(`${api.url}/metrics`, { headers: { authorization: `Bearer ${api.token}` } })).text();
+    expect(Number(/^compute_host_storage_batches_total\{engine="postgres"\} (\d+)/m.exec(metrics)?.[1] ?? 0)).toBeGreaterThan(0);
+    expect(Number(/^compute_host_fuse_operations_total\{op="fsync"\} (\d+)/m.exec(metrics)?.[1] ?? 0)).toBeGreaterThan(0);
   });
 
   it('runs sessions at once: reads do not wait for an open transaction, other rows commit, the same row waits for its lock', async () => {
@@ -236,6 +258,55 @@ describe('the postgres engine', () => {
       await rm(dir, { recursive: true, force: true });
     }
   }, 120_000);
+});
+
+describe('what works on pglite works here', () => {
+  it('suspend (a clean stop) and wake on the next query keep every row; checkpoint, change, rewind undoes the change', async () => {
+    const p = stack.project;
+    const sql = neon(p.connectionString);
+    await sql`CREATE TABLE notes (t text)`;
+    await sql`INSERT INTO notes VALUES ('kept')`;
+    const api = await computeHostApi(stack);
+    const before = (await computeInfo(api, p.endpointId)).postmasterPid;
+    await stack.suspend();
+    expect(await computeInfo(api, p.endpointId).then(() => 'running', () => 'stopped')).toBe('stopped');
+    expect(await sql`SELECT t FROM notes`).toEqual([{ t: 'kept' }]);
+    expect((await computeInfo(api, p.endpointId)).postmasterPid).not.toBe(before);
+    const base = `/projects/${p.id}/branches/${p.branchId}`;
+    await stack.api('POST', `${base}/checkpoints`, { name: 'good' });
+    await sql`INSERT INTO notes VALUES ('oops')`;
+    await stack.api('POST', `${base}/rewind`, { checkpoint: 'good' });
+    expect(await neon(p.connectionString)`SELECT t FROM notes`).toEqual([{ t: 'kept' }]);
+  });
+
+  it('a read-only endpoint (a hot standby) reads the branch and refuses writes', async () => {
+    const p = stack.project;
+    await neon(p.connectionString)`CREATE TABLE ro_seen (x int)`;
+    await neon(p.connectionString)`INSERT INTO ro_seen VALUES (7)`;
+    const ep = await stack.api<J>('POST', `/projects/${p.id}/endpoints`, { endpoint: { branch_id: p.branchId, type: 'read_only' } });
+    const roUrl = new URL(p.connectionString);
+    roUrl.searchParams.set('options', `endpoint=${ep.endpoint.id}`);
+    const ro = neon(roUrl.toString());
+    expect(await ro`SELECT x FROM ro_seen`).toEqual([{ x: 7 }]);
+    await expect(ro`INSERT INTO ro_seen VALUES (8)`).rejects.toMatchObject({ code: '25006' });
+    await stack.api('DELETE', `/projects/${p.id}/endpoints/${ep.endpoint.id}`);
+  });
+
+  it('a cancel stops a running statement (57014) and the session goes on', async () => {
+    const c = await tcp();
+    try {
+      const running = codeOf(c.query('SELECT pg_sleep(30)')); // its outcome is awaited below
+      await new Promise((r) => setTimeout(r, 300));
+      const canceller = new pg.Client({ connectionString: url() });
+      await canceller.connect();
+      await canceller.query(`SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(30)'`);
+      await canceller.end();
+      expect(await running).toBe('57014');
+      expect((await c.query('SELECT 1 AS one')).rows).toEqual([{ one: 1 }]);
+    } finally {
+      await c.end();
+    }
+  });
 });
 
 describe('security on the postgres engine', () => {

@@ -39,6 +39,9 @@ export interface PostgresComputeDeps {
   log: Logger;
 }
 
+/** How often activity (for the suspend loop) and memory are read. */
+const SAMPLE_MS = 1000;
+
 /** Restarts allowed in a minute before a compute that keeps failing is given up. */
 const MAX_RESTARTS_PER_MINUTE = 5;
 
@@ -63,6 +66,8 @@ export class PostgresCompute implements EngineCompute {
   private recentRestarts: number[] = [];
   private rssBytes: number | null = null;
   private lastOps = new Map<string, number>();
+  private sampler: NodeJS.Timeout | null = null;
+  private sampling: Promise<void> | null = null;
   private activity = { sessions: 0, inTransaction: false, lastActivityAt: Date.now() };
   /** A kept superuser connection for the activity reading (a new one would fork a backend each time). */
   private monitor: pg.Client | null = null;
@@ -79,7 +84,7 @@ export class PostgresCompute implements EngineCompute {
 
   async start(): Promise<void> {
     const t0 = performance.now();
-    this.uid = this.deps.uids.take();
+    this.uid = await this.deps.uids.take();
     try {
       await this.prepareDir();
       this.port = await freePort(this.deps.listenHost);
@@ -92,6 +97,10 @@ export class PostgresCompute implements EngineCompute {
     }
     this.startMs = performance.now() - t0;
     this.state = 'running';
+    // activity and memory are read in the background, so that a listing (the suspend loop's, every second) is instant
+    this.sampler = setInterval(() => void this.sample(), SAMPLE_MS);
+    this.sampler.unref();
+    void this.sample();
   }
 
   /** The compute's run directory: the mountpoint, its socket directory and its pg_hba, none readable by others. */
@@ -229,11 +238,12 @@ export class PostgresCompute implements EngineCompute {
   }
 
   private async teardown(): Promise<void> {
+    if (this.sampler) clearInterval(this.sampler);
     await this.killProcesses();
     if (this.dir) await rm(this.dir, { recursive: true, force: true }).catch(() => undefined);
     if (this.uid) {
       await killUid(this.uid); // nothing of this compute outlives it, whatever failed on the way
-      this.deps.uids.release(this.uid);
+      await this.deps.uids.release(this.uid);
     }
   }
 
@@ -244,8 +254,16 @@ export class PostgresCompute implements EngineCompute {
     });
   }
 
+  /** Waits (briefly) for a fresh sample. */
   async refreshStats(timeoutMs = 200): Promise<void> {
-    await Promise.race([this.readStats(), new Promise((r) => setTimeout(r, timeoutMs).unref())]);
+    await Promise.race([this.sample(), new Promise((r) => setTimeout(r, timeoutMs).unref())]);
+  }
+
+  private sample(): Promise<void> {
+    this.sampling ??= this.readStats().catch(() => undefined).finally(() => {
+      this.sampling = null;
+    });
+    return this.sampling;
   }
 
   private async readStats(): Promise<void> {

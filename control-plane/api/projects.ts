@@ -54,6 +54,7 @@ export function projectRoutes(app: Hono, d: ApiDeps): void {
       name: p.name,
       defaultEndpointSettings: p.default_endpoint_settings,
       historyRetentionSeconds: p.history_retention_seconds,
+      pgVersion: p.pg_version,
     });
     return c.json({ project: d.views.project(r.project), operations: r.operations.map((o) => d.views.operation(o)) });
   });

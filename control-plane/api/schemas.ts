@@ -71,6 +71,7 @@ export const CreateProjectBody = body({
 export const UpdateProjectBody = body({
   project: section('project', {
     name: optString('project.name', PROJECT_NAME),
+    pg_version: optInt('project.pg_version', 14, 19),
     default_endpoint_settings: endpointSettings('project'),
     history_retention_seconds: historyRetention('project'),
   }, { required: true }),
