@@ -59,6 +59,35 @@ const PINO_METHODS: Record<number, 'trace' | 'debug' | 'info' | 'warn' | 'error'
 
 type Reply = Extract<FromChild, { t: 'ready' | 'start_failed' | 'stopped' | 'stop_failed' | 'stats' }>;
 
+function forkServer(storageToken: string | undefined): ChildProcess {
+  const env = { ...process.env };
+  delete env.LAKEBASE_STORAGE_TOKEN;
+  if (storageToken) env.LAKEBASE_STORAGE_TOKEN = storageToken;
+  return fork(MAIN, [], { execPath: process.execPath, execArgv: [], env, stdio: ['ignore', 'pipe', 'pipe', 'ipc'], serialization: 'advanced' });
+}
+
+/** A forked FUSE server not yet given a mount (FuseServer.spare). */
+export class SpareFuseServer {
+  readonly child: ChildProcess;
+  readonly storageToken: string | undefined;
+
+  constructor(child: ChildProcess, storageToken: string | undefined) {
+    this.child = child;
+    this.storageToken = storageToken;
+    child.on('error', () => undefined);
+    child.stdout?.resume();
+    child.stderr?.resume();
+  }
+
+  get usable(): boolean {
+    return this.child.exitCode === null && this.child.signalCode === null && this.child.connected;
+  }
+
+  kill(): void {
+    this.child.kill('SIGKILL');
+  }
+}
+
 export class FuseServer {
   readonly pid: number;
   readonly mountpoint: string;
@@ -93,14 +122,21 @@ export class FuseServer {
     });
   }
 
-  /** Forks the FUSE server and resolves once the mount is live (rejects, with the reason, if it cannot be). */
-  static async start(opts: FuseMountOptions, log: Logger): Promise<FuseServer> {
+  /**
+   * Forks a FUSE server that waits for its mount: Node's start-up and the server's modules (a few hundred ms) are
+   * then off the path of a compute start. Give it to start() with the same storage token; kill() it if unused.
+   */
+  static spare(storageToken?: string): SpareFuseServer {
+    return new SpareFuseServer(forkServer(storageToken), storageToken);
+  }
+
+  /** Forks the FUSE server (or takes a spare) and resolves once the mount is live (rejects, with the reason, if it cannot be). */
+  static async start(opts: FuseMountOptions, log: Logger, spare?: SpareFuseServer): Promise<FuseServer> {
     const { storageToken, ...rest } = opts;
     const config = parse(mountConfigSchema, rest);
-    const env = { ...process.env };
-    delete env.LAKEBASE_STORAGE_TOKEN;
-    if (storageToken) env.LAKEBASE_STORAGE_TOKEN = storageToken;
-    const child = fork(MAIN, [], { execPath: process.execPath, execArgv: [], env, stdio: ['ignore', 'pipe', 'pipe', 'ipc'], serialization: 'advanced' });
+    const taken = spare?.usable && spare.storageToken === storageToken ? spare : undefined;
+    if (spare && !taken) spare.kill();
+    const child = taken ? taken.child : forkServer(storageToken);
     const server = new FuseServer(child, config, log);
     const reply = await server.request({ t: 'start', config }, (m) => m.t === 'ready' || m.t === 'start_failed', START_TIMEOUT_MS);
     if (reply?.t === 'ready') {

@@ -13,6 +13,7 @@ import { checkPostgresEngine } from '../postgres/environment.ts';
 import { createPostgresTemplate } from '../postgres/template.ts';
 import { guardLibrary } from '../postgres/guard.ts';
 import { UidPool } from '../postgres/uid-pool.ts';
+import { FuseServer, type SpareFuseServer } from '../fuse/fuse-server.ts';
 import { chmod, mkdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
@@ -183,12 +184,24 @@ export class ComputeHost {
       cacheBytes: this.opts.pageCacheBytes, sharedBuffersBytes: this.opts.sharedBuffersBytes, reservedBytes: need,
     }, {
       storageUrl: this.opts.storageUrl, storageToken: this.opts.storageToken, listenHost: this.opts.listenHost, advertiseHost: this.opts.advertiseHost,
-      runDir: await this.runDir(), uids: this.uids, guardLibrary: () => guardLibrary(), stopTimeoutMs: this.opts.stopTimeoutMs,
+      runDir: await this.runDir(), uids: this.uids, guardLibrary: () => guardLibrary(), takeSpareFuse: () => this.takeSpareFuse(),
+      stopTimeoutMs: this.opts.stopTimeoutMs,
       readyTimeoutMs: 60_000, metrics: this.metrics, log: this.opts.log,
     });
   }
 
   private runDirReady: Promise<string> | null = null;
+  /** FUSE servers forked ahead of time (as many as --pool-size), once the host has run a postgres compute. */
+  private readonly spareFuse: SpareFuseServer[] = [];
+
+  private takeSpareFuse(): SpareFuseServer | undefined {
+    const spare = this.spareFuse.shift();
+    // refill after the start that takes one, off its path
+    setTimeout(() => {
+      while (!this.closing && this.spareFuse.length < this.opts.poolSize) this.spareFuse.push(FuseServer.spare(this.opts.storageToken));
+    }, 250).unref();
+    return spare;
+  }
 
   /** The host's directory of postgres-engine computes: root's, traversable (0711) so each uid reaches its own. */
   private runDir(): Promise<string> {
@@ -292,6 +305,7 @@ export class ComputeHost {
   async close(): Promise<void> {
     this.closing = true;
     await Promise.all([...this.computes.keys()].map((id) => this.stop(id).catch(() => undefined)));
+    for (const s of this.spareFuse.splice(0)) s.kill();
     await this.pool.close();
   }
 }

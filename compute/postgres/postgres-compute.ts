@@ -5,7 +5,7 @@
 import { chmod, chown, mkdir, rm, writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import type { Logger } from '../../lib/logger.ts';
-import { FuseServer } from '../fuse/fuse-server.ts';
+import { FuseServer, type SpareFuseServer } from '../fuse/fuse-server.ts';
 import type { AdminSqlRequest, ComputeInfo, ComputeState, RoleVerifier } from '../host/api-types.ts';
 import type { EngineCompute, EngineComputeConfig } from '../host/engine.ts';
 import type { HostMetrics } from '../host/metrics.ts';
@@ -13,7 +13,7 @@ import type pg from 'pg';
 import { type AdminAddress, connectAdmin, readActivity, syncVerifiers, withAdmin } from './admin.ts';
 import { freePort } from './ports.ts';
 import { Postmaster } from './postmaster.ts';
-import { killUid, rssOfGroup } from './process-stats.ts';
+import { killUid, pidsOfUid, pssOf } from './process-stats.ts';
 import { computeSettings, hbaFile } from './settings.ts';
 import type { UidPool } from './uid-pool.ts';
 
@@ -33,6 +33,8 @@ export interface PostgresComputeDeps {
   runDir: string;
   uids: UidPool;
   guardLibrary(): Promise<string>;
+  /** A FUSE server forked ahead of time, if the host has one. */
+  takeSpareFuse(): SpareFuseServer | undefined;
   stopTimeoutMs: number;
   readyTimeoutMs: number;
   metrics: HostMetrics;
@@ -66,6 +68,8 @@ export class PostgresCompute implements EngineCompute {
   private recentRestarts: number[] = [];
   private rssBytes: number | null = null;
   private lastOps = new Map<string, number>();
+  /** Milliseconds from the start request to the end of each phase of the last start (logged). */
+  private readonly phases: Record<string, number> = {};
   private sampler: NodeJS.Timeout | null = null;
   private sampling: Promise<void> | null = null;
   private activity = { sessions: 0, inTransaction: false, lastActivityAt: Date.now() };
@@ -84,13 +88,19 @@ export class PostgresCompute implements EngineCompute {
 
   async start(): Promise<void> {
     const t0 = performance.now();
+    const mark = (phase: string): void => {
+      this.phases[phase] = Math.round(performance.now() - t0);
+    };
     this.uid = await this.deps.uids.take();
     try {
       await this.prepareDir();
       this.port = await freePort(this.deps.listenHost);
-      await this.launch();
+      mark('prepared');
+      await this.launch(mark);
       this.pagesFetched = (await this.fuse!.stats()).pagesFetched;
       if (!this.config.readOnly) await withAdmin(this.at, 'postgres', (c) => syncVerifiers(c, this.config.roles));
+      mark('roles');
+      this.log.info({ phasesMs: this.phases }, 'postgres compute start phases');
     } catch (e) {
       await this.teardown();
       throw e;
@@ -117,24 +127,27 @@ export class PostgresCompute implements EngineCompute {
   }
 
   /** Mounts the timeline and starts PostgreSQL on it. */
-  private async launch(): Promise<void> {
+  private async launch(mark: (phase: string) => void = () => undefined): Promise<void> {
     const gen = ++this.generation;
     const c = this.config;
     const fuse = await FuseServer.start({
       storageUrl: this.deps.storageUrl, storageToken: this.deps.storageToken, timelineId: c.timelineId, lsn: c.readOnly ? c.lsn : undefined,
       readOnly: c.readOnly, mountpoint: path.join(this.dir, 'data'), uid: this.uid, gid: this.uid, cacheBytes: c.cacheBytes,
       localFiles: c.readOnly ? [{ path: 'standby.signal', data: new Uint8Array(0) }] : [],
-    }, this.log);
+    }, this.log, this.deps.takeSpareFuse());
     this.fuse = fuse;
     fuse.onEvent((e) => this.onFuseEvent(gen, e));
+    mark('mounted');
     const settings = computeSettings({
       computeId: c.computeId, at: this.at, hbaPath: path.join(this.dir, 'pg_hba.conf'), sharedBuffersBytes: c.sharedBuffersBytes,
       preloadLibraries: [await this.deps.guardLibrary()],
     });
+    mark('guard');
     this.pm = await Postmaster.start({
       dataDir: path.join(this.dir, 'data'), socketDir: this.at.socketDir, port: this.port, listenHost: this.deps.listenHost,
       uid: this.uid, gid: this.uid, ownsUid: true, settings, readyTimeoutMs: this.deps.readyTimeoutMs, log: this.log,
     });
+    mark('postgres_ready');
     this.pm.onExit((info) => {
       if (gen !== this.generation || this.state !== 'running') return;
       this.log.warn({ ...info }, 'postmaster exited; restarting the compute on its timeline');
@@ -279,7 +292,7 @@ export class PostgresCompute implements EngineCompute {
         this.lastOps.set(op, n);
       }
     }
-    this.rssBytes = await rssOfGroup(pm.pid, [fuse.pid]);
+    this.rssBytes = await pssOf([...(await pidsOfUid(this.uid)), fuse.pid]);
   }
 
   /** Sessions, open transactions and the last query's end, from pg_stat_activity (the suspend loop reads them). */

@@ -1,19 +1,10 @@
-// Resident memory of a compute's processes (its postmaster's process group and its FUSE server), from /proc. PSS
+// Resident memory of a compute's processes (every process of its uid and its FUSE server), from /proc. PSS
 // rather than RSS: the backends share shared_buffers, which RSS would count once per process.
 import { readdir, readFile } from 'node:fs/promises';
 
-/** The summed PSS in bytes of every process in group `pgid`, plus the extra pids; 0 for those already gone. */
-export async function rssOfGroup(pgid: number, extraPids: number[] = []): Promise<number> {
+/** The summed PSS in bytes of the processes; 0 for those already gone. */
+export async function pssOf(pids: number[]): Promise<number> {
   let total = 0;
-  const names = await readdir('/proc').catch(() => [] as string[]);
-  const pids = new Set(extraPids);
-  for (const name of names) {
-    if (!/^\d+$/.test(name)) continue;
-    const stat = await readFile(`/proc/${name}/stat`, 'utf8').catch(() => '');
-    // fields after the command (which may hold spaces) start at the last ')': state ppid pgrp ...
-    const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    if (Number(rest[2]) === pgid) pids.add(Number(name));
-  }
   for (const pid of pids) {
     const rollup = await readFile(`/proc/${pid}/smaps_rollup`, 'utf8').catch(() => '');
     const kb = /^Pss:\s+(\d+) kB/m.exec(rollup);
