@@ -113,19 +113,18 @@ describe('the postgres engine', () => {
     }
   });
 
-  it('16 sessions sleeping 0.3 s each all sleep at the same time', async () => {
-    const pool = new Pool({ connectionString: stack.project.connectionString, max: 16 });
+  it('16 sessions run at the same time: all 16 are inside a statement at once, then all finish', async () => {
+    const pool = new Pool({ connectionString: stack.project.connectionString, max: 17 });
     try {
-      // 16 sessions logged in first, then each sleeps at once
-      const clients = await Promise.all(Array.from({ length: 16 }, () => pool.connect()));
-      const spans = await Promise.all(clients.map(async (c) => {
-        const r = await c.query('SELECT extract(epoch FROM clock_timestamp()) AS t0, pg_sleep(0.3), extract(epoch FROM clock_timestamp()) AS t1, pg_backend_pid() AS pid');
-        c.release();
-        return { t0: Number(r.rows[0].t0), t1: Number(r.rows[0].t1), pid: r.rows[0].pid as number };
-      }));
-      // every sleep began before any ended: they overlapped (one after another, the last would begin after the first ended)
-      expect(Math.max(...spans.map((s) => s.t0))).toBeLessThan(Math.min(...spans.map((s) => s.t1)));
-      expect(new Set(spans.map((s) => s.pid)).size).toBe(16);
+      const gate = await pool.connect();
+      await gate.query('SELECT pg_advisory_lock(42)');
+      // each session's statement waits at the gate, then sleeps 0.3 s; on a shared backend only one could be waiting
+      const done = Promise.all(Array.from({ length: 16 }, () => pool.query('SELECT pg_advisory_xact_lock_shared(42), pg_sleep(0.3), pg_backend_pid() AS pid')));
+      await expect.poll(async () => (await gate.query(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND wait_event = 'advisory'`)).rows[0].n, { timeout: 30_000 }).toBe(16);
+      await gate.query('SELECT pg_advisory_unlock(42)');
+      const rows = await done;
+      expect(new Set(rows.map((r) => r.rows[0].pid)).size).toBe(16);
+      gate.release();
     } finally {
       await pool.end();
     }
