@@ -240,6 +240,9 @@ describe('the postgres engine', () => {
     const bench = await run(`${BIN}/pgbench`, ['-c', '4', '-j', '2', '-t', '50', ...conn, 'neondb'], { env });
     expect(bench.stdout).toMatch(/number of failed transactions: 0/);
     expect(bench.stdout).toMatch(/number of transactions actually processed: 200\/200/);
+    // prepared statements, two clients on one thread (on a shared backend this waited for the idle-in-transaction limit)
+    const prepared = await run(`${BIN}/pgbench`, ['-M', 'prepared', '-c', '2', '-j', '1', '-t', '50', ...conn, 'neondb'], { env });
+    expect(prepared.stdout).toMatch(/number of transactions actually processed: 100\/100/);
     const dir = await mkdtemp(join(tmpdir(), 'lb-dump-'));
     try {
       const file = join(dir, 'dump.pgc');

