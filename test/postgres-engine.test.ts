@@ -281,6 +281,29 @@ describe('what works on pglite works here', () => {
     expect(await neon(p.connectionString)`SELECT t FROM notes`).toEqual([{ t: 'kept' }]);
   });
 
+  it('an idle session stays open across a suspend, and its next query wakes the compute (TCP and WebSocket); pg_terminate_backend still ends one', async () => {
+    const p = stack.project;
+    const tcpClient = await tcp();
+    const pool = new Pool({ connectionString: p.connectionString });
+    const wsClient = await pool.connect();
+    const pidBefore = (await tcpClient.query('SELECT pg_backend_pid() AS pid')).rows[0].pid;
+    expect((await wsClient.query('SELECT 2 AS two')).rows).toEqual([{ two: 2 }]);
+    await stack.suspend();
+    // same connections, no error: the session logs in again (same role, pass-through keys) on the new compute
+    const after = await tcpClient.query('SELECT pg_backend_pid() AS pid, current_user AS u');
+    expect(after.rows[0].u).toBe('neondb_owner');
+    expect(after.rows[0].pid).not.toBe(pidBefore);
+    expect((await wsClient.query('SELECT 4 AS four')).rows).toEqual([{ four: 4 }]);
+    // any other end of the backend (here pg_terminate_backend) ends the client session, as Postgres does
+    const victimPid = (await wsClient.query('SELECT pg_backend_pid() AS pid')).rows[0].pid;
+    const ended = new Promise<string>((resolve) => wsClient.on('error', (e: Error) => resolve(e.message)));
+    await tcpClient.query('SELECT pg_terminate_backend($1)', [victimPid]);
+    expect(await ended).toMatch(/terminating connection due to administrator command/);
+    wsClient.release(true);
+    await pool.end();
+    await tcpClient.end();
+  });
+
   it('a read-only endpoint (a hot standby) reads the branch and refuses writes', async () => {
     const p = stack.project;
     await neon(p.connectionString)`CREATE TABLE ro_seen (x int)`;

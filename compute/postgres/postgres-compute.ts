@@ -82,6 +82,11 @@ export class PostgresCompute implements EngineCompute {
     this.log = deps.log.child({ computeId: config.computeId, timelineId: config.timelineId, engine: 'postgres' });
   }
 
+  /** Exists only while a clean stop (a suspend) shuts PostgreSQL down: its sessions' 57P01 then says so. */
+  private get suspendMarker(): string {
+    return path.join(this.dir, 'suspending');
+  }
+
   private get at(): AdminAddress {
     return { socketDir: path.join(this.dir, 'sock'), port: this.port };
   }
@@ -140,7 +145,7 @@ export class PostgresCompute implements EngineCompute {
     mark('mounted');
     const settings = computeSettings({
       computeId: c.computeId, at: this.at, hbaPath: path.join(this.dir, 'pg_hba.conf'), sharedBuffersBytes: c.sharedBuffersBytes,
-      preloadLibraries: [await this.deps.guardLibrary()],
+      preloadLibraries: [await this.deps.guardLibrary()], suspendMarker: this.suspendMarker,
     });
     mark('guard');
     this.pm = await Postmaster.start({
@@ -236,6 +241,7 @@ export class PostgresCompute implements EngineCompute {
     let clean = false;
     let lsn = this.fuse?.lsn ?? 0;
     try {
+      if (!failed && this.pm) await writeFile(this.suspendMarker, '', { mode: 0o644 });
       if (!failed && this.pm && this.fuse && (await this.pm.stop(this.deps.stopTimeoutMs))) {
         lsn = (await this.fuse.stop()).lsn;
         this.fuse = null;

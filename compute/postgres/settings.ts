@@ -24,6 +24,8 @@ export interface ComputeSettingsInput {
   sharedBuffersBytes: number;
   /** The guard module that keeps CREATEROLE roles from the file and program roles (compute/postgres/guard.ts). */
   preloadLibraries: string[];
+  /** The file the host creates before a suspend's fast shutdown (the guard module then marks the sessions' 57P01). */
+  suspendMarker: string;
 }
 
 export function computeSettings(i: ComputeSettingsInput): Record<string, string> {
@@ -35,6 +37,7 @@ export function computeSettings(i: ComputeSettingsInput): Record<string, string>
     max_connections: '100',
     password_encryption: 'scram-sha-256',
     shared_preload_libraries: i.preloadLibraries.join(','),
+    'lakebase.suspend_marker': i.suspendMarker,
     // commits are durable only once the storage node acknowledged them (fsync ships the batch): keep both on
     fsync: 'on',
     synchronous_commit: 'on',

@@ -11,6 +11,12 @@
  * ADMIN, ALTER GROUP ... ADD USER, WITH ADMIN OPTION, ...), the hook lets the statement run and then
  * looks at pg_auth_members: if any member of those roles exists, it raises an ERROR, which rolls the
  * statement's effects back with its (sub)transaction. Superusers are not restricted.
+ *
+ * Second, and unrelated, job of the same library (one preloaded module per compute): the suspend notice. When the
+ * compute host stops a compute cleanly (a suspend), it creates the file named by `lakebase.suspend_marker` before
+ * the fast shutdown; the FATAL 57P01 each session then gets carries the detail the proxy looks for
+ * (lib/compute-notices.ts), so that an idle client session stays open across the suspend, as on the pglite engine.
+ * Any other 57P01 (pg_terminate_backend, a shutdown that is not a suspend) is left as PostgreSQL sends it.
  */
 #include "postgres.h"
 
@@ -22,10 +28,32 @@
 #include "tcop/utility.h"
 #include "utils/catcache.h"
 #include "utils/syscache.h"
+#include "utils/elog.h"
+#include "utils/guc.h"
+
+#include <unistd.h>
 
 PG_MODULE_MAGIC;
 
 void		_PG_init(void);
+
+/* Must equal COMPUTE_STOPPING_DETAIL in lib/compute-notices.ts. */
+#define STOPPING_DETAIL "lakebase: the compute is stopping (endpoint suspended)"
+
+static emit_log_hook_type prev_emit_log_hook = NULL;
+static char *suspend_marker = NULL;
+
+/* A session ended by a suspend's fast shutdown: say so in the FATAL's detail (see the header). */
+static void
+lakebase_emit_log(ErrorData *edata)
+{
+	if (edata->elevel == FATAL && edata->sqlerrcode == ERRCODE_ADMIN_SHUTDOWN && edata->output_to_client &&
+		edata->detail == NULL && suspend_marker != NULL && suspend_marker[0] != '\0' &&
+		access(suspend_marker, F_OK) == 0)
+		edata->detail = pstrdup(STOPPING_DETAIL);
+	if (prev_emit_log_hook)
+		prev_emit_log_hook(edata);
+}
 
 static ProcessUtility_hook_type prev_ProcessUtility = NULL;
 
@@ -99,4 +127,11 @@ _PG_init(void)
 {
 	prev_ProcessUtility = ProcessUtility_hook;
 	ProcessUtility_hook = lakebase_guard_ProcessUtility;
+
+	DefineCustomStringVariable("lakebase.suspend_marker",
+							   "File whose existence marks a shutdown as a suspend (set by the compute host).",
+							   NULL, &suspend_marker, "", PGC_POSTMASTER,
+							   GUC_SUPERUSER_ONLY | GUC_NOT_IN_SAMPLE, NULL, NULL, NULL);
+	prev_emit_log_hook = emit_log_hook;
+	emit_log_hook = lakebase_emit_log;
 }
