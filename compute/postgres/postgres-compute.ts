@@ -103,7 +103,9 @@ export class PostgresCompute implements EngineCompute {
       mark('prepared');
       await this.launch(mark);
       this.pagesFetched = (await this.fuse!.stats()).pagesFetched;
-      if (!this.config.readOnly) await withAdmin(this.at, 'postgres', (c) => syncVerifiers(c, this.config.roles));
+      // the kept monitoring connection does the role check too: one backend start less
+      this.monitor = await connectAdmin(this.at, 'postgres');
+      if (!this.config.readOnly) await syncVerifiers(this.monitor, this.config.roles);
       mark('roles');
       this.log.info({ phasesMs: this.phases }, 'postgres compute start phases');
     } catch (e) {

@@ -52,10 +52,11 @@ export class UidPool {
       if (owner > 0 && alive(owner)) return false;
       // the host that held it is gone: take it over (once; a concurrent taker that wins makes this fail again)
       await rm(file, { force: true });
-      return this.lease(uid);
+      if (!(await this.lease(uid))) return false;
+      // a process still running under it (left by the host that was killed) means the uid is not clean: skip it
+      // (a lease released cleanly had its processes killed first, so only a takeover needs this look)
+      return (await pidsOfUid(uid)).length === 0;
     }
-    // a process still running under it (left by a host that was killed) means the uid is not clean: skip it
-    if ((await pidsOfUid(uid)).length > 0) return false;
     return true;
   }
 
