@@ -1,7 +1,8 @@
 // The FUSE server of the postgres engine (compute/fuse): a real storage node, real FUSE mounts served by forked
 // FUSE server processes, touched only from other processes (sh, dd, cat, setpriv, initdb). Durability at fsync,
 // remounts from the node, kill -9, renames and truncates under a tiny page cache, a read-only mount at an older
-// LSN, fencing by a second writer, isolation between uids, and initdb of PostgreSQL 15 on a mount.
+// LSN, fencing by a second writer, isolation between uids, initdb of PostgreSQL 15 on a mount, and the prefetch
+// hint a clean stop writes for the next start.
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -9,6 +10,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FuseServer } from '../compute/fuse/fuse-server.ts';
 import type { FuseEvent, FuseMountOptions } from '../compute/fuse/fuse-server.ts';
+import { HINT_PATH, decodeHint } from '../compute/storage-fs/prefetch.ts';
 import { createLogger } from '../lib/logger.ts';
 import type { StorageNode } from '../storage-node/server.ts';
 import { StorageClient } from '../storage-node/client.ts';
@@ -252,6 +254,47 @@ describe('compute/fuse: a data directory served from a storage-node timeline', (
     expect(await isMounted(join(root, 'bad'))).toBe(false);
     await expect(mount(await newTimeline(), 'bad', { mountpoint: 'relative/dir' })).rejects.toThrow(/absolute/);
     await expect(mount(await newTimeline(), 'bad', { lsn: 0 })).rejects.toThrow(/read-only/);
+  });
+
+  it('a clean stop writes the pages read in the start window as the prefetch hint; the next start fetches them in bulk', async () => {
+    const tl = await newTimeline();
+    const big = { cacheBytes: 8 << 20 };
+    const a = await mount(tl, 'hint', big);
+    await ok(sh(`mkdir -p '${a.mountpoint}/base/1' && printf '15\\n' > '${a.mountpoint}/PG_VERSION'`));
+    await ok(put(`${a.mountpoint}/base/1/100`, randomBytes(40 * 8192), { fsync: true }));
+    await a.stop(); // no data directory at its mount: no hint
+    const hintOf = async (): Promise<{ path: string; page: number }[]> => decodeHint((await client.readPages(tl, [{ path: HINT_PATH, page: 0 }]))[0]);
+    const readPages = (dir: string, file: string): Promise<Ran[]> =>
+      Promise.all([`skip=0 count=8`, `skip=20 count=4`].map((r) => ok(sh(`dd if='${dir}/base/1/${file}' of=/dev/null bs=8192 ${r} iflag=direct status=none`))));
+
+    const b = await mount(tl, 'hint', big);
+    await readPages(b.mountpoint, '100');
+    b.startDone();
+    await ok(sh(`dd if='${b.mountpoint}/base/1/100' of=/dev/null bs=8192 skip=30 count=1 iflag=direct status=none`)); // after the window
+    expect((await b.stats()).startPages).toBe(12);
+    await b.stop();
+    const want = [...[0, 1, 2, 3, 4, 5, 6, 7, 20, 21, 22, 23].map((page) => ({ path: 'base/1/100', page }))];
+    expect(await hintOf()).toEqual(want);
+
+    // the next start prefetches them in bulk, and they are recorded again (the hint does not shrink)
+    const c = await mount(tl, 'hint', big);
+    expect(c.startInfo.hintPages).toBe(12);
+    expect(c.startInfo.prefetchPages).toBeGreaterThanOrEqual(12);
+    expect(c.startInfo.roundTrips).toBeLessThan(12);
+    await readPages(c.mountpoint, '100');
+    const st = await c.stats();
+    expect(st).toMatchObject({ fetchRequests: 0, pagesFetched: 0, startPages: 12 });
+    await ok(sh(`mv '${c.mountpoint}/base/1/100' '${c.mountpoint}/base/1/200'`));
+    await c.stop(); // the hint follows the rename: it names the path the next start sees
+    expect(await hintOf()).toEqual(want.map((r) => ({ ...r, path: 'base/1/200' })));
+
+    const lsn = (await client.getTimeline(tl)).lastLsn;
+    const ro = await mount(tl, 'hint-ro', { ...big, readOnly: true });
+    expect(ro.startInfo.hintPages).toBe(12);
+    await ok(sh(`dd if='${ro.mountpoint}/base/1/200' of=/dev/null bs=8192 skip=30 count=1 iflag=direct status=none`));
+    ro.startDone();
+    await ro.stop();
+    expect((await client.getTimeline(tl)).lastLsn).toBe(lsn); // a read-only mount never writes the hint
   });
 
   it('initdb of PostgreSQL 15 runs on a mount; another uid is refused on a remount that the owner can read', async () => {

@@ -5,6 +5,7 @@
 //   const fuse = await FuseServer.start({ storageUrl, storageToken, timelineId, readOnly: false,
 //     mountpoint: '/run/lakebase/c1/pgdata', uid, gid, cacheBytes: 256 << 20 }, log);
 //   ... run postgres as uid/gid with -D fuse.mountpoint ...
+//   fuse.startDone();          // after the start's first queries: ends the recording of the prefetch hint
 //   fuse.onEvent((e) => ...)   // 'shipped' {lsn, ms, bytes} | 'fenced' {message} | 'ship_failed' {message}
 //                              // | 'exit' {code, signal}
 //   await fuse.stop();         // after Postgres stopped: ships what is pending, unmounts, the child exits 0
@@ -19,6 +20,10 @@
 // - Isolation: allow_other + default_permissions, root 0700, every node owned by uid/gid: run each compute's
 //   Postgres under its own uid. Root still sees everything (the host and this server are the trusted base).
 // - Never shipped: postmaster.pid, postmaster.opts and `localFiles` (e.g. standby.signal), nor symlinks.
+// - Prefetch hint: a writable mount of a data directory records the pages Postgres reads from its mount until
+//   startDone() (or 5 s, or 4,096 pages); a clean stop writes them as `lakebase.prefetch` (a real file of the
+//   timeline, visible in the mount) when they differ from the hint the mount started with, and the next start
+//   of the timeline or of a branch fetches them in bulk at mount (compute/storage-fs/prefetch.ts).
 // - Start errors (not root, no /dev/fuse, no libfuse2/fusermount) reject start() saying what to install or do.
 import { type ChildProcess, fork } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -91,7 +96,7 @@ export class SpareFuseServer {
 export class FuseServer {
   readonly pid: number;
   readonly mountpoint: string;
-  private info: StartInfo = { lsn: 0, files: 0, bytes: 0, ms: 0 };
+  private info: StartInfo = { lsn: 0, files: 0, bytes: 0, ms: 0, prefetchPages: 0, hintPages: 0, roundTrips: 0 };
   private readonly child: ChildProcess;
   private readonly log: Logger;
   private readonly listeners: ((e: FuseEvent) => void)[] = [];
@@ -157,6 +162,12 @@ export class FuseServer {
   /** The last acknowledged LSN. */
   get lsn(): number {
     return this.lastLsn;
+  }
+
+  /** The compute's start is over (Postgres ready, the first queries answered): ends the hint's recording window. */
+  startDone(): void {
+    if (this.exitInfo || !this.child.connected) return;
+    this.child.send({ t: 'start_done' } satisfies ToChild, () => undefined); // a lost message only costs speed
   }
 
   onEvent(cb: (e: FuseEvent) => void): void {

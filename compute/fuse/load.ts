@@ -4,16 +4,24 @@
 // clean pages. Other pages load lazily. Local files (never shipped) are created here, pinned in memory.
 import { normaliseDataPath } from '../../storage-node/api/paths.ts';
 import { PAGE_SIZE } from '../../storage-node/api/types.ts';
-import type { FileEntry } from '../../storage-node/api/types.ts';
+import type { FileEntry, PageRef } from '../../storage-node/api/types.ts';
 import type { StorageClient } from '../../storage-node/client.ts';
 import { NoDataDirectoryError, bootstrap } from '../storage-fs/prefetch.ts';
 import type { PageStore } from './pages.ts';
+import type { StartPages } from './start-pages.ts';
 import type { Tree } from './tree.ts';
 
 export interface Loaded {
   lsn: number;
   files: number;
   bytes: number;
+  /** The timeline held a Postgres data directory (PG_VERSION) at that LSN. */
+  dataDir: boolean;
+  /** The pages of the prefetch hint the mount started with. */
+  hint: PageRef[];
+  /** Pages installed by the start-up prefetch, and the storage-node round trips of the listing and prefetch. */
+  prefetchPages: number;
+  roundTrips: number;
 }
 
 /** The listing at `lsn` (default: head), with the start-up pages when it is a data directory. */
@@ -23,7 +31,7 @@ async function listing(client: StorageClient, timelineId: string, lsn: number | 
   } catch (e) {
     if (!(e instanceof NoDataDirectoryError)) throw e;
     const l = await client.listFiles(timelineId, lsn); // an empty timeline, before initdb
-    return { ...l, refs: [], data: new Uint8Array(0) };
+    return { ...l, refs: [], data: new Uint8Array(0), hint: null, roundTrips: 1 };
   }
 }
 
@@ -31,8 +39,11 @@ function depth(f: FileEntry): number {
   return f.path.split('/').length;
 }
 
-/** Fills `tree` (and `pages`) from the storage node; what was listed. */
-export async function loadTree(client: StorageClient, timelineId: string, lsn: number | undefined, tree: Tree, pages: PageStore): Promise<Loaded> {
+/**
+ * Fills `tree` (and `pages`) from the storage node; what was listed. The prefetched pages that are not the hint's
+ * are left out of `startPages` (every start fetches them anyway).
+ */
+export async function loadTree(client: StorageClient, timelineId: string, lsn: number | undefined, tree: Tree, pages: PageStore, startPages?: StartPages | null): Promise<Loaded> {
   const l = await listing(client, timelineId, lsn);
   let files = 0;
   let bytes = 0;
@@ -49,12 +60,15 @@ export async function loadTree(client: StorageClient, timelineId: string, lsn: n
     }
     files++;
   }
+  const hinted = new Set((l.hint ?? []).map((r) => `${r.path}\0${r.page}`));
   l.refs.forEach((ref, i) => {
     const n = tree.lookup('/' + ref.path);
-    if (n?.kind === 'file') pages.install(n, ref.page, l.data.subarray(i * PAGE_SIZE, (i + 1) * PAGE_SIZE));
+    if (n?.kind !== 'file') return;
+    pages.install(n, ref.page, l.data.subarray(i * PAGE_SIZE, (i + 1) * PAGE_SIZE));
+    if (!hinted.has(`${ref.path}\0${ref.page}`)) startPages?.ignore(n, ref.page);
   });
   pages.evict();
-  return { lsn: l.lsn, files, bytes };
+  return { lsn: l.lsn, files, bytes, dataDir: l.hint !== null, hint: l.hint ?? [], prefetchPages: l.refs.length, roundTrips: l.roundTrips };
 }
 
 /** Creates the local files (never shipped), pinned in memory; their directories must exist. */

@@ -44,6 +44,7 @@ async function start(m: ToChild): Promise<void> {
 
 function onMessage(m: ToChild): void {
   if (m.t === 'stats' && mount) send({ t: 'stats', id: m.id, stats: mount.stats() });
+  else if (m.t === 'start_done') mount?.startDone();
   else if (m.t === 'stop') void stop();
 }
 

@@ -5,6 +5,7 @@
 // Fetches are deduplicated per page; a miss also fetches a whole small file or a growing sequential window.
 import type { StorageClient } from '../../storage-node/client.ts';
 import { PAGE_SIZE } from '../../storage-node/api/types.ts';
+import type { StartPages } from './start-pages.ts';
 import type { FuseCounters } from './stats.ts';
 import type { FsNode, Origin } from './tree.ts';
 
@@ -22,6 +23,8 @@ export interface PageStoreOptions {
   counters: FuseCounters;
   /** Where the node's clean pages are read from now (null: nowhere, they are zeros). */
   originOf: (node: FsNode) => Origin | null;
+  /** Records the pages read during the start window (writable data directories only). */
+  startPages?: StartPages | null;
 }
 
 const key = (node: FsNode, page: number): string => `${node.ino}:${page}`;
@@ -63,6 +66,7 @@ export class PageStore {
     if (end <= pos) return 0;
     const first = Math.floor(pos / PAGE_SIZE);
     const last = Math.floor((end - 1) / PAGE_SIZE);
+    this.opts.startPages?.read(node, first, last);
     let fetched: Map<number, Buffer> | null = null;
     for (let p = first; p <= last; p++) {
       if (!node.pages.has(p) && p * PAGE_SIZE < node.originLimit) {

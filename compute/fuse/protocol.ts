@@ -39,6 +39,11 @@ export interface StartInfo {
   bytes: number;
   /** From the server's start to the mount being live (listing, start-up prefetch, mount). */
   ms: number;
+  /** Pages the start-up prefetch put in the cache, how many of them the prefetch hint named, and the storage
+   *  node round trips (listing included) it took: the hint's pages come in bulk, not one by one. */
+  prefetchPages: number;
+  hintPages: number;
+  roundTrips: number;
 }
 
 export type FuseEvent =
@@ -50,6 +55,8 @@ export type FuseEvent =
 export type ToChild =
   | { t: 'start'; config: MountConfig }
   | { t: 'stats'; id: number }
+  /** The compute's start is over: the pages read from now on are not the start's (no reply). */
+  | { t: 'start_done' }
   | { t: 'stop' };
 
 export type FromChild =

@@ -30,6 +30,8 @@ export interface FuseStats {
   fetchRequests: number;
   pagesFetched: number;
   bytesFetched: number;
+  /** Pages recorded for the prefetch hint in the start window (so far, or in all once it closed). */
+  startPages: number;
   /** Clean resident pages (bounded by cacheBytes) and pinned ones (changes not acknowledged, local files). */
   cachedBytes: number;
   dirtyBytes: number;
@@ -63,7 +65,7 @@ export class FuseCounters {
     for (let i = 0; i < h.bounds.length; i++) if (seconds <= h.bounds[i]) h.counts[i]++;
   }
 
-  snapshot(extra: Pick<FuseStats, 'lsn' | 'cachedBytes' | 'dirtyBytes' | 'failed'>): FuseStats {
+  snapshot(extra: Pick<FuseStats, 'lsn' | 'cachedBytes' | 'dirtyBytes' | 'failed' | 'startPages'>): FuseStats {
     const h = this.latency;
     return {
       ...extra,

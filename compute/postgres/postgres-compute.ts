@@ -107,6 +107,8 @@ export class PostgresCompute implements EngineCompute {
       this.monitor = await connectAdmin(this.at, 'postgres');
       if (!this.config.readOnly) await syncVerifiers(this.monitor, this.config.roles);
       mark('roles');
+      // the pages read so far are what the next start prefetches (the FUSE server writes the hint at a clean stop)
+      this.fuse!.startDone();
       this.log.info({ phasesMs: this.phases }, 'postgres compute start phases');
     } catch (e) {
       await this.teardown();
@@ -199,6 +201,7 @@ export class PostgresCompute implements EngineCompute {
     for (let attempt = 0; this.state === 'restarting'; attempt++) {
       try {
         await this.launch();
+        this.fuse?.startDone();
         this.state = 'running';
         this.log.info({ restarts: this.restarts }, 'compute restarted');
         return;
