@@ -102,7 +102,8 @@ export class PostgresCompute implements EngineCompute {
       this.port = await freePort(this.deps.listenHost);
       mark('prepared');
       await this.launch(mark);
-      this.pagesFetched = (await this.fuse!.stats()).pagesFetched;
+      // the hint's pages, fetched in bulk at mount, are read by the start too
+      this.pagesFetched = (await this.fuse!.stats()).pagesFetched + this.fuse!.startInfo.prefetchPages;
       // the kept monitoring connection does the role check too: one backend start less
       this.monitor = await connectAdmin(this.at, 'postgres');
       if (!this.config.readOnly) await syncVerifiers(this.monitor, this.config.roles);
