@@ -73,7 +73,7 @@ describe('the postgres engine', () => {
     const info = await computeInfo(api, stack.project.endpointId);
     expect(info).toMatchObject({ engine: 'postgres', state: 'running' });
     expect(info.postmasterPid).toBeGreaterThan(0);
-    // memory is sampled in the background, about once a second
+    // memory is sampled in the background (at start, then every 10 s)
     await expect.poll(async () => (await computeInfo(api, stack.project.endpointId)).rssBytes ?? 0, { timeout: 10_000 }).toBeGreaterThan(1024 * 1024);
     const metrics = await (await fetch(`${api.url}/metrics`, { headers: { authorization: `Bearer ${api.token}` } })).text();
     expect(Number(/^compute_host_storage_batches_total\{engine="postgres"\} (\d+)/m.exec(metrics)?.[1] ?? 0)).toBeGreaterThan(0);

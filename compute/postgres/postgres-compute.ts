@@ -44,6 +44,9 @@ export interface PostgresComputeDeps {
 /** How often activity (for the suspend loop) and memory are read. */
 const SAMPLE_MS = 1000;
 
+/** How often the memory of a compute's processes is read. */
+const RSS_SAMPLE_MS = 10_000;
+
 /** Restarts allowed in a minute before a compute that keeps failing is given up. */
 const MAX_RESTARTS_PER_MINUTE = 5;
 
@@ -67,6 +70,7 @@ export class PostgresCompute implements EngineCompute {
   private generation = 0;
   private recentRestarts: number[] = [];
   private rssBytes: number | null = null;
+  private rssAt = 0;
   private lastOps = new Map<string, number>();
   /** Milliseconds from the start request to the end of each phase of the last start (logged). */
   private readonly phases: Record<string, number> = {};
@@ -304,7 +308,11 @@ export class PostgresCompute implements EngineCompute {
         this.lastOps.set(op, n);
       }
     }
-    this.rssBytes = await pssOf([...(await pidsOfUid(this.uid)), fuse.pid]);
+    // memory takes a walk over /proc: less often than activity, which the suspend loop needs every second
+    if (Date.now() - this.rssAt >= RSS_SAMPLE_MS) {
+      this.rssAt = Date.now();
+      this.rssBytes = await pssOf([...(await pidsOfUid(this.uid)), fuse.pid]);
+    }
   }
 
   /** Sessions, open transactions and the last query's end, from pg_stat_activity (the suspend loop reads them). */
