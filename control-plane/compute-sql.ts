@@ -7,15 +7,7 @@ import { ApiError } from './errors.ts';
 import type { EndpointManager } from './endpoints.ts';
 import type { ControlPlaneState } from './model.ts';
 
-/** Quotes a Postgres identifier. */
-export function ident(name: string): string {
-  return '"' + name.replace(/"/g, '""') + '"';
-}
-
-/** Quotes a Postgres string literal (standard_conforming_strings is on). */
-export function literal(s: string): string {
-  return `'${s.replace(/'/g, "''")}'`;
-}
+export { quoteIdent as ident, quoteLiteral as literal } from '../lib/sql-quote.ts';
 
 export class ComputeSql {
   private readonly endpoints: EndpointManager;

@@ -5,7 +5,8 @@
 // leave the backend's one temporary schema). Identity is never saved: every turn starts from the session's role.
 import { messagesIn, parseDataRow } from '../../lib/pg-wire/index.ts';
 import { errorsIn } from './wire/backend-output.ts';
-import { HIDDEN_PREFIX, prepareStatement, quoteIdent } from './wire/sql-scan.ts';
+import { quoteIdent } from '../../lib/sql-quote.ts';
+import { HIDDEN_PREFIX, prepareStatement } from './wire/sql-scan.ts';
 
 /** The backend's authenticated user (PGlite's bootstrap superuser): the hand-off's own SQL runs as it. */
 export const SUPERUSER = 'postgres';

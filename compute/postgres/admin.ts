@@ -3,6 +3,7 @@
 // never through the proxy. The control plane's role and database statements run here, and at each start the
 // roles' SCRAM verifiers are made equal to the control plane's (the proxy logs sessions in with them).
 import pg from 'pg';
+import { quoteIdent as ident, quoteLiteral as literal } from '../../lib/sql-quote.ts';
 import type { RoleVerifier } from '../host/api-types.ts';
 
 /** The bootstrap superuser made by initdb; no client can log in as it. */
@@ -13,9 +14,6 @@ export interface AdminAddress {
   port: number;
 }
 
-/** Quotes a SQL literal (standard_conforming_strings is on). */
-export const literal = (s: string): string => `'${s.replace(/'/g, "''")}'`;
-export const ident = (s: string): string => `"${s.replace(/"/g, '""')}"`;
 
 /** A superuser connection to `database`; the caller ends it. */
 export async function connectAdmin(at: AdminAddress, database: string): Promise<pg.Client> {

@@ -4,6 +4,7 @@
 // then costs only the Postgres start-up. Requests from the parent run one at a time; after each one the
 // filesystem's pending changes are shipped as one batch and acknowledged before the reply is posted, so a result
 // never reaches a client before its writes are durable on the storage node.
+import { quoteIdent } from '../../lib/sql-quote.ts';
 import { parentPort, workerData } from 'node:worker_threads';
 import { PGlite } from '@electric-sql/pglite';
 import { StorageFS } from './storage-fs.ts';
@@ -83,9 +84,6 @@ function stats(): WorkerStats {
 let stopped = false;
 let queue: Promise<void> = Promise.resolve();
 
-function quoteIdent(name: string): string {
-  return '"' + name.replace(/"/g, '""') + '"';
-}
 
 /**
  * execProtocolRaw without PGlite's default output handler, which copies every chunk twice and parses every

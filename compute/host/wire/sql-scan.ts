@@ -4,6 +4,7 @@
 // data in the same call, or it sees end-of-input and exits), LISTEN (a session-level subscription) and attempts to
 // become another role (the backend's authenticated user is the superuser, so Postgres would allow them); and to
 // find the text of one PREPARE in a query string (to prepare it again when its session's turn comes back).
+import { quoteIdent } from '../../../lib/sql-quote.ts';
 import { randomBytes } from 'node:crypto';
 import type { ErrorFields } from '../../../lib/pg-wire/index.ts';
 
@@ -251,8 +252,4 @@ export function prepareStatement(sql: string, name: string): string | null {
     if (n === name) return sql.slice(st.start, st.end);
   }
   return null;
-}
-
-export function quoteIdent(name: string): string {
-  return '"' + name.replace(/"/g, '""') + '"';
 }
