@@ -4,6 +4,7 @@ import { runStorageBenchmarks } from './storage-node.ts';
 import { runComputeBenchmarks } from './compute.ts';
 import { runWorkersBenchmarks } from './workers.ts';
 import { runEnginesBenchmarks } from './engines.ts';
+import { runHttpPathBenchmarks } from './http-path.ts';
 
 const suites: Record<string, () => Promise<string[]>> = {
   storage: runStorageBenchmarks,
@@ -11,6 +12,7 @@ const suites: Record<string, () => Promise<string[]>> = {
   proxy: runProxyBenchmarks,
   workers: runWorkersBenchmarks,
   engines: runEnginesBenchmarks,
+  http: runHttpPathBenchmarks,
 };
 
 const wanted = process.argv.slice(2).filter((a) => !a.startsWith('-'));

@@ -14,6 +14,11 @@ export interface ComputeLocation {
   port: number;
   hostUrl: string;
   engine: EngineName;
+  /**
+   * The steps of the start that produced this location, ms each: `host` (the compute host's whole answer), then the
+   * host's own (`host.check`, `host.launch`, ...); only on the wake that started the compute (the proxy's Server-Timing).
+   */
+  phases?: Record<string, number>;
 }
 
 /** The proxies' wake of an unknown endpoint: 404 ENDPOINT_NOT_FOUND, as the internal API answers it. */
@@ -117,7 +122,7 @@ export class EndpointManager {
     if (!ep) throw new EndpointNotFoundError(endpointId);
     if (ep.disabled) throw new EndpointDisabledError(endpointId);
     const branch = s.branches[ep.branch_id];
-    const started = Date.now();
+    const started = performance.now();
     const host = this.pickHost();
     const db = s.databases.find((d) => d.branch_id === branch.id);
     const project = s.projects[ep.project_id];
@@ -129,20 +134,34 @@ export class EndpointManager {
       database: db?.name ?? 'neondb',
       ...(engine === 'postgres' ? { engine, roles: s.roles.filter((r) => r.branch_id === branch.id).map((r) => ({ name: r.name, verifier: r.verifier })) } : {}),
     });
+    const hostMs = performance.now() - started;
     const loc: ComputeLocation = { host: info.host, port: info.port, hostUrl: host.baseUrl, engine };
     this.running.set(endpointId, loc);
     this.lastActivity.set(endpointId, Date.now());
-    await this.state.mutate((d) => {
-      const e = d.endpoints[endpointId];
-      if (e) {
-        e.current_state = 'active';
-        e.last_active = new Date().toISOString();
-      }
-    });
-    const seconds = (Date.now() - started) / 1000;
+    this.noteActive(endpointId);
+    const seconds = (performance.now() - started) / 1000;
     this.events.wake?.(seconds);
-    this.log.info({ endpointId, timelineId: branch.timeline_id, ms: Math.round(seconds * 1000), port: info.port }, 'endpoint woken');
-    return loc;
+    this.log.info({ endpointId, timelineId: branch.timeline_id, ms: Math.round(seconds * 1000), port: info.port, phasesMs: info.phases }, 'endpoint woken');
+    const phases: Record<string, number> = { host: Math.round(hostMs * 10) / 10 };
+    for (const [name, ms] of Object.entries(info.phases ?? {})) phases[`host.${name}`] = ms;
+    return { ...loc, phases };
+  }
+
+  /**
+   * Records the endpoint as active. Not awaited by the wake: the compute already serves, and the state (what the
+   * API shows) follows a few ms later in the same order as every other change; a control plane that restarts
+   * before it lands learns the truth from the hosts (reconcile).
+   */
+  private noteActive(endpointId: string): void {
+    this.state
+      .mutate((d) => {
+        const e = d.endpoints[endpointId];
+        if (e) {
+          e.current_state = 'active';
+          e.last_active = new Date().toISOString();
+        }
+      })
+      .catch((err: unknown) => this.log.warn({ endpointId, err: String(err) }, 'could not record the endpoint as active'));
   }
 
   private pickHost(): ComputeHostClient {

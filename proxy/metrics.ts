@@ -44,6 +44,13 @@ export class ProxyMetrics {
     buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
     registers: [this.registry],
   });
+  readonly wakeSteps = new Histogram({
+    name: 'lakebase_proxy_wake_step_seconds',
+    help: 'Steps of SQL-over-HTTP requests that woke their compute (as in their Server-Timing header): wake (the directory call), wake.<step> (inside the control plane and compute host), connect, query',
+    labelNames: ['step'],
+    buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    registers: [this.registry],
+  });
   private readonly errorCounter = new Counter({
     name: 'lakebase_proxy_errors_total',
     help: 'Errors returned to clients, by protocol and code (HTTP status, SQLSTATE or proxy error kind)',
@@ -68,6 +75,11 @@ export class ProxyMetrics {
       ended = true;
       this.activeSessions.dec({ protocol });
     };
+  }
+
+  /** One step of a request that woke its compute; the step names come from a closed set (control plane and host). */
+  wakeStep(step: string, seconds: number): void {
+    this.wakeSteps.observe({ step: step.slice(0, 40) }, seconds);
   }
 
   wake(seconds: number, ok: boolean): void {

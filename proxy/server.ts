@@ -1,10 +1,9 @@
 // In-process entry: starts the proxy's listeners. HTTP (/sql, /metrics) and WebSocket (upgrade on any path)
 // share one port; the Postgres TCP port is separate.
-import type http from 'node:http';
+import http from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
 import tls from 'node:tls';
-import { createAdaptorServer } from '@hono/node-server';
 import { WebSocketServer } from 'ws';
 import { createLogger, type Logger } from '../lib/logger.ts';
 import { Authenticator } from './auth/authenticator.ts';
@@ -15,7 +14,7 @@ import { CancelRegistry } from './wire/cancel-registry.ts';
 import { tcpTransport, wsTransport, type ClientTransport } from './wire/client-transport.ts';
 import { ComputeConnector, type RetryPolicy } from './compute/connector.ts';
 import { endpointFromAddress, endpointFromHost } from './endpoint-id.ts';
-import { createHttpApp } from './http/app.ts';
+import { createHttpHandler } from './http/app.ts';
 import { ProxyMetrics } from './metrics.ts';
 import { EndpointRateLimiter, NEON_RATE_WINDOWS, type RateWindow } from './compute/rate-limit.ts';
 import type { RoleCacheOptions } from './auth/role-cache.ts';
@@ -162,7 +161,7 @@ interface WebListeners {
 
 /** HTTP (/sql, /metrics) and WebSocket upgrades on one port, and the same on the HTTPS port with TLS. */
 async function startWebListeners(config: ProxyConfig, host: string, deps: ProxyDeps): Promise<WebListeners> {
-  const app = createHttpApp({
+  const handler = createHttpHandler({
     auth: deps.auth,
     pool: deps.pool,
     metrics: deps.metrics,
@@ -172,11 +171,8 @@ async function startWebListeners(config: ProxyConfig, host: string, deps: ProxyD
     noteActivity: deps.noteActivity,
     exposeMetrics: config.exposeMetrics ?? true,
   });
-  const httpServer = createAdaptorServer({ fetch: app.fetch }) as http.Server;
-  const httpsServer =
-    config.tls && config.httpsPort !== undefined
-      ? (createAdaptorServer({ fetch: app.fetch, createServer: https.createServer, serverOptions: { cert: config.tls.cert, key: config.tls.key } }) as https.Server)
-      : null;
+  const httpServer = http.createServer(handler);
+  const httpsServer = config.tls && config.httpsPort !== undefined ? https.createServer({ cert: config.tls.cert, key: config.tls.key }, handler) : null;
   // No compression and no subprotocol, like Neon; the driver's permessage-deflate offer is declined.
   const wss = new WebSocketServer({ noServer: true, perMessageDeflate: false });
   const onUpgrade = webSocketUpgrade(wss, config.baseDomains ?? [], deps.wire);

@@ -137,6 +137,31 @@ describe('lakebase start', () => {
     expect(await wakeCount(stack)).toBe(before + 1);
   });
 
+  it('the first HTTP response after a wake says where the wake went (Server-Timing), and so do the metrics', async () => {
+    const post = () => fetch(stack.sqlUrl, {
+      method: 'POST',
+      headers: { 'Neon-Connection-String': stack.project.connectionString, 'Content-Type': 'application/json' },
+      body: JSON.stringify({ query: 'SELECT 1 AS one', params: [] }),
+    });
+    await stack.suspend();
+    const first = await post();
+    expect(first.status).toBe(200);
+    const steps = new Map((first.headers.get('server-timing') ?? '').split(', ').map((e) => {
+      const [name, dur] = e.split(';dur=');
+      return [name, Number(dur)] as const;
+    }));
+    for (const name of ['wake', 'wake.host', 'wake.host.check', 'wake.host.launch', 'wake.host.launch.pglite', 'connect', 'query']) {
+      expect(steps.get(name), `${name} in ${first.headers.get('server-timing')}`).toBeGreaterThanOrEqual(0);
+    }
+    // the steps nest: the compute host's answer is inside the control plane's, which is inside the proxy's wake
+    expect(steps.get('wake')).toBeGreaterThanOrEqual(steps.get('wake.host') as number);
+    expect(steps.get('wake.host')).toBeGreaterThanOrEqual(steps.get('wake.host.launch') as number);
+    // a request to a running compute waited for no wake: no header
+    expect((await post()).headers.get('server-timing')).toBeNull();
+    const proxyMetrics = await (await fetch(new URL('/metrics', stack.sqlUrl))).text();
+    expect(Number(/^lakebase_proxy_wake_step_seconds_count\{step="wake"\} (\d+)/m.exec(proxyMetrics)?.[1])).toBeGreaterThanOrEqual(1);
+  });
+
   it.each(['compute-host', 'storage-node', 'proxy'])('an acknowledged commit survives kill -9 of the %s', async (service) => {
     const table = `crash_${service.replace('-', '_')}`;
     const admin = neon(stack.project.connectionString);

@@ -49,6 +49,8 @@ export interface StartAnswer {
   pooled: boolean;
   lsn: number | null;
   engine: EngineName;
+  /** The start's steps, ms each (the host's own check first, then the engine's). */
+  phases: Record<string, number>;
 }
 
 export interface ComputeInfo {

@@ -18,6 +18,8 @@ export interface EngineCompute {
   readonly startMs: number;
   readonly pagesFetched: number;
   readonly pooled: boolean;
+  /** The steps of the last start, ms each, in order (the wake's Server-Timing and the host's start histogram). */
+  readonly startPhases: Record<string, number>;
   /** Resolves once the compute accepts connections. */
   start(): Promise<void>;
   /** A clean stop: sessions ended, a shutdown checkpoint, the last write batch acknowledged. */

@@ -146,8 +146,11 @@ export class ComputeHost {
     // reserved before the next await: a concurrent start with the same id is refused
     this.computes.set(req.computeId, hosted);
     this.updateGauges();
+    const t0 = performance.now();
+    let checkMs = 0;
     try {
       await this.checkTimeline(req);
+      checkMs = performance.now() - t0;
       await hosted.start();
     } catch (e) {
       this.computes.delete(req.computeId);
@@ -161,7 +164,9 @@ export class ComputeHost {
     this.updateGauges();
     const d = hosted.describe();
     this.opts.log.info({ computeId: req.computeId, timelineId: req.timelineId, engine, port: d.port, startMs: d.startMs, pooled: d.pooled, pagesFetched: d.pagesFetched }, 'compute started');
-    return { computeId: req.computeId, host: d.host, port: d.port, startMs: d.startMs, pagesFetched: d.pagesFetched, pooled: d.pooled, lsn: d.lsn, engine };
+    const phases = { check: round1(checkMs), ...hosted.startPhases };
+    for (const [phase, ms] of Object.entries(phases)) this.metrics.startPhaseSeconds.observe({ engine, phase }, ms / 1000);
+    return { computeId: req.computeId, host: d.host, port: d.port, startMs: d.startMs, pagesFetched: d.pagesFetched, pooled: d.pooled, lsn: d.lsn, engine, phases };
   }
 
   private pgliteCompute(req: StartRequest, need: number): HostedCompute {
@@ -309,3 +314,5 @@ export class ComputeHost {
     await this.pool.close();
   }
 }
+
+const round1 = (ms: number): number => Math.round(ms * 10) / 10;

@@ -92,6 +92,7 @@ export class HostedCompute implements Backend, EngineCompute {
   state: ComputeState = 'starting';
   port = 0;
   startMs = 0;
+  startPhases: Record<string, number> = {};
   pagesFetched = 0;
   pooled = false;
   readonly createdAt = new Date();
@@ -127,6 +128,7 @@ export class HostedCompute implements Backend, EngineCompute {
   async start(): Promise<void> {
     const t0 = performance.now();
     const compute = await this.launch();
+    const launched = performance.now();
     this.current = Promise.resolve(compute);
     this.pagesFetched = compute.counters.start.pagesFetched;
     this.pooled = compute.counters.start.pooled;
@@ -139,6 +141,9 @@ export class HostedCompute implements Backend, EngineCompute {
       throw e;
     }
     this.startMs = performance.now() - t0;
+    const s = compute.counters.start;
+    // the listing travels while the worker loads and PGlite starts: they overlap, launch is their span
+    this.startPhases = { launch: ms1(launched - t0), 'launch.listing': ms1(s.bootstrapMs), 'launch.worker_load': ms1(s.workerLoadMs), 'launch.pglite': ms1(s.pgliteStartMs), listen: ms1(performance.now() - launched) };
     this.state = 'running';
   }
 
@@ -416,3 +421,5 @@ export class HostedCompute implements Backend, EngineCompute {
     };
   }
 }
+
+const ms1 = (ms: number): number => Math.round(ms * 10) / 10;

@@ -9,6 +9,10 @@ export class HostMetrics {
     name: 'compute_host_start_seconds', help: 'From the start request until the compute accepts connections', labelNames: ['pooled'],
     buckets: [0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 1, 2, 5], registers: [this.registry],
   });
+  readonly startPhaseSeconds = new Histogram({
+    name: 'compute_host_start_phase_seconds', help: 'Steps of a compute start (check: the timeline on the storage node; then the engine\'s own), by engine', labelNames: ['engine', 'phase'],
+    buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1, 2, 5], registers: [this.registry],
+  });
   readonly startPagesFetched = new Counter({ name: 'compute_host_start_pages_fetched_total', help: 'Pages fetched from the storage node by compute starts', registers: [this.registry] });
   readonly stops = new Counter({ name: 'compute_host_stops_total', help: 'Computes stopped, by outcome (clean, killed)', labelNames: ['outcome'], registers: [this.registry] });
   readonly restarts = new Counter({ name: 'compute_host_restarts_total', help: 'Compute restarts on their timeline, by reason (cancel, crash)', labelNames: ['reason'], registers: [this.registry] });

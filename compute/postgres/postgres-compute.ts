@@ -58,6 +58,8 @@ export class PostgresCompute implements EngineCompute {
   state: ComputeState = 'starting';
   port = 0;
   startMs = 0;
+  /** The same phases as step durations (ms each), for the wake's Server-Timing. */
+  readonly startPhases: Record<string, number> = {};
   pagesFetched = 0;
   readonly pooled = false;
   restarts = 0;
@@ -97,8 +99,12 @@ export class PostgresCompute implements EngineCompute {
 
   async start(): Promise<void> {
     const t0 = performance.now();
+    let last = 0;
     const mark = (phase: string): void => {
-      this.phases[phase] = Math.round(performance.now() - t0);
+      const at = performance.now() - t0;
+      this.phases[phase] = Math.round(at);
+      this.startPhases[phase] = Math.round((at - last) * 10) / 10;
+      last = at;
     };
     this.uid = await this.deps.uids.take();
     try {
@@ -112,8 +118,9 @@ export class PostgresCompute implements EngineCompute {
       this.monitor = await connectAdmin(this.at, 'postgres');
       if (!this.config.readOnly) await syncVerifiers(this.monitor, this.config.roles);
       mark('roles');
-      // the pages read so far are what the next start prefetches (the FUSE server writes the hint at a clean stop)
-      this.fuse!.startDone();
+      // The pages read from the mount on are what the next start prefetches (the FUSE server writes the hint at a
+      // clean stop): the window stays open for the first queries too (their catalog and index pages), and closes by
+      // itself (compute/fuse/start-pages.ts: 10 s from the mount, or 2,048 pages).
       this.log.info({ phasesMs: this.phases }, 'postgres compute start phases');
     } catch (e) {
       await this.teardown();
@@ -206,7 +213,6 @@ export class PostgresCompute implements EngineCompute {
     for (let attempt = 0; this.state === 'restarting'; attempt++) {
       try {
         await this.launch();
-        this.fuse?.startDone();
         this.state = 'running';
         this.log.info({ restarts: this.restarts }, 'compute restarted');
         return;

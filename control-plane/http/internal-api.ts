@@ -44,8 +44,10 @@ export function internalApi(projects: Projects, endpoints: EndpointManager, toke
     try {
       const loc = await endpoints.wake(c.req.param('id'));
       // A postgres compute holds each role's verifier and is logged in to as the client's role: no password for it.
-      if (loc.engine === 'postgres') return c.json({ host: loc.host, port: loc.port, engine: loc.engine });
-      return c.json({ host: loc.host, port: loc.port, engine: loc.engine, password: computePassword });
+      // `phases`: the steps of a start this wake made (the proxy's Server-Timing); absent when it already ran.
+      const phases = loc.phases ? { phases: loc.phases } : {};
+      if (loc.engine === 'postgres') return c.json({ host: loc.host, port: loc.port, engine: loc.engine, ...phases });
+      return c.json({ host: loc.host, port: loc.port, engine: loc.engine, password: computePassword, ...phases });
     } catch (e) {
       throw wakeRefusal(e);
     }

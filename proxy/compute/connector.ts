@@ -8,6 +8,12 @@ import { DirectoryError, type ComputeAddress, type EndpointDirectory } from '../
 import { PgServerError, couldNotConnect, fromDirectoryError, rateLimited } from '../errors.ts';
 import type { EndpointRateLimiter } from './rate-limit.ts';
 
+/** Where a request records the wake it waited for and its login (proxy/http/server-timing.ts). */
+export interface StepRecorder {
+  addWake(ms: number, phases: Record<string, number> | undefined): void;
+  add(name: string, ms: number): void;
+}
+
 export interface RetryPolicy {
   retries: number;
   baseDelayMs: number;
@@ -44,8 +50,11 @@ export class ComputeConnector {
     this.opts = opts;
   }
 
-  /** The compute's address, waking it if needed; concurrent callers share one wake. */
-  wake(endpointId: string): Promise<ComputeAddress> {
+  /**
+   * The compute's address, waking it if needed; concurrent callers share one wake. `steps` records a wake the
+   * caller waited for (with the steps the control plane reported), not a cached address.
+   */
+  wake(endpointId: string, steps?: StepRecorder): Promise<ComputeAddress> {
     const cached = this.cache.get(endpointId);
     if (cached && Date.now() - cached.lastUsed < this.opts.addressIdleTtlMs) {
       cached.lastUsed = Date.now();
@@ -56,7 +65,12 @@ export class ComputeConnector {
       p = this.wakeWithRetries(endpointId).finally(() => this.inflight.delete(endpointId));
       this.inflight.set(endpointId, p);
     }
-    return p;
+    if (!steps) return p;
+    const t0 = performance.now();
+    return p.then((address) => {
+      steps.addWake(performance.now() - t0, address.phases);
+      return address;
+    });
   }
 
   invalidate(endpointId: string, address?: ComputeAddress): void {
@@ -90,15 +104,18 @@ export class ComputeConnector {
    * An authenticated connection to the endpoint's compute; a `postgres` compute is logged in to as the startup's
    * user with `keys` (the client's). Throws ProxyError or PgServerError (LoginError: the compute's own refusal).
    */
-  async connect(endpointId: string, startup: StartupParams, keys?: ScramKeys): Promise<BackendConnection> {
+  async connect(endpointId: string, startup: StartupParams, keys?: ScramKeys, steps?: StepRecorder): Promise<BackendConnection> {
     if (this.opts.rateLimiter && !this.opts.rateLimiter.tryAcquire(endpointId)) throw rateLimited();
     const { retries, baseDelayMs, factor } = this.opts.connectRetry;
     let rewoken = false;
     for (let attempt = 0; ; attempt++) {
       const fromCache = this.cache.has(endpointId);
-      const address = await this.wake(endpointId);
+      const address = await this.wake(endpointId, steps);
       try {
-        return await BackendConnection.connect(address, startup, this.opts.connectTimeoutMs, keys);
+        const t0 = performance.now();
+        const conn = await BackendConnection.connect(address, startup, this.opts.connectTimeoutMs, keys);
+        steps?.add('connect', performance.now() - t0);
+        return conn;
       } catch (err) {
         if (err instanceof VerifierMismatch) {
           this.opts.logger.warn({ endpointId, user: startup.user, reason: err.reason }, 'compute refused the client role\'s SCRAM keys');

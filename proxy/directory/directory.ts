@@ -21,6 +21,8 @@ export interface ComputeAddress {
   engine: ComputeEngine;
   /** Internal password the proxy presents (cleartext or SCRAM) to a `pglite` compute, for any role; absent for `postgres`. */
   password?: string;
+  /** The steps of the wake that produced this address, in ms (control plane and compute host), for Server-Timing. */
+  phases?: Record<string, number>;
 }
 
 export interface EndpointDirectory {

@@ -3,7 +3,8 @@
 //   POST /v1/endpoints/:id/wake         -> 200 {"host": "...", "port": 5432, "engine": "pglite", "password": "..."}
 //                                          or {"host", "port", "engine": "postgres"} (no password: the proxy logs in
 //                                          as each client's role) once the compute accepts connections; a missing
-//                                          engine means pglite; an error status otherwise, with an optional body
+//                                          engine means pglite; `phases` (optional) the steps of the start it made,
+//                                          in ms; an error status otherwise, with an optional body
 //                                          {"message": "<user-facing text>", "reason": "ENDPOINT_IDLE", "retriable": true}
 //   POST /v1/endpoints/:id/activity     -> 204 (best effort, throttled per endpoint)
 //   GET  /v1/invalidations?after=N&epoch=E&wait_ms=W -> 200 {"epoch", "reset", "last", "events": [{"seq",
@@ -48,7 +49,8 @@ export function directoryFailure(status: number, text: string): DirectoryError {
   return new DirectoryError(`control plane answered ${status}${reason ? ` (${reason})` : ''}`, { status, retriable, userMessage, code: reason });
 }
 
-const ADDRESS = { host: v.string(), port: v.number() };
+/** `phases`: the wake's steps in ms, as the control plane measured them (optional: older control planes send none). */
+const ADDRESS = { host: v.string(), port: v.number(), phases: v.optional(v.record(v.string(), v.number())) };
 
 /** The wake answer: a password for `pglite` only (a `postgres` compute never gets the internal one). */
 const WAKE_ANSWER = v.union([

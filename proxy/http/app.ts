@@ -1,8 +1,8 @@
-// SQL over HTTP (reference §1): POST /sql, OPTIONS /sql, the 400 for other paths, and /metrics.
+// SQL over HTTP (reference §1): POST /sql, OPTIONS /sql, the 400 for other paths, and /metrics, as a plain
+// node:http handler: the proxy's hottest path, where a web Request/Response pair per query (Hono's adaptor) cost
+// as much CPU as the rest of the request. Every response is written with one writeHead + end (one syscall).
 import { randomUUID } from 'node:crypto';
-import { IncomingMessage } from 'node:http';
-import { Hono } from 'hono';
-import type { Context } from 'hono';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from '../../lib/logger.ts';
 import type { Authenticator } from '../auth/authenticator.ts';
 import { wipeKeys } from '../auth/scram.ts';
@@ -10,8 +10,9 @@ import type { BackendConnection } from '../compute/connection.ts';
 import { RESET_MESSAGE, type BackendPool } from './connection-pool.ts';
 import { parseConnectionString, type ConnInfo } from './conn-string.ts';
 import { PgServerError, ProxyError } from '../errors.ts';
-import { decodePayload, readBody, readIncoming, tooLarge, type Payload } from './body.ts';
+import { decodePayload, readIncoming, tooLarge, type Payload } from './body.ts';
 import type { ProxyMetrics } from '../metrics.ts';
+import { RequestTiming } from './server-timing.ts';
 import {
   ResponseTooLarge,
   isIsolationLevel,
@@ -80,42 +81,60 @@ export function errorBody(message: string, fields?: Record<string, string>): str
 
 const CANCELLED_BODY = JSON.stringify({ message: 'Query cancelled, connection was terminated', code: '08P01' });
 
-function json(c: Ctx, status: number, body: string, headers: Record<string, string> = {}): Response {
-  return c.body(body, status as 200, { 'Content-Type': 'application/json', ...headers });
+/** One request's response side: every answer carries the request id and CORS' allow-origin. */
+interface Reply {
+  readonly requestId: string;
+  send(status: number, body: string, headers?: Record<string, string>): void;
 }
 
-type Env = { Variables: { requestId: string } };
-type Ctx = Context<Env>;
+function replyTo(res: ServerResponse): Reply {
+  const requestId = randomUUID();
+  return {
+    requestId,
+    send(status, body, headers = {}) {
+      if (res.headersSent || res.destroyed) return;
+      res.writeHead(status, {
+        'Content-Type': 'application/json',
+        'Content-Length': Buffer.byteLength(body),
+        'neon-request-id': requestId,
+        'Access-Control-Allow-Origin': '*',
+        ...headers,
+      });
+      res.end(body);
+    },
+  };
+}
 
-export function createHttpApp(deps: HttpDeps): Hono<Env> {
-  const app = new Hono<Env>();
+export type HttpHandler = (req: IncomingMessage, res: ServerResponse) => void;
 
-  app.use('*', async (c, next) => {
-    const requestId = randomUUID();
-    c.set('requestId', requestId);
-    c.header('neon-request-id', requestId);
-    c.header('Access-Control-Allow-Origin', '*');
-    await next();
-  });
+/** The HTTP port's routes: POST and OPTIONS /sql, GET /metrics (if exposed); anything else is Neon's 400. */
+export function createHttpHandler(deps: HttpDeps): HttpHandler {
+  return (req, res) => {
+    const reply = replyTo(res);
+    const path = pathOf(req.url);
+    if (path === '/sql' && req.method === 'POST') {
+      void handleSql(req, res, reply, deps);
+    } else if (path === '/sql' && req.method === 'OPTIONS') {
+      res.writeHead(200, {
+        Allow: 'OPTIONS, POST',
+        'neon-request-id': reply.requestId,
+        'Access-Control-Allow-Origin': '*',
+        'Access-Control-Allow-Headers': ALLOW_HEADERS,
+        'Access-Control-Allow-Methods': 'OPTIONS, POST',
+        'Access-Control-Max-Age': '86400',
+      });
+      res.end();
+    } else if (path === '/metrics' && req.method === 'GET' && deps.exposeMetrics) {
+      void deps.metrics.registry.metrics().then((text) => reply.send(200, text, { 'Content-Type': deps.metrics.registry.contentType }));
+    } else {
+      reply.send(400, JSON.stringify('query is not supported'));
+    }
+  };
+}
 
-  app.options('/sql', (c) =>
-    c.body(null, 200, {
-      Allow: 'OPTIONS, POST',
-      'Access-Control-Allow-Origin': '*',
-      'Access-Control-Allow-Headers': ALLOW_HEADERS,
-      'Access-Control-Allow-Methods': 'OPTIONS, POST',
-      'Access-Control-Max-Age': '86400',
-    }),
-  );
-
-  app.post('/sql', (c) => handleSql(c, deps));
-
-  if (deps.exposeMetrics) {
-    app.get('/metrics', async (c) => c.body(await deps.metrics.registry.metrics(), 200, { 'Content-Type': deps.metrics.registry.contentType }));
-  }
-
-  app.all('*', (c) => json(c, 400, JSON.stringify('query is not supported')));
-  return app;
+function pathOf(url: string | undefined): string {
+  const q = url?.indexOf('?') ?? -1;
+  return q < 0 ? (url ?? '/') : (url as string).slice(0, q);
 }
 
 interface Parsed {
@@ -126,24 +145,29 @@ interface Parsed {
   statementTimeoutMs: number | null;
 }
 
-function parseHeaders(c: Ctx, maxRequestBytes: number): Parsed {
-  const length = Number(c.req.header('content-length'));
+function header(req: IncomingMessage, name: string): string | undefined {
+  const v = req.headers[name];
+  return Array.isArray(v) ? v.join(', ') : v;
+}
+
+function parseHeaders(req: IncomingMessage, maxRequestBytes: number): Parsed {
+  const length = Number(header(req, 'content-length'));
   if (Number.isFinite(length) && length > maxRequestBytes) throw tooLarge(maxRequestBytes);
-  const info = parseConnectionString(c.req.header('neon-connection-string'), c.req.header('authorization'));
-  const isolation = c.req.header('neon-batch-isolation-level') ?? null;
+  const info = parseConnectionString(header(req, 'neon-connection-string'), header(req, 'authorization'));
+  const isolation = header(req, 'neon-batch-isolation-level') ?? null;
   if (isolation !== null && !isIsolationLevel(isolation)) throw new ProxyError('invalid isolation level', 400, 'bad_request');
-  const timeout = c.req.header(STATEMENT_TIMEOUT_HEADER);
+  const timeout = header(req, STATEMENT_TIMEOUT_HEADER.toLowerCase());
   if (timeout !== undefined && !/^\d{1,9}$/.test(timeout)) {
     throw new ProxyError(`invalid ${STATEMENT_TIMEOUT_HEADER} header: expected milliseconds`, 400, 'bad_request');
   }
   return {
     info,
-    rawText: c.req.header('neon-raw-text-output') === 'true',
-    arrayMode: c.req.header('neon-array-mode') === 'true',
+    rawText: header(req, 'neon-raw-text-output') === 'true',
+    arrayMode: header(req, 'neon-array-mode') === 'true',
     batch: {
       isolationLevel: isolation,
-      readOnly: c.req.header('neon-batch-read-only') === 'true',
-      deferrable: c.req.header('neon-batch-deferrable') === 'true',
+      readOnly: header(req, 'neon-batch-read-only') === 'true',
+      deferrable: header(req, 'neon-batch-deferrable') === 'true',
     },
     statementTimeoutMs: timeout === undefined ? null : Number(timeout),
   };
@@ -157,42 +181,61 @@ function batchEchoHeaders(b: BatchOptions): Record<string, string> {
   return h;
 }
 
-type Fail = (status: number, body: string, code: string) => Response;
+/** What a request's handling needs besides its parsed headers. */
+interface RequestCtx {
+  req: IncomingMessage;
+  res: ServerResponse;
+  deps: HttpDeps;
+  /** Counts the error and answers it. */
+  fail: (status: number, body: string, code: string) => void;
+  reply: Reply;
+  timing: RequestTiming;
+  /** The request's logger, made when first needed (most requests log nothing). */
+  log: () => Logger;
+}
 
-async function handleSql(c: Ctx, deps: HttpDeps): Promise<Response> {
-  const log = deps.logger.child({ requestId: c.get('requestId') });
+async function handleSql(req: IncomingMessage, res: ServerResponse, reply: Reply, deps: HttpDeps): Promise<void> {
   const ended = deps.metrics.sessionStarted('http');
-  const fail: Fail = (status, body, code) => {
-    deps.metrics.errors.inc({ protocol: 'http', code });
-    return json(c, status, body);
+  let logger: Logger | null = null;
+  const ctx: RequestCtx = {
+    req,
+    res,
+    deps,
+    reply,
+    timing: new RequestTiming(),
+    fail: (status, body, code) => {
+      deps.metrics.errors.inc({ protocol: 'http', code });
+      reply.send(status, body);
+    },
+    log: () => (logger ??= deps.logger.child({ requestId: reply.requestId })),
   };
-  const failWith = (err: unknown): Response => errorResponse(err, fail, log);
   try {
     let parsed: Parsed;
     try {
-      parsed = parseHeaders(c, deps.maxRequestBytes);
+      parsed = parseHeaders(req, deps.maxRequestBytes);
     } catch (err) {
-      return failWith(err);
+      return errorResponse(err, ctx);
     }
-    const ready = await bodyAndConnection(c, deps, parsed.info);
-    if ('error' in ready) return failWith(ready.error);
-    return await runRequest(c, deps, parsed, ready, fail, log);
+    const ready = await bodyAndConnection(ctx, parsed.info);
+    if ('error' in ready) return errorResponse(ready.error, ctx);
+    await runRequest(ctx, parsed, ready);
+  } catch (err) {
+    errorResponse(err, ctx);
   } finally {
     ended();
   }
 }
 
 /** The body and an authenticated connection, concurrently (a cold compute wakes while the body streams). */
-async function bodyAndConnection(c: Ctx, deps: HttpDeps, info: ConnInfo): Promise<{ payload: Payload; conn: BackendConnection } | { error: unknown }> {
-  const incoming = (c.env as { incoming?: unknown } | undefined)?.incoming;
-  const clientAddress = incoming instanceof IncomingMessage ? (incoming.socket.remoteAddress ?? '') : '';
-  const bodyP = (incoming instanceof IncomingMessage ? readIncoming(incoming, deps.maxRequestBytes) : readBody(c.req.raw.body, deps.maxRequestBytes)).then(decodePayload);
+async function bodyAndConnection(ctx: RequestCtx, info: ConnInfo): Promise<{ payload: Payload; conn: BackendConnection } | { error: unknown }> {
+  const { req, deps } = ctx;
+  const bodyP = readIncoming(req, deps.maxRequestBytes).then(decodePayload);
   const connP = (async () => {
     // the role's login keys: a postgres compute is logged in to as the role itself; wiped once a backend is had
-    const keys = await deps.auth.checkCleartext(info.endpointId, info.user, info.password, clientAddress);
+    const keys = await deps.auth.checkCleartext(info.endpointId, info.user, info.password, req.socket.remoteAddress ?? '');
     try {
       deps.noteActivity?.(info.endpointId);
-      return await deps.pool.acquire(info.endpointId, info.database, info.user, keys);
+      return await deps.pool.acquire(info.endpointId, info.database, info.user, keys, ctx.timing);
     } finally {
       wipeKeys(keys);
     }
@@ -207,57 +250,67 @@ async function bodyAndConnection(c: Ctx, deps: HttpDeps, info: ConnInfo): Promis
 }
 
 /** Runs the request's queries; a client that goes away cancels them. The connection goes back to the pool only clean. */
-async function runRequest(
-  c: Ctx,
-  deps: HttpDeps,
-  parsed: Parsed,
-  { payload, conn }: { payload: Payload; conn: BackendConnection },
-  fail: Fail,
-  log: Logger,
-): Promise<Response> {
+async function runRequest(ctx: RequestCtx, parsed: Parsed, { payload, conn }: { payload: Payload; conn: BackendConnection }): Promise<void> {
   const { info } = parsed;
-  const signal = c.req.raw.signal;
-  if (signal.aborted) {
+  const { deps, res } = ctx;
+  if (res.destroyed) {
     deps.pool.release(info.endpointId, info.database, info.user, conn);
-    return fail(400, CANCELLED_BODY, '08P01');
+    return ctx.fail(400, CANCELLED_BODY, '08P01');
   }
   let cancelled = false;
-  const onAbort = (): void => {
+  const onClose = (): void => {
+    if (res.writableFinished) return;
     cancelled = true;
-    log.info({ endpointId: info.endpointId }, 'client went away: cancelling query');
+    ctx.log().info({ endpointId: info.endpointId }, 'client went away: cancelling query');
     void conn.cancel();
     setTimeout(() => conn.destroy(), 100).unref();
   };
-  signal.addEventListener('abort', onAbort, { once: true });
+  res.once('close', onClose);
   let keep = true;
   // The session reset goes out with the request's last statement; the pool then only reads its result.
   const reset: Trailer = { bytes: RESET_MESSAGE, sent: false };
   try {
+    const t0 = performance.now();
     const body = await execute(conn, payload, parsed, deps, reset);
-    return json(c, 200, body, payload.kind === 'batch' ? batchEchoHeaders(parsed.batch) : {});
+    ctx.timing.add('query', performance.now() - t0);
+    ctx.reply.send(200, body, responseHeaders(ctx, parsed, payload));
   } catch (err) {
-    if (cancelled) return fail(400, CANCELLED_BODY, '08P01');
+    if (cancelled) return ctx.fail(400, CANCELLED_BODY, '08P01');
     // Only a clean Postgres error leaves the connection reusable; anything else may be mid-stream.
     if (!(err instanceof PgServerError)) {
       keep = false;
       if (err instanceof ResponseTooLarge) void conn.cancel();
     }
-    return errorResponse(err, fail, log);
+    errorResponse(err, ctx);
   } finally {
-    signal.removeEventListener('abort', onAbort);
+    res.off('close', onClose);
     if (cancelled || !keep) conn.destroy();
     else deps.pool.release(info.endpointId, info.database, info.user, conn, reset.sent);
   }
 }
 
+/** The batch options echoed for a batch, and Server-Timing after a wake (with its steps in the wake histogram). */
+function responseHeaders(ctx: RequestCtx, parsed: Parsed, payload: Payload): Record<string, string> {
+  const headers = payload.kind === 'batch' ? batchEchoHeaders(parsed.batch) : {};
+  const timing = ctx.timing.header();
+  if (timing !== null) {
+    headers['Server-Timing'] = timing;
+    for (const step of ctx.timing.steps) ctx.deps.metrics.wakeStep(step.name, step.ms / 1000);
+  }
+  return headers;
+}
+
 /** Any failure as Neon's status and 17-key body; the metric label is a SQLSTATE or a ProxyError's closed code. */
-function errorResponse(err: unknown, fail: Fail, log: Logger): Response {
-  if (err instanceof PgServerError) return fail(400, errorBody(err.message, err.fields), err.code);
-  if (err instanceof ProxyError) return fail(err.httpStatus, errorBody(err.message, err.pgFields), err.code);
-  if (err instanceof ResponseTooLarge) return fail(507, errorBody(err.message), 'response_too_large');
-  // Its kind only: the text of an unexpected error may quote the request (headers, body) it choked on.
-  log.error({ kind: err instanceof Error ? err.name : typeof err, code: (err as { code?: unknown } | null)?.code }, 'unexpected error in /sql');
-  return fail(500, errorBody(err instanceof Error ? err.message : String(err)), 'internal');
+function errorResponse(err: unknown, ctx: RequestCtx): void {
+  const { fail } = ctx;
+  if (err instanceof PgServerError) fail(400, errorBody(err.message, err.fields), err.code);
+  else if (err instanceof ProxyError) fail(err.httpStatus, errorBody(err.message, err.pgFields), err.code);
+  else if (err instanceof ResponseTooLarge) fail(507, errorBody(err.message), 'response_too_large');
+  else {
+    // Its kind only: the text of an unexpected error may quote the request (headers, body) it choked on.
+    ctx.log().error({ kind: err instanceof Error ? err.name : typeof err, code: (err as { code?: unknown } | null)?.code }, 'unexpected error in /sql');
+    fail(500, errorBody(err instanceof Error ? err.message : String(err)), 'internal');
+  }
 }
 
 async function execute(conn: BackendConnection, payload: Payload, p: Parsed, deps: HttpDeps, reset: Trailer): Promise<string> {

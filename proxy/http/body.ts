@@ -18,33 +18,7 @@ export type Payload = { kind: 'single'; query: SingleQuery } | { kind: 'batch'; 
 export const tooLarge = (max: number): ProxyError =>
   new ProxyError(`request is too large (max is ${max} bytes)`, 413, 'request_too_large');
 
-export async function readBody(body: ReadableStream<Uint8Array> | null, max: number): Promise<Buffer> {
-  if (!body) return Buffer.alloc(0);
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  const reader = body.getReader();
-  try {
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      size += value.byteLength;
-      if (size > max) {
-        await reader.cancel().catch(() => {});
-        throw tooLarge(max);
-      }
-      chunks.push(value);
-    }
-  } catch (err) {
-    if (err instanceof ProxyError) throw err;
-    throw new ProxyError(`could not read the HTTP request body: ${err instanceof Error ? err.message : String(err)}`, 400, 'bad_request');
-  }
-  return Buffer.concat(chunks);
-}
-
-/**
- * readBody straight from Node's request stream (under @hono/node-server), without building a web Request and
- * ReadableStream around it: same limit, same errors.
- */
+/** The request body from Node's request stream, refused (413) as soon as it passes `max` bytes. */
 export function readIncoming(incoming: Readable, max: number): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
@@ -62,7 +36,7 @@ export function readIncoming(incoming: Readable, max: number): Promise<Buffer> {
     const onData = (chunk: Buffer): void => {
       size += chunk.length;
       if (size > max) {
-        // Left unread, as the web stream path leaves it: @hono/node-server drains or closes it after the 413.
+        // Left unread: Node's server drains what is left after the 413, or closes the connection.
         cleanup();
         incoming.pause();
         reject(tooLarge(max));

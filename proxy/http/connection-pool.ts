@@ -11,6 +11,7 @@ import type { BackendConnection, StartupParams } from '../compute/connection.ts'
 import type { ComputeConnector } from '../compute/connector.ts';
 import { query } from '../../lib/pg-wire/index.ts';
 import { EndpointSlots } from './endpoint-slots.ts';
+import type { RequestTiming } from './server-timing.ts';
 import { readSimpleResult, runSimple } from './sql-executor.ts';
 
 export const RESET_SQL = SESSION_RESET_SQL;
@@ -54,8 +55,11 @@ export class BackendPool {
     return `${endpointId}\0${database}\0${user}`;
   }
 
-  /** A connection of the key; `keys` (the role's, not kept) log a new one in to a `postgres` compute. */
-  async acquire(endpointId: string, database: string, user: string, keys?: ScramKeys): Promise<BackendConnection> {
+  /**
+   * A connection of the key; `keys` (the role's, not kept) log a new one in to a `postgres` compute. `timing`
+   * records a wake and a new connection's login, if the request waits for them.
+   */
+  async acquire(endpointId: string, database: string, user: string, keys?: ScramKeys, timing?: RequestTiming): Promise<BackendConnection> {
     const key = BackendPool.key(endpointId, database, user);
     const idle = this.takeIdle(key);
     if (idle) return idle;
@@ -70,8 +74,8 @@ export class BackendPool {
     }
     const startup: StartupParams = { user, database, extra: { client_encoding: 'UTF8', [STATELESS_PARAM]: 'on' } };
     // The engine of the endpoint's compute (a cached address after the first request) decides the cap.
-    if ((await this.connector.wake(endpointId)).engine !== 'postgres') return this.connector.connect(endpointId, startup, keys);
-    return this.openCapped(endpointId, key, startup, keys);
+    if ((await this.connector.wake(endpointId, timing)).engine !== 'postgres') return this.connector.connect(endpointId, startup, keys, timing);
+    return this.openCapped(endpointId, key, startup, keys, timing);
   }
 
   /** The most recently used idle connection of the key, if any. */
@@ -85,14 +89,14 @@ export class BackendPool {
   }
 
   /** A new backend within the endpoint's cap, or one of the same key handed over while waiting for a slot. */
-  private async openCapped(endpointId: string, key: string, startup: StartupParams, keys: ScramKeys | undefined): Promise<BackendConnection> {
+  private async openCapped(endpointId: string, key: string, startup: StartupParams, keys: ScramKeys | undefined, timing?: RequestTiming): Promise<BackendConnection> {
     const idle = this.takeIdle(key); // one may have come back while the address was looked up
     if (idle) return idle;
     const handed = await this.slots.take(endpointId, key, () => this.evictIdle(endpointId));
     if (handed) return handed;
     let conn: BackendConnection;
     try {
-      conn = await this.connector.connect(endpointId, startup, keys);
+      conn = await this.connector.connect(endpointId, startup, keys, timing);
     } catch (err) {
       this.slots.free(endpointId);
       throw err;
