@@ -193,6 +193,26 @@ describe('compute on a branch', () => {
 });
 
 describe('start cost', () => {
+  it('(e) the hint holds what the first queries after a start read: the next start has it prefetched', async () => {
+    const tl = await branch();
+    const first = await start({ timelineId: tl });
+    await first.exec("CREATE TABLE warm (id int PRIMARY KEY, pad text); INSERT INTO warm SELECT g, repeat('x', 200) FROM generate_series(1, 3000) g");
+    await first.stop();
+    const fetchedBy = async (c: Compute): Promise<number> => {
+      const before = c.counters.pagesFetched;
+      expect((await c.query<{ n: number }>('SELECT count(*)::int AS n FROM warm')).rows[0].n).toBe(3000);
+      return c.counters.pagesFetched - before;
+    };
+    // its pages were written by the last run, never read: this start fetches them one by one, and records them
+    const second = await start({ timelineId: tl });
+    expect(await fetchedBy(second)).toBeGreaterThan(20);
+    await second.stop();
+    // the stop wrote them into the hint with the start's own pages: this start read them in its bulk prefetch
+    const third = await start({ timelineId: tl });
+    expect(await fetchedBy(third)).toBe(0);
+    await third.stop();
+  });
+
   it('(d) a start fetches a small part of the data directory in a few round trips', async () => {
     const tl = await branch();
     const warm = await start({ timelineId: tl });

@@ -7,9 +7,13 @@ import type { PageRef } from '../../storage-node/api/types.ts';
 import type { Logger } from '../../lib/logger.ts';
 import type { FsNode } from './tree.ts';
 
-/** The window ends by itself after this long or this many pages (a start reads a few hundred). */
-export const START_WINDOW_MS = 5_000;
-export const START_WINDOW_PAGES = 4096;
+/**
+ * The window ends by itself after this long or this many pages: a start reads a few hundred, and the host leaves it
+ * open for the first queries after the start too (their catalog and index pages), so that a wake's first queries
+ * find them prefetched.
+ */
+export const START_WINDOW_MS = 10_000;
+export const START_WINDOW_PAGES = 2048;
 
 export class StartPages {
   private readonly byNode = new Map<FsNode, Set<number>>();

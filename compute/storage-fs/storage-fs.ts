@@ -14,6 +14,9 @@ import type { FsStats } from '@electric-sql/pglite/basefs';
 import type { FileEntry, FileOp, PageRef, WriteBatch } from '../../storage-node/api/types.ts';
 import { PAGE_SIZE } from '../../storage-node/api/types.ts';
 
+/** Most pages the start phase records for the prefetch hint (16 MiB): a big scan among the first queries is not worth a prefetch. */
+const MAX_START_PAGES = 2048;
+
 /** How the filesystem reaches the storage node; both calls block the calling thread. */
 export interface SyncBackend {
   /** Pages of files as they were at `lsn`, in the order asked (each PAGE_SIZE bytes). */
@@ -361,7 +364,7 @@ export class StorageFS extends BaseFilesystem {
     this.counters.pagesFetched += refs.length;
     for (let i = 0; i < want.length; i++) {
       this.install(inode, want[i], pages[i]);
-      if (this.startPhase) this.startMisses.push(refs[i]);
+      if (this.startPhase && this.startMisses.length < MAX_START_PAGES) this.startMisses.push(refs[i]);
     }
     // no eviction here: the caller copies out of these pages first, then calls evict()
   }
@@ -828,7 +831,7 @@ export class StorageFS extends BaseFilesystem {
     const seen = new Set<string>();
     return out.filter((r) => {
       const k = r.path + '\0' + r.page;
-      if (seen.has(k)) return false;
+      if (seen.has(k) || seen.size >= MAX_START_PAGES) return false;
       seen.add(k);
       return true;
     });

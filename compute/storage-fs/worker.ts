@@ -84,6 +84,25 @@ function stats(): WorkerStats {
 let stopped = false;
 let queue: Promise<void> = Promise.resolve();
 
+// The hint records what a start reads and what the first queries after it read (the catalog pages a session's first
+// statements need, the hot index pages): the next start prefetches both in its bulk read instead of fetching them
+// one by one while clients wait. The window closes after WARM_CALLS calls, WARM_MS, or at a stop.
+const WARM_CALLS = 32;
+const WARM_MS = 10_000;
+let warmCallsLeft = WARM_CALLS;
+let warmUntil = Number.POSITIVE_INFINITY;
+let warmOpen = true;
+
+function endWarmPhase(): void {
+  if (!warmOpen) return;
+  warmOpen = false;
+  startPages = fs.endStartPhase();
+}
+
+function countWarmCall(): void {
+  if (warmOpen && (--warmCallsLeft <= 0 || performance.now() > warmUntil)) endWarmPhase();
+}
+
 
 /**
  * execProtocolRaw without PGlite's default output handler, which copies every chunk twice and parses every
@@ -118,17 +137,22 @@ async function handle(msg: CallMessage): Promise<unknown> {
       return await db.query(msg.sql!, msg.params ?? []);
     case 'exec':
       return await db.exec(msg.sql!);
-    case 'protocol':
-      return await execRaw(db, msg.bytes!);
+    case 'protocol': {
+      const out = await execRaw(db, msg.bytes!);
+      countWarmCall();
+      return out;
+    }
     case 'flush':
       return null; // the changes of earlier deferred calls are shipped below, as after every call
     case 'stats':
       return stats();
     case 'startPages':
+      endWarmPhase();
       return startPages;
     case 'stop': {
       stopped = true;
       await db.close();
+      endWarmPhase();
       if (config?.updateHint && !fs.readOnly && startPages.length > 0 && !sameRefs(startPages, hint)) {
         fs.writeFile(HINT_PATH, encodeHint(startPages));
       }
@@ -182,7 +206,7 @@ try {
   const username = config!.username;
   if (username !== 'postgres') await pg.exec(`SET ROLE ${quoteIdent(username)}`);
   const pgliteStartMs = performance.now() - bootedAt;
-  startPages = fs.endStartPhase();
+  warmUntil = performance.now() + WARM_MS;
   fs.flush();
   post({ t: 'ready', pgliteStartMs, stats: stats() });
 } catch (e) {
