@@ -23,7 +23,8 @@ export const COMPUTE_CONFIG = defineConfig({
     advertiseHost: option(text('HOST'), { help: 'address reported for them', defaultText: 'the listen host' }),
     poolSize: option(integer({ min: 0, unit: 'workers' }), { help: 'pre-started workers kept ready', default: D.poolSize }),
     memoryBudgetMb: option(megabytes({ min: 64 }), { help: 'memory for computes and pooled workers', default: D.memoryBudgetBytes }),
-    sharedBuffersMb: option(megabytes({ min: 1 }), { help: 'shared_buffers per compute', default: D.sharedBuffersBytes }),
+    sharedBuffersMb: option(megabytes({ min: 1 }), { help: 'shared_buffers per postgres-engine compute', default: D.sharedBuffersBytes }),
+    pgliteSharedBuffersMb: option(megabytes({ min: 1 }), { help: 'shared_buffers per PGlite compute', default: D.pgliteSharedBuffersBytes }),
     pageCacheMb: option(megabytes({ min: 1 }), { help: 'storage page cache per compute', default: D.pageCacheBytes }),
     idleInTransactionTimeoutS: option(duration('s', { min: 0, fraction: true }), {
       help: 'end a session idle in a transaction while others wait, 0 = never',

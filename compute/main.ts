@@ -25,6 +25,7 @@ const running = await startComputeHost({
   poolSize: cfg.poolSize,
   memoryBudgetBytes: cfg.memoryBudgetMb,
   sharedBuffersBytes: cfg.sharedBuffersMb,
+  pgliteSharedBuffersBytes: cfg.pgliteSharedBuffersMb,
   pageCacheBytes: cfg.pageCacheMb,
   computeOverheadBytes: DEFAULT_HOST_OPTIONS.computeOverheadBytes,
   pooledWorkerBytes: DEFAULT_HOST_OPTIONS.pooledWorkerBytes,

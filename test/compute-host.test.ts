@@ -142,7 +142,7 @@ describe('control API', () => {
   });
 
   it('refuses a start over the memory budget', async () => {
-    const small = await startComputeHost(hostOptions({ poolSize: 0, memoryBudgetBytes: 200 * 1024 * 1024 }));
+    const small = await startComputeHost(hostOptions({ poolSize: 0, memoryBudgetBytes: 150 * 1024 * 1024 }));
     try {
       const smallApi = new HostApi(small.url);
       const first = await smallApi.start({ computeId: 'ep-budget-1', timelineId: await project() });

@@ -37,8 +37,13 @@ export interface HostOptions {
   poolSize: number;
   /** Memory the host may commit to computes and pooled workers. */
   memoryBudgetBytes: number;
-  /** shared_buffers of each compute. */
+  /** shared_buffers of each postgres-engine compute. */
   sharedBuffersBytes: number;
+  /**
+   * shared_buffers of each PGlite compute: small, because the worker's page cache (pageCacheBytes) holds the clean
+   * pages anyway, and Postgres' start zeroes and initialises every buffer (16 MB cost a start 45 ms more than 4 MB).
+   */
+  pgliteSharedBuffersBytes: number;
   /** Page cache of each compute (clean pages from the storage node). */
   pageCacheBytes: number;
   /**
@@ -62,6 +67,7 @@ export const DEFAULT_HOST_OPTIONS = {
   poolSize: 2,
   memoryBudgetBytes: 2048 * MiB,
   sharedBuffersBytes: 16 * MiB,
+  pgliteSharedBuffersBytes: 4 * MiB,
   pageCacheBytes: 32 * MiB,
   computeOverheadBytes: 64 * MiB,
   pooledWorkerBytes: 48 * MiB,
@@ -104,8 +110,9 @@ export class ComputeHost {
     await this.pool.fill();
   }
 
-  get perComputeBytes(): number {
-    return this.opts.sharedBuffersBytes + this.opts.pageCacheBytes + this.opts.computeOverheadBytes;
+  perComputeBytes(engine: EngineName): number {
+    const shared = engine === 'postgres' ? this.opts.sharedBuffersBytes : this.opts.pgliteSharedBuffersBytes;
+    return shared + this.opts.pageCacheBytes + this.opts.computeOverheadBytes;
   }
 
   /** Memory held against the budget: running computes and the pool's workers. */
@@ -127,7 +134,7 @@ export class ComputeHost {
         }
       }
     }
-    const need = this.perComputeBytes;
+    const need = this.perComputeBytes(req.engine ?? 'pglite');
     const reserved = this.reservedBytes();
     if (reserved + need > this.opts.memoryBudgetBytes) {
       throw new HostError(503, 'memory_budget_exceeded',
@@ -173,7 +180,7 @@ export class ComputeHost {
     return new HostedCompute({
       computeId: req.computeId, timelineId: req.timelineId, lsn: req.lsn, readOnly: req.readOnly ?? false,
       database: req.database ?? 'neondb', username: req.username ?? 'postgres', storageUrl: this.opts.storageUrl, storageToken: this.opts.storageToken,
-      postgresConfig: { shared_buffers: `${Math.max(1, Math.round(this.opts.sharedBuffersBytes / MiB))}MB` },
+      postgresConfig: { shared_buffers: `${Math.max(1, Math.round(this.opts.pgliteSharedBuffersBytes / MiB))}MB` },
       cacheBytes: this.opts.pageCacheBytes, reservedBytes: need,
     }, {
       token: this.opts.token, listenHost: this.opts.listenHost, advertiseHost: this.opts.advertiseHost,
