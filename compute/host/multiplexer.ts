@@ -17,7 +17,12 @@
 // Group commit: batches of several sessions that run back to back while others wait are executed with
 // deferFlush, and their changes shipped by one flush (one write batch, one acknowledgement); each session's result
 // is released only when that flush resolved.
-import { close, concat, query, sync } from '../../lib/pg-wire/index.ts';
+//
+// A stateless session's request and the proxy's session reset sent with it can run as one item (`thenReset`): one
+// exec of both, one output. It stands for the two items it replaces: the session's state after it is the reset's
+// (its status, and `clean` judged on the reset's part of the output alone), and cancel, failure and group commit
+// are those of the request's batch.
+import { close, concat, query, readInt32, sync } from '../../lib/pg-wire/index.ts';
 import type { ErrorFields, TxStatus } from '../../lib/pg-wire/index.ts';
 import { errorsIn, lastReadyStatus } from './wire/backend-output.ts';
 import {
@@ -99,10 +104,16 @@ interface Item {
   /** The batch is the proxy's session reset (SESSION_RESET_SQL) of a stateless session. */
   resets?: boolean;
   /**
-   * The session's next batch is already buffered (a stateless session's reset, sent with its statement): the
-   * backend stays its own until that batch ran, so no other session's turn falls between a request and its reset.
+   * The session's next batch is already buffered (a stateless session's reset sent with its statement but not
+   * taken as `thenReset`, e.g. behind a pipelined batch): the backend stays its own until that batch ran, so no
+   * other session's turn falls between a request and its reset.
    */
   holdTurn?: boolean;
+  /**
+   * The proxy's session reset (a simple Query of SESSION_RESET_SQL, as the session rewrote it), buffered behind
+   * this batch of a stateless session: it runs in the same exec, as if it were the next item with `resets`.
+   */
+  thenReset?: Uint8Array;
   enqueuedAt: number;
   resolve: (out: Uint8Array) => void;
   reject: (e: Error) => void;
@@ -214,7 +225,7 @@ export class Multiplexer {
   }
 
   /** Runs one client batch; resolves with the backend's messages for it. */
-  run(s: MuxSession, bytes: Uint8Array, opts: Pick<Item, 'resets' | 'holdTurn'> = {}): Promise<Uint8Array> {
+  run(s: MuxSession, bytes: Uint8Array, opts: Pick<Item, 'resets' | 'holdTurn' | 'thenReset'> = {}): Promise<Uint8Array> {
     if (!this.sessions.has(s)) return Promise.reject(new SessionGone());
     return this.enqueue(s, bytes, false, opts);
   }
@@ -289,7 +300,7 @@ export class Multiplexer {
     return idle();
   }
 
-  private enqueue(s: MuxSession, bytes: Uint8Array, internal: boolean, more: Pick<Item, 'after' | 'work' | 'asSession' | 'resets' | 'holdTurn'> = {}): Promise<Uint8Array> {
+  private enqueue(s: MuxSession, bytes: Uint8Array, internal: boolean, more: Pick<Item, 'after' | 'work' | 'asSession' | 'resets' | 'holdTurn' | 'thenReset'> = {}): Promise<Uint8Array> {
     if (this.closedWith) return Promise.reject(this.closedWith);
     return new Promise<Uint8Array>((resolve, reject) => {
       const item: Item = { seq: ++this.seq, session: s, bytes, internal, ...more, enqueuedAt: performance.now(), resolve, reject };
@@ -339,8 +350,7 @@ export class Multiplexer {
       // while others wait (or a group is open), the batch's changes wait for the group's one write batch
       defer = !item.internal && (this.held.length > 0 || this.queue.length > 0 || this.othersBusy(s));
       if ((!item.internal || item.asSession) && st) await this.prepareFor(s, st, defer);
-      const bytes = item.resets && this.aloneOnBackend(s) ? query(nativeResetSql(s.user)) : item.bytes;
-      const out = item.work ? await item.work() : await this.execStatement(bytes, defer);
+      const out = item.work ? await item.work() : await this.execStatement(this.batchBytes(item), defer);
       // a session's clean-up (work) leaves nothing open: it ends with its ROLLBACKs, if any
       const status = item.work ? 'I' : lastReadyStatus(out);
       // no ReadyForQuery (a Flush in the middle of an extended-protocol batch): the batch is not over
@@ -351,7 +361,7 @@ export class Multiplexer {
       if (st) {
         st.status = status ?? st.status;
         st.lastActivity = Date.now();
-        st.clean = item.resets === true && status === 'I' && errorsIn(out).length === 0;
+        st.clean = leftClean(item, out);
       }
       item.after?.();
       this.noteDone(s);
@@ -379,6 +389,16 @@ export class Multiplexer {
     } finally {
       this.clientStatementRunning = false;
     }
+  }
+
+  /**
+   * What a batch runs: a reset (alone or behind the request) of a session alone on the backend in its native form
+   * (see nativeResetSql). Judged before the request runs: nothing else runs on the backend until the reset did.
+   */
+  private batchBytes(item: Item): Uint8Array {
+    const native = (item.resets || item.thenReset) && this.aloneOnBackend(item.session) ? query(nativeResetSql(item.session.user)) : null;
+    if (item.thenReset) return concat([item.bytes, native ?? item.thenReset]);
+    return native ?? item.bytes;
   }
 
   /** No other session has statements or hidden temporary relations on the backend (see nativeResetSql). */
@@ -536,4 +556,24 @@ export class Multiplexer {
       detail: `The session held the compute's only backend inside a transaction for over ${Math.round(limit / 1000)} s while other sessions waited.`,
     });
   }
+}
+
+/**
+ * Whether a batch left its (stateless) session clean: it was the proxy's session reset, or ended with it, and that
+ * reset's part of the output (after the request's ReadyForQuery) ended idle without an error.
+ */
+function leftClean(item: Item, out: Uint8Array): boolean {
+  const reset = item.thenReset ? afterFirstReady(out) : item.resets ? out : null;
+  return reset !== null && lastReadyStatus(reset) === 'I' && errorsIn(reset).length === 0;
+}
+
+/** The messages after the first ReadyForQuery (lengths already checked by lastReadyStatus). */
+function afterFirstReady(out: Uint8Array): Uint8Array {
+  let off = 0;
+  while (off + 5 <= out.length) {
+    const next = off + 1 + readInt32(out, off + 1);
+    if (out[off] === 0x5a /* Z */) return out.subarray(next);
+    off = next;
+  }
+  return out.subarray(out.length);
 }

@@ -3,6 +3,8 @@
 // Sync, a simple Query or a FunctionCall; a Flush with nothing behind it) that run on the shared backend through
 // the multiplexer. COPY FROM STDIN runs in chunks that each carry their data (PGlite must get the data in the same
 // call: copy-in.ts); LISTEN is refused (a subscription would outlive the session's turn on the shared backend).
+// A stateless session's request runs together with the proxy's session reset when that is already buffered
+// behind it (the proxy sends both in one write): one backend exec and one socket write instead of two.
 import type { Socket } from 'node:net';
 import { timingSafeEqual, createHash } from 'node:crypto';
 import type { Logger } from '../../../lib/logger.ts';
@@ -75,6 +77,8 @@ export class Session implements MuxSession {
   private phase: 'startup' | 'password' | 'ready' | 'closed' = 'startup';
   private pending: Uint8Array[] = [];
   private pendingTraits: { listen: boolean; copyInExtended: boolean; identity?: ErrorFields } = { listen: false, copyInExtended: false };
+  /** A message taken from the reader to see whether it was the session reset, and not: the next one to handle. */
+  private lookahead: Message | null = null;
   private copyIn: CopyIn | null = null;
   private pumping = false;
   private loginTimer: NodeJS.Timeout | null;
@@ -119,7 +123,7 @@ export class Session implements MuxSession {
       .finally(() => {
         this.pumping = false;
         if (this.phase !== 'closed' && this.reader.buffered <= this.ctx.limits.maxBufferedBytes) this.socket.resume();
-        if (this.phase !== 'closed' && (this.reader.hasMessage() || (this.phase === 'startup' && this.reader.buffered >= 8))) this.pump();
+        if (this.phase !== 'closed' && (this.hasNext() || (this.phase === 'startup' && this.reader.buffered >= 8))) this.pump();
       });
   }
 
@@ -131,7 +135,8 @@ export class Session implements MuxSession {
         this.onStartup(packet);
         continue;
       }
-      const frame = this.reader.next();
+      const frame = this.lookahead ?? this.reader.next();
+      this.lookahead = null;
       if (!frame) return;
       if (this.phase === 'password') this.onPassword(frame);
       else await this.onMessage(frame);
@@ -221,7 +226,7 @@ export class Session implements MuxSession {
       case 'H':
         this.pending.push(frame.bytes);
         // a Flush with more messages already behind it (a pipelined ...H S) needs no round trip of its own
-        if (this.reader.hasMessage()) return;
+        if (this.hasNext()) return;
         return this.runBatch();
       case 'S':
       case 'F':
@@ -253,7 +258,8 @@ export class Session implements MuxSession {
       this.copyIn = new CopyIn(this.copyHost(), copySql, traits.rewritten ? query(copySql) : frame.bytes, this.ctx.limits);
       return this.copyIn.start(traits.copyFromStdin.binary);
     }
-    return this.runBatch(this.stateless && sql === SESSION_RESET_SQL);
+    const resets = this.stateless && sql === SESSION_RESET_SQL;
+    return this.runBatch(resets, !resets);
   }
 
   /** A Parse: its statement renamed for the session, its traits remembered until the batch ends. */
@@ -275,7 +281,7 @@ export class Session implements MuxSession {
     if (this.pendingTraits.copyInExtended) {
       return this.refuseBatch({ severity: 'ERROR', code: '0A000', message: 'COPY FROM STDIN is supported in a simple Query message only on this compute', hint: 'Send the COPY statement as a simple query (it is how psql and pg-copy-streams send it).' });
     }
-    return this.runBatch();
+    return this.runBatch(false, frame.type === 'S');
   }
 
   /** What a COPY FROM STDIN of this session runs through. */
@@ -301,20 +307,60 @@ export class Session implements MuxSession {
     await this.write(concat([errorResponse(err), readyForQuery(status)]));
   }
 
-  /** `resets`: the batch is the proxy's session reset (see SESSION_RESET_SQL). */
-  private async runBatch(resets = false): Promise<void> {
+  /**
+   * `resets`: the batch is the proxy's session reset (see SESSION_RESET_SQL). `mergeable`: a batch that ends with a
+   * ReadyForQuery and holds nothing refused, which may take the reset buffered behind it into its backend exec.
+   */
+  private runBatch(resets = false, mergeable = false): Promise<void> {
     const bytes = concat(this.pending);
     this.pending = [];
     this.pendingTraits = { listen: false, copyInExtended: false };
+    return this.execute(bytes, resets, mergeable ? this.takeBufferedReset() : null);
+  }
+
+  /** Runs a batch (with the session reset behind it, `thenReset`) and writes its output. */
+  private async execute(bytes: Uint8Array, resets: boolean, thenReset: Uint8Array | null): Promise<void> {
     const wasInTransaction = this.ctx.mux.statusOf(this) !== 'I';
     let out: Uint8Array;
     try {
-      // the proxy's HTTP pool sends its reset with the request's last statement: keep the backend for it
-      out = await this.ctx.mux.run(this, bytes, { resets, holdTurn: this.stateless && this.reader.hasMessage() });
+      // the session's next batch is already here (a stateless session's reset sent with its request): keep the
+      // backend for it, so that no other session's turn falls between them
+      const opts = thenReset ? { thenReset } : { resets, holdTurn: this.stateless && this.hasNext() };
+      out = await this.ctx.mux.run(this, bytes, opts);
     } catch (e) {
-      return this.batchFailed(e, wasInTransaction);
+      await this.batchFailed(e, wasInTransaction);
+      // the request's batch failed (before or under its reset): the reset runs on its own, as if sent alone
+      if (thenReset && this.phase !== 'closed') await this.execute(thenReset, true, null);
+      return;
     }
     await this.write(out);
+  }
+
+  /**
+   * The proxy's session reset, as the backend runs it, when it is the next message already buffered (a stateless
+   * session). Another message taken to look at it is kept as the next one to handle.
+   */
+  private takeBufferedReset(): Uint8Array | null {
+    if (!this.stateless || this.lookahead || !this.reader.hasMessage()) return null;
+    let frame: Message | null;
+    try {
+      frame = this.reader.next();
+    } catch {
+      return null; // an invalid message stays in the reader: drain() takes it next and ends the session
+    }
+    if (!frame) return null;
+    if (frame.type === 'Q' && parseQuery(frame.body) === SESSION_RESET_SQL) {
+      // what onQuery would run for it (its session-scoped rewrites), unless it would do anything else with it
+      const traits = sqlTraits(SESSION_RESET_SQL, this);
+      if (!traits.listen && !traits.identity && !traits.copyFromStdin) return rewriteNames(frame, this.prefix, traits.rewritten).bytes;
+    }
+    this.lookahead = frame;
+    return null;
+  }
+
+  /** A complete message is waiting: taken aside (lookahead) or buffered. */
+  private hasNext(): boolean {
+    return this.lookahead !== null || this.reader.hasMessage();
   }
 
   private async batchFailed(e: unknown, wasInTransaction: boolean): Promise<void> {

@@ -1,0 +1,275 @@
+// The proxy's HTTP pool sends each request with the session reset behind it in one write; on the PGlite engine the
+// compute host runs the two as one backend exec (compute/host/wire/session.ts, multiplexer.ts `thenReset`). Over
+// the wire (real compute host in-process, real PGlite worker, real storage node, the proxy's own compute
+// connection): one backend batch per request, nothing of a request reaches the next one of another session, a
+// failed request still resets, a reset sent later or behind other messages still works. On the multiplexer over an
+// in-process PGlite: the session is judged clean on the reset's part of the output alone, and group commit holds
+// the merged result until its flush.
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type pg from 'pg';
+import { PGlite } from '@electric-sql/pglite';
+import { startTestStorageNode } from './support/storage-node-in-process.ts';
+import type { StorageNode } from '../storage-node/server.ts';
+import { StorageClient } from '../storage-node/client.ts';
+import { createLogger } from '../lib/logger.ts';
+import { createTemplateTimeline } from '../compute/template.ts';
+import { startComputeHost } from '../compute/host/server.ts';
+import type { RunningHost } from '../compute/host/server.ts';
+import { DEFAULT_HOST_OPTIONS } from '../compute/host/host.ts';
+import { Multiplexer } from '../compute/host/multiplexer.ts';
+import type { Backend, MuxSession } from '../compute/host/multiplexer.ts';
+import { STATELESS_CAPTURE_SQL } from '../compute/host/session-state.ts';
+import { BackendConnection } from '../proxy/compute/connection.ts';
+import { readSimpleResult, runQuery, runSimple } from '../proxy/http/sql-executor.ts';
+import { SESSION_RESET_SQL, STATELESS_PARAM } from '../lib/compute-startup.ts';
+import { bind, concat, decodeUtf8, describe as describeMsg, execute, messagesIn, parse, query, sync } from '../lib/pg-wire/index.ts';
+import { HostApi, connectPg } from './support/compute-host.ts';
+import type { StartedCompute } from './support/compute-host.ts';
+
+const TOKEN = 'internal-token-for-reset-merge-tests';
+let root: string;
+let node: StorageNode;
+let host: RunningHost;
+let compute: StartedCompute;
+const conns: BackendConnection[] = [];
+const clients: pg.Client[] = [];
+
+beforeAll(async () => {
+  root = await mkdtemp(join(tmpdir(), 'lakebase-reset-merge-'));
+  node = await startTestStorageNode(root);
+  const template = await createTemplateTimeline({
+    storageUrl: node.url, storageToken: node.token,
+    setupSql: ['CREATE ROLE app LOGIN', 'GRANT ALL ON SCHEMA public TO app', 'CREATE TABLE kv (k int PRIMARY KEY, v text)', 'GRANT ALL ON kv TO app'],
+  });
+  host = await startComputeHost({
+    ...DEFAULT_HOST_OPTIONS, limits: { ...DEFAULT_HOST_OPTIONS.limits }, storageUrl: node.url, storageToken: node.token, token: TOKEN,
+    advertiseHost: '127.0.0.1', poolSize: 1, log: createLogger('compute-host', 'warn'),
+  });
+  const timelineId = (await new StorageClient(node.url, node.token).createTimeline({ ancestorTimelineId: template.timelineId })).timelineId;
+  compute = await new HostApi(host.url).start({ computeId: 'ep-reset-merge', timelineId });
+});
+
+afterAll(async () => {
+  for (const c of conns) c.destroy();
+  for (const c of clients) await c.end().catch(() => {});
+  await host?.close();
+  await node?.close();
+  if (root) await rm(root, { recursive: true, force: true });
+});
+
+/** A connection as the proxy's HTTP pool opens it (stateless). */
+async function statelessConn(): Promise<BackendConnection> {
+  const conn = await BackendConnection.connect(
+    { host: compute.host, port: compute.port, password: TOKEN, engine: 'pglite' as const },
+    { user: 'app', database: 'neondb', extra: { client_encoding: 'UTF8', [STATELESS_PARAM]: 'on' } },
+  );
+  conns.push(conn);
+  return conn;
+}
+
+const budget = () => ({ remaining: 1e9, max: 1e9 });
+const trailer = () => ({ bytes: query(SESSION_RESET_SQL), sent: false });
+
+/** One request as the proxy sends it: the statement, then (same write) the reset; resolves to its JSON text. */
+async function request(conn: BackendConnection, sql: string, params: string[] = []): Promise<string> {
+  const t = trailer();
+  try {
+    return await runQuery(conn, { query: sql, params, arrayMode: false }, { rawText: false }, budget(), t);
+  } finally {
+    expect(t.sent).toBe(true);
+    await readSimpleResult(conn); // the reset: throws on its error
+    expect(conn.txStatus).toBe('I');
+  }
+}
+
+const rowsOf = (json: string): unknown[] => (JSON.parse(json) as { rows: unknown[] }).rows;
+
+async function batches(): Promise<number> {
+  return (await host.host.metrics.batches.get()).values[0]?.value ?? 0;
+}
+
+/** Reads up to `n` ReadyForQuery messages: the types seen ('Z' with its status) and the error codes. */
+async function readResults(conn: BackendConnection, n: number): Promise<{ types: string[]; texts: string[] }> {
+  const types: string[] = [];
+  const texts: string[] = [];
+  let left = n;
+  await conn.read((m) => {
+    types.push(m.type === 'Z' ? `Z${String.fromCharCode(m.body[0])}` : m.type);
+    if (m.type === 'D') texts.push(decodeUtf8(m.body.subarray(6)));
+    return m.type === 'Z' && --left === 0;
+  });
+  return { types, texts };
+}
+
+const extended = (sql: string): Uint8Array => concat([parse(sql), bind([]), describeMsg('P'), execute(), sync()]);
+
+describe('a stateless session with the reset sent behind each request', () => {
+  it('runs each request and its reset as one backend batch', async () => {
+    const conn = await statelessConn();
+    await request(conn, 'SELECT 1'); // the session's first turn
+    const before = await batches();
+    for (let i = 1; i <= 20; i++) expect(rowsOf(await request(conn, 'SELECT $1::int AS n', [String(i)]))).toEqual([{ n: i }]);
+    expect((await batches()) - before).toBe(20);
+  });
+
+  it("leaves nothing of a request (settings, temporary tables, prepared statements) to another session's", async () => {
+    const [one, two] = [await statelessConn(), await statelessConn()];
+    const check = "SELECT current_setting('search_path') AS sp, current_setting('TimeZone') AS tz, current_user AS u, "
+      + "(SELECT count(*)::int FROM pg_prepared_statements) AS prepared, to_regclass('pg_temp.leak') IS NULL AS no_temp";
+    const defaults = rowsOf(await request(two, check));
+    expect(defaults).toMatchObject([{ u: 'app', prepared: 0, no_temp: true }]);
+    for (let i = 0; i < 3; i++) {
+      await runSimple(one, "SET search_path = pg_catalog; SET TimeZone = 'Asia/Tokyo'; CREATE TEMP TABLE leak (id int); PREPARE leak_p AS SELECT 1", trailer());
+      await readSimpleResult(one);
+      await request(one, 'SET search_path = public, pg_catalog');
+      expect(rowsOf(await request(two, check))).toEqual(defaults);
+      expect(rowsOf(await request(one, check))).toEqual(defaults);
+    }
+    const tcp = await connectPg(compute, TOKEN, { user: 'app' });
+    clients.push(tcp);
+    expect((await tcp.query("SELECT current_setting('TimeZone') AS tz, to_regclass('pg_temp.leak') IS NULL AS no_temp")).rows)
+      .toEqual([{ tz: (defaults[0] as { tz: string }).tz, no_temp: true }]);
+  });
+
+  it('resets after a request that failed, and the session serves the next request', async () => {
+    const [one, two] = [await statelessConn(), await statelessConn()];
+    await expect(request(one, 'SELECT 1/0')).rejects.toMatchObject({ fields: { C: '22012' } });
+    // a failed explicit transaction and an open one: the reset's ROLLBACK ends both
+    await expect(runSimple(one, "BEGIN; SET LOCAL TimeZone = 'Asia/Tokyo'; SELECT nope", trailer())).rejects.toMatchObject({ fields: { C: '42703' } });
+    await readSimpleResult(one);
+    expect(one.txStatus).toBe('I');
+    await runSimple(one, "BEGIN; INSERT INTO kv VALUES (1, 'uncommitted')", trailer());
+    await readSimpleResult(one);
+    expect(rowsOf(await request(two, 'SELECT count(*)::int AS n FROM kv'))).toEqual([{ n: 0 }]);
+    expect(rowsOf(await request(one, "INSERT INTO kv VALUES (2, 'x') RETURNING k"))).toEqual([{ k: 2 }]);
+    expect(rowsOf(await request(two, 'SELECT k FROM kv ORDER BY k'))).toEqual([{ k: 2 }]);
+  });
+
+  it('runs a reset that arrives in a later write, and one behind another request, as batches of their own', async () => {
+    const conn = await statelessConn();
+    await request(conn, 'SELECT 1');
+    let before = await batches();
+    conn.write(extended('SELECT 41 + 1'));
+    expect(await readResults(conn, 1)).toMatchObject({ types: ['1', '2', 'T', 'D', 'C', 'ZI'], texts: ['42'] });
+    conn.write(query(SESSION_RESET_SQL));
+    await readSimpleResult(conn);
+    expect((await batches()) - before).toBe(2);
+    // two requests pipelined, the reset behind the second: the first runs alone, the second with the reset
+    before = await batches();
+    conn.write(concat([extended("SET TimeZone = 'Asia/Tokyo'"), extended("SELECT current_setting('TimeZone')"), query(SESSION_RESET_SQL)]));
+    const r = await readResults(conn, 3);
+    expect(r.texts[0]).toBe('Asia/Tokyo');
+    expect(r.types.filter((t) => t.startsWith('Z') || t === 'E')).toEqual(['ZI', 'ZI', 'ZI']);
+    expect((await batches()) - before).toBe(2);
+    expect(rowsOf(await request(conn, "SELECT current_setting('TimeZone') <> 'Asia/Tokyo' AS reset"))).toEqual([{ reset: true }]);
+  });
+});
+
+// ---- the multiplexer itself, over an in-process PGlite --------------------------------------------------------
+
+function muxSession(id: number, statements = new Map<string, Uint8Array>()): MuxSession {
+  return { id, user: 'postgres', prefix: `lb${id}_`, statements, stateless: true, terminate: () => {} };
+}
+
+/** PGlite as the backend, recording what each exec ran. */
+class RecordingBackend implements Backend {
+  readonly execs: { sql: string; deferred: boolean }[] = [];
+  flushes = 0;
+  private gate: (() => void) | null = null;
+  private readonly pg: PGlite;
+  constructor(pg: PGlite) {
+    this.pg = pg;
+  }
+
+  exec(bytes: Uint8Array, opts?: { deferFlush?: boolean }): Promise<Uint8Array> {
+    this.execs.push({ sql: decodeUtf8(bytes), deferred: opts?.deferFlush === true });
+    return this.pg.execProtocolRaw(bytes);
+  }
+
+  /** Flushes wait for openFlush() (else they resolve at once). */
+  holdFlushes = false;
+
+  flush(): Promise<void> {
+    this.flushes++;
+    if (!this.holdFlushes) return Promise.resolve();
+    return new Promise((resolve) => (this.gate = resolve));
+  }
+
+  openFlush(): void {
+    this.gate?.();
+    this.gate = null;
+  }
+}
+
+describe('the multiplexer running a batch with the reset behind it', () => {
+  let pglite: PGlite;
+  beforeAll(async () => {
+    pglite = await PGlite.create();
+  });
+  afterAll(async () => {
+    await pglite?.close();
+  });
+
+  const setUp = (...sessions: MuxSession[]) => {
+    const backend = new RecordingBackend(pglite);
+    const mux = new Multiplexer(backend, { idleInTransactionTimeoutMs: 0 });
+    for (const s of sessions) mux.attach(s);
+    return { backend, mux };
+  };
+
+  it('judges the session clean on the reset alone: an error in the request leaves it clean (no capture at the next hand-off)', async () => {
+    const [a, b] = [muxSession(1), muxSession(2)];
+    const { backend, mux } = setUp(a, b);
+    // the SET is committed, then the request fails (in a transaction block, left failed: 'E' before the reset)
+    const out = await mux.run(a, query('BEGIN; SET search_path = pg_catalog; COMMIT; BEGIN; SELECT 1/0'), { thenReset: query(SESSION_RESET_SQL) });
+    expect(decodeUtf8(out)).toContain('division by zero');
+    expect(mux.statusOf(a)).toBe('I');
+    expect(mux.inTransaction).toBe(false);
+    const n = backend.execs.length;
+    const r = await mux.run(b, query("SELECT current_setting('search_path')"));
+    expect(decodeUtf8(r)).not.toContain('pg_catalog');
+    expect(backend.execs.length - n).toBe(1); // the short hand-off: only b's own batch ran
+    mux.close(new Error('done'));
+  });
+
+  it('judges it unclean when the reset failed, though the request succeeded (the next hand-off captures)', async () => {
+    // another session's named statement: the reset runs as sent (not in its native form)
+    const [a, b, c] = [muxSession(1), muxSession(2), muxSession(3, new Map([['s', parse('SELECT 1', 'lb3_s')]]))];
+    const { backend, mux } = setUp(a, b, c);
+    await mux.run(a, query('SELECT 1'), { thenReset: query('SELECT 1/0') });
+    const n = backend.execs.length;
+    await mux.run(b, query('SELECT 1'));
+    expect(backend.execs.slice(n).some((e) => e.sql.includes(STATELESS_CAPTURE_SQL.slice(0, 60)))).toBe(true);
+    mux.close(new Error('done'));
+  });
+
+  it('runs request and reset in one exec and, deferred for group commit, releases the output only after the flush', async () => {
+    const [a, b] = [muxSession(1), muxSession(2)];
+    const { backend, mux } = setUp(a, b);
+    await mux.run(a, query('SELECT 1'), { thenReset: query(SESSION_RESET_SQL) });
+    backend.holdFlushes = true;
+    // b's request runs while another batch waits: deferred, it shares the group's flush
+    const ra = mux.run(a, query('SELECT 2'), { thenReset: query(SESSION_RESET_SQL) });
+    let released = false;
+    const rb = mux.run(b, query('SELECT 3'), { thenReset: query(SESSION_RESET_SQL) }).then((out) => {
+      released = true;
+      return out;
+    });
+    const rc = mux.run(a, query('SELECT 4'));
+    for (let i = 0; i < 1000 && backend.flushes === 0; i++) await new Promise((r) => setTimeout(r, 5));
+    const merged = backend.execs.filter((e) => e.sql.includes('SELECT 3'));
+    expect(merged).toHaveLength(1);
+    expect(merged[0]).toMatchObject({ deferred: true });
+    expect(merged[0].sql).toContain('DISCARD SEQUENCES');
+    expect(released).toBe(false);
+    backend.openFlush();
+    await Promise.all([ra, rc]);
+    const out = await rb;
+    expect([...messagesIn(out)].filter((m) => m.type === 'Z')).toHaveLength(2); // both ReadyForQuery messages, one output
+    expect(mux.statusOf(b)).toBe('I');
+    mux.close(new Error('done'));
+  });
+});
