@@ -2,7 +2,8 @@
 // lazily unmounts a stale mount left at the mountpoint, and mounts through fuse-native with the options the
 // spike proved (docs/design/postgres-engine.md): allow_other + default_permissions (isolation between computes),
 // no per-operation timeout (a slow fsync must not turn into ETIMEDOUT and a PANIC), and big_writes and
-// max_write=131072 injected through fsname, as fuse-native has no option for them (128 KiB writes, not 4 KiB).
+// max_write=131072 injected through fsname, as fuse-native has no option for them (128 KiB writes, not 4 KiB), and
+// so is negative_timeout (the kernel caches absences too).
 // Not hard_remove: with it libfuse2 answers ENOENT to every read, write, fstat and fsync of a file unlinked while
 // open (its high-level API finds no path for the node and never calls us); without it, libfuse renames such a
 // file to `.fuse_hidden...`, which ops.ts ships as the unlink and keeps serving until the last close.
@@ -103,16 +104,22 @@ function routeFgetattr(fuse: Fuse, ops: Fuse.Operations): void {
   };
 }
 
+/** How long the kernel keeps attributes, names and absences (see mountFuse). */
+const CACHE_SECONDS = 3600;
+
 /** Mounts `ops` at `dir` (which must exist); resolves once the kernel sent FUSE_INIT, i.e. the mount is live. */
 export function mountFuse(FuseCtor: FuseClass, dir: string, ops: Fuse.Operations): Promise<Fuse> {
   const fuse = new FuseCtor(dir, ops, {
     allowOther: true,
     defaultPermissions: true,
-    // this process is the only writer of the mount, so the kernel's page cache and 1 s attributes stay right
+    // Every change to the mount goes through this kernel mount (Postgres' I/O; the server's own writes happen only
+    // with Postgres stopped): the kernel's page cache, attributes, names and absences stay right as long as it keeps
+    // them. Long timeouts spare a round trip to this process on each stat, lookup and failed open (Postgres probes
+    // every relation's _fsm and _vm forks): a backend's start and a start's recovery make hundreds of them.
     kernelCache: true,
-    attrTimeout: 1,
-    entryTimeout: 1,
-    fsname: 'lakebase,big_writes,max_write=131072',
+    attrTimeout: CACHE_SECONDS,
+    entryTimeout: CACHE_SECONDS,
+    fsname: `lakebase,big_writes,max_write=131072,negative_timeout=${CACHE_SECONDS}`,
     timeout: false,
     force: false,
     mkdir: false,
