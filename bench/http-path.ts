@@ -8,6 +8,7 @@
 // engine, 5), LAKEBASE_BENCH_LOOKUPS (sequential lookups for the p50, 1000).
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import http from 'node:http';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { neon, neonConfig, type NeonQueryFunction } from '@neondatabase/serverless';
@@ -27,6 +28,8 @@ const LOOKUPS = knob('LAKEBASE_BENCH_LOOKUPS', 1000);
 const CLIENTS = 32;
 const ROWS = 10_000;
 const AFTER_WAKE = 10;
+/** Rest after a suspend before the wake is timed (see suspend). */
+const SETTLE_MS = 3000;
 const LOOKUP_SQL = 'SELECT v FROM kv WHERE k = $1';
 const COLD_TARGET_MS: Record<EngineName, number> = { pglite: 150, postgres: 250 };
 const exec = promisify(execFile);
@@ -54,6 +57,10 @@ interface EngineResult {
   warm: number;
   tcp: number;
   qps: number;
+  /** CPU the bench process (the 32 neon() clients: the driver and fetch) spent per query of that run, ms. */
+  clientCpuMs: number;
+  /** The same lookups from a lean HTTP client (node:http keep-alive, the driver's request): what the server side serves. */
+  rawQps: number;
   cold: number[];
   afterWake: number[][];
   raw: { ms: number; serverTiming: string | null }[];
@@ -138,22 +145,56 @@ async function nativeWarm(native: NativePostgres): Promise<{ p50: number; qps: n
   }));
 }
 
-async function engineWarm(e: Engine): Promise<Pick<EngineResult, 'warm' | 'tcp' | 'qps'>> {
+async function engineWarm(ctx: Ctx, e: Engine): Promise<Pick<EngineResult, 'warm' | 'tcp' | 'qps' | 'clientCpuMs' | 'rawQps'>> {
   progress(`${e.label}: ${LOOKUPS} sequential lookups with pg through the proxy's TCP port, then with neon()`);
   const tcp = await withClients(e.url, 1, ([c]) => p50Of(() => c.query(LOOKUP_SQL, [key()])));
   const warm = await p50Of(() => lookup(e.sql));
-  progress(`${e.label}: ${CLIENTS} concurrent neon() clients for ${SECONDS} s`);
+  progress(`${e.label}: ${CLIENTS} concurrent neon() clients for ${SECONDS} s, then ${CLIENTS} lean HTTP clients`);
   const sqls = Array.from({ length: CLIENTS }, () => neon(e.url));
-  return { warm, tcp, qps: await throughput(CLIENTS, (w) => lookup(sqls[w])) };
+  const cpu0 = process.cpuUsage();
+  const qps = await throughput(CLIENTS, (w) => lookup(sqls[w]));
+  const cpu = process.cpuUsage(cpu0);
+  const clientCpuMs = (cpu.user + cpu.system) / 1000 / (qps * SECONDS);
+  return { warm, tcp, qps, clientCpuMs, rawQps: await leanThroughput(ctx.stack.sqlUrl, e.url) };
 }
 
-/** Suspends the endpoint; the API answers once the compute stopped, and the endpoint then reads idle. */
+/** Throughput of the driver's HTTP request sent by node:http over kept-alive connections (no fetch, no driver). */
+async function leanThroughput(sqlUrl: string, connString: string): Promise<number> {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: CLIENTS });
+  const u = new URL(sqlUrl);
+  const post = (): Promise<void> => new Promise((resolve, reject) => {
+    const body = JSON.stringify({ query: LOOKUP_SQL, params: [key()] });
+    const req = http.request({
+      host: u.hostname, port: u.port, path: u.pathname, method: 'POST', agent,
+      headers: { 'Neon-Connection-String': connString, 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body) },
+    }, (res) => {
+      res.resume();
+      res.on('end', () => (res.statusCode === 200 ? resolve() : reject(new Error(`HTTP ${res.statusCode}`))));
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+  try {
+    return await throughput(CLIENTS, post);
+  } finally {
+    agent.destroy();
+  }
+}
+
+/**
+ * Suspends the endpoint; the API answers once the compute stopped, and the endpoint then reads idle. Then it rests
+ * (SETTLE_MS): a database wakes after a while at rest, when the host has refilled its pool of pre-started workers,
+ * not while the previous round's refill still runs on the same 2 cores.
+ */
 async function suspend(ctx: Ctx, e: Engine): Promise<void> {
   const path = `/projects/${e.projectId}/endpoints/${e.endpointId}`;
   await ctx.stack.api('POST', `${path}/suspend`);
   for (let i = 0; i < 100; i++) {
     const r = await ctx.stack.api<{ endpoint: { current_state: string } }>('GET', path);
-    if (r.endpoint.current_state === 'idle') return;
+    if (r.endpoint.current_state === 'idle') {
+      await sleep(SETTLE_MS);
+      return;
+    }
     await sleep(50);
   }
   throw new Error(`endpoint ${e.endpointId} did not go idle after suspend`);
@@ -284,14 +325,14 @@ function lookupTable(ctx: Ctx, nat: NativeResult, rs: EngineResult[]): string {
 }
 
 function throughputTable(ctx: Ctx, nat: NativeResult, rs: EngineResult[]): string {
-  const rows = [['native PostgreSQL 15, pg over TCP', fmtNum(nat.qps), '1.00x', '-', '-']];
+  const rows = [['native PostgreSQL 15, pg over TCP', fmtNum(nat.qps), '1.00x', '-', '-', '-', '-']];
   ctx.engines.forEach((e, i) => {
     const q = rs[i].qps;
     const [target, ok] = e.name === 'pglite' ? ['>= 3,000 q/s', q >= 3000] : ['>= 0.5x native', q >= 0.5 * nat.qps];
-    rows.push([`${e.label}, neon() over HTTP`, fmtNum(q), ratio(q, nat.qps), target, met(ok)]);
+    rows.push([`${e.label}, neon() over HTTP`, fmtNum(q), ratio(q, nat.qps), target, met(ok), `${rs[i].clientCpuMs.toFixed(2)} ms`, fmtNum(rs[i].rawQps)]);
   });
   return printTable(`Point lookups with ${CLIENTS} concurrent clients for ${SECONDS} s (queries/s)`,
-    ['path', 'queries/s', 'vs native', 'target', 'met'], rows);
+    ['path', 'queries/s', 'vs native', 'target', 'met', 'client CPU per query (driver + fetch)', 'queries/s, lean HTTP client'], rows);
 }
 
 const spread = (xs: number[]): string[] => [fmtMs(percentile(xs, 50)), fmtMs(Math.min(...xs)), fmtMs(Math.max(...xs))];
@@ -335,7 +376,7 @@ function serverTimingTable(ctx: Ctx, rs: EngineResult[]): string {
 }
 
 async function measureEngine(ctx: Ctx, e: Engine): Promise<EngineResult> {
-  const warm = await engineWarm(e);
+  const warm = await engineWarm(ctx, e);
   const cold = await coldStarts(ctx, e);
   const raw = await rawColdStarts(ctx, e);
   return { ...warm, ...cold, raw, branch: await branchStarts(ctx, e) };

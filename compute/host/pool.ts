@@ -1,14 +1,15 @@
 // Pre-started compute workers: each has loaded PGlite's JavaScript, instantiated the compiled wasm module and set
 // up the Emscripten runtime, and waits (in its filesystem's initialSyncFs) for a timeline. Taking one leaves a
-// start with the Postgres start-up alone. Refills run one worker at a time, a little after a take, so they do not
-// compete for the CPU with the start that took the worker.
+// start with the Postgres start-up alone. Refills run one worker at a time, well after a take (a worker's spawn is
+// hundreds of ms of CPU: begun 250 ms after the take, it tripled the PGlite start it overlapped on 2 cores, and
+// slowed that compute's first queries), so that they do not compete with the start that took the worker.
 import { spawnComputeWorker } from '../compute.ts';
 import type { ComputeWorker, SpawnOptions } from '../compute.ts';
 import type { Logger } from '../../lib/logger.ts';
 
 export interface PoolOptions extends SpawnOptions {
   size: number;
-  /** Delay before a refill after a take (default 250 ms). */
+  /** Delay before a refill after a take (default 2 s). */
   refillDelayMs?: number;
   log: Logger;
   onChange?: (idle: number) => void;
@@ -57,7 +58,7 @@ export class WorkerPool {
     this.timer = setTimeout(() => {
       this.timer = null;
       void this.refill();
-    }, this.opts.refillDelayMs ?? 250);
+    }, this.opts.refillDelayMs ?? 2000);
     this.timer.unref();
   }
 
