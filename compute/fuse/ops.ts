@@ -127,16 +127,10 @@ export class FuseHandlers {
       for (const [name, c] of n.children) if (!c.hidden) names.push(name);
       cb(0, names);
     },
-    opendir: (path, _flags, cb) => {
-      this.count('opendir');
-      const n = this.tree.lookup(path);
-      if (!n) return cb(ENOENT);
-      cb(n.children ? 0 : -E.ENOTDIR, 0);
-    },
-    releasedir: (_path, _fd, cb) => {
-      this.count('releasedir');
-      cb(0);
-    },
+    // No opendir, releasedir or flush: they had nothing to do, and an operation left out is answered inside libfuse
+    // (opendir, releasedir) or never sent again (flush: the kernel stops after the first ENOSYS), instead of a round
+    // trip into this event loop on every opendir and every close() (a backend's start opens and closes dozens of
+    // relation files). The kernel checks a lookup's ENOENT and a file's ENOTDIR before an opendir.
     fsyncdir: (_path, _datasync, _fd, cb) => {
       this.count('fsyncdir');
       this.sync(cb);
@@ -153,10 +147,6 @@ export class FuseHandlers {
       const n = this.fds.get(fd);
       this.fds.delete(fd);
       if (n && --n.openCount === 0 && n.unlinked) this.pages.drop(n);
-      cb(0);
-    },
-    flush: (_path, _fd, cb) => {
-      this.count('flush');
       cb(0);
     },
     utimens: (path, atime, mtime, cb) => {

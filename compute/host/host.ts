@@ -193,7 +193,7 @@ export class ComputeHost {
   private async postgresCompute(req: StartRequest, need: number): Promise<PostgresCompute> {
     return new PostgresCompute({
       computeId: req.computeId, timelineId: req.timelineId, lsn: req.lsn, readOnly: req.readOnly ?? false, roles: req.roles ?? [],
-      cacheBytes: this.opts.pageCacheBytes, sharedBuffersBytes: this.opts.sharedBuffersBytes, reservedBytes: need,
+      database: req.database ?? 'neondb', cacheBytes: this.opts.pageCacheBytes, sharedBuffersBytes: this.opts.sharedBuffersBytes, reservedBytes: need,
     }, {
       storageUrl: this.opts.storageUrl, storageToken: this.opts.storageToken, listenHost: this.opts.listenHost, advertiseHost: this.opts.advertiseHost,
       runDir: await this.runDir(), uids: this.uids, guardLibrary: () => guardLibrary(), takeSpareFuse: () => this.takeSpareFuse(),

@@ -20,6 +20,8 @@ import type { UidPool } from './uid-pool.ts';
 export interface PostgresComputeConfig extends EngineComputeConfig {
   lsn?: number;
   roles: RoleVerifier[];
+  /** The endpoint's database: the host's monitoring session opens it, so that clients find its catalogs warm. */
+  database: string;
   cacheBytes: number;
   sharedBuffersBytes: number;
 }
@@ -115,7 +117,7 @@ export class PostgresCompute implements EngineCompute {
       // the hint's pages, fetched in bulk at mount, are read by the start too
       this.pagesFetched = (await this.fuse!.stats()).pagesFetched + this.fuse!.startInfo.prefetchPages;
       // the kept monitoring connection does the role check too: one backend start less
-      this.monitor = await connectAdmin(this.at, 'postgres');
+      this.monitor = await this.connectMonitor();
       if (!this.config.readOnly) await syncVerifiers(this.monitor, this.config.roles);
       mark('roles');
       // The pages read from the mount on are what the next start prefetches (the FUSE server writes the hint at a
@@ -148,6 +150,20 @@ export class PostgresCompute implements EngineCompute {
   }
 
   /** Mounts the timeline and starts PostgreSQL on it. */
+  /**
+   * The host's monitoring session, in the endpoint's database: its start reads that database's catalogs (and writes
+   * its relcache init file) while the start is still under way, so that the first client's login finds them warm.
+   * A database dropped since falls back to `postgres`.
+   */
+  private async connectMonitor(): Promise<pg.Client> {
+    try {
+      return await connectAdmin(this.at, this.config.database);
+    } catch (e) {
+      if ((e as { code?: string }).code !== '3D000') throw e;
+      return connectAdmin(this.at, 'postgres');
+    }
+  }
+
   private async launch(mark: (phase: string) => void = () => undefined): Promise<void> {
     const gen = ++this.generation;
     const c = this.config;
