@@ -21,7 +21,7 @@
 //   Postgres under its own uid. Root still sees everything (the host and this server are the trusted base).
 // - Never shipped: postmaster.pid, postmaster.opts and `localFiles` (e.g. standby.signal), nor symlinks.
 // - Prefetch hint: a writable mount of a data directory records the pages Postgres reads from its mount until
-//   startDone() (or 10 s, or 2,048 pages); a clean stop writes them as `lakebase.prefetch` (a real file of the
+//   startDone() (or 10 s, or 1,024 pages); a clean stop writes them as `lakebase.prefetch` (a real file of the
 //   timeline, visible in the mount) when they differ from the hint the mount started with, and the next start
 //   of the timeline or of a branch fetches them in bulk at mount (compute/storage-fs/prefetch.ts).
 // - Start errors (not root, no /dev/fuse, no libfuse2/fusermount) reject start() saying what to install or do.

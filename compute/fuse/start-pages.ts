@@ -13,7 +13,7 @@ import type { FsNode } from './tree.ts';
  * find them prefetched.
  */
 export const START_WINDOW_MS = 10_000;
-export const START_WINDOW_PAGES = 2048;
+export const START_WINDOW_PAGES = 1024;
 
 export class StartPages {
   private readonly byNode = new Map<FsNode, Set<number>>();

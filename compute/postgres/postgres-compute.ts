@@ -122,7 +122,7 @@ export class PostgresCompute implements EngineCompute {
       mark('roles');
       // The pages read from the mount on are what the next start prefetches (the FUSE server writes the hint at a
       // clean stop): the window stays open for the first queries too (their catalog and index pages), and closes by
-      // itself (compute/fuse/start-pages.ts: 10 s from the mount, or 2,048 pages).
+      // itself (compute/fuse/start-pages.ts: 10 s from the mount, or 1,024 pages).
       this.log.info({ phasesMs: this.phases }, 'postgres compute start phases');
     } catch (e) {
       await this.teardown();

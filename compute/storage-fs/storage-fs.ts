@@ -14,8 +14,8 @@ import type { FsStats } from '@electric-sql/pglite/basefs';
 import type { FileEntry, FileOp, PageRef, WriteBatch } from '../../storage-node/api/types.ts';
 import { PAGE_SIZE } from '../../storage-node/api/types.ts';
 
-/** Most pages the start phase records for the prefetch hint (16 MiB): a big scan among the first queries is not worth a prefetch. */
-const MAX_START_PAGES = 2048;
+/** Most pages the start phase records for the prefetch hint (8 MiB, what a start can fetch in bulk in a few ms): a big scan among the first queries is not worth a prefetch. */
+const MAX_START_PAGES = 1024;
 
 /** How the filesystem reaches the storage node; both calls block the calling thread. */
 export interface SyncBackend {
