@@ -4,7 +4,10 @@
 // connection): one backend batch per request, nothing of a request reaches the next one of another session, a
 // failed request still resets, a reset sent later or behind other messages still works. On the multiplexer over an
 // in-process PGlite: the session is judged clean on the reset's part of the output alone, and group commit holds
-// the merged result until its flush.
+// the merged result until its flush. The reset of a session alone on the backend runs as DISCARD ALL and the
+// session's identity (several Queries, answered as one): what each request leaves (an open or failed transaction,
+// a WITH HOLD cursor, an advisory lock, currval, SET ROLE) is gone, and another session's named statement (then
+// the reset runs as sent) survives.
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -42,7 +45,10 @@ beforeAll(async () => {
   node = await startTestStorageNode(root);
   const template = await createTemplateTimeline({
     storageUrl: node.url, storageToken: node.token,
-    setupSql: ['CREATE ROLE app LOGIN', 'GRANT ALL ON SCHEMA public TO app', 'CREATE TABLE kv (k int PRIMARY KEY, v text)', 'GRANT ALL ON kv TO app'],
+    setupSql: [
+      'CREATE ROLE app LOGIN', 'CREATE ROLE grp', 'GRANT grp TO app', 'GRANT ALL ON SCHEMA public TO app', 'CREATE TABLE kv (k int PRIMARY KEY, v text)',
+      'GRANT ALL ON kv TO app', 'CREATE SEQUENCE seq', 'GRANT ALL ON seq TO app',
+    ],
   });
   host = await startComputeHost({
     ...DEFAULT_HOST_OPTIONS, limits: { ...DEFAULT_HOST_OPTIONS.limits }, storageUrl: node.url, storageToken: node.token, token: TOKEN,
@@ -148,6 +154,60 @@ describe('a stateless session with the reset sent behind each request', () => {
     expect(rowsOf(await request(two, 'SELECT k FROM kv ORDER BY k'))).toEqual([{ k: 2 }]);
   });
 
+  it('answers the reset as one Query, and ends a transaction the request left open or failed', async () => {
+    const [one, two] = [await statelessConn(), await statelessConn()];
+    await request(one, 'SELECT 1');
+    for (const [sql, status] of [['BEGIN; SELECT 1', 'ZT'], ['BEGIN; SELECT 1/0', 'ZE'], ['SELECT 1', 'ZI']]) {
+      one.write(concat([query(sql), query(SESSION_RESET_SQL)]));
+      const { types } = await readResults(one, 2);
+      const reset = types.slice(types.indexOf(status) + 1);
+      // the reset's part: no error, no notice (no ROLLBACK warning), exactly one ReadyForQuery, idle
+      expect(reset.filter((t) => t === 'E' || t === 'N' || t.startsWith('Z'))).toEqual(['ZI']);
+      expect(one.txStatus).toBe('I');
+    }
+    await runSimple(one, "BEGIN; INSERT INTO kv VALUES (7, 'open')", trailer());
+    await readSimpleResult(one);
+    expect(rowsOf(await request(two, 'SELECT count(*)::int AS n FROM kv WHERE k = 7'))).toEqual([{ n: 0 }]);
+    expect(rowsOf(await request(one, 'SELECT count(*)::int AS n FROM kv WHERE k = 7'))).toEqual([{ n: 0 }]);
+  });
+
+  it('leaves no cursor WITH HOLD, advisory lock, currval or SET ROLE of a request to the next one', async () => {
+    const [one, two] = [await statelessConn(), await statelessConn()];
+    await request(one, 'DECLARE held CURSOR WITH HOLD FOR SELECT 1');
+    await expect(request(one, 'FETCH held')).rejects.toMatchObject({ fields: { C: '34000' } });
+    await request(one, 'SELECT pg_advisory_lock(7)');
+    const locks = "SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory'";
+    expect(rowsOf(await request(one, locks))).toEqual([{ n: 0 }]);
+    await request(one, "SELECT nextval('seq')");
+    await expect(request(one, "SELECT currval('seq')")).rejects.toMatchObject({ fields: { C: '55000' } });
+    await request(one, 'SET ROLE grp');
+    const who = "SELECT current_user AS u, current_setting('role') AS r";
+    expect(rowsOf(await request(one, who))).toEqual([{ u: 'app', r: 'none' }]);
+    await request(one, 'SET ROLE grp');
+    expect(rowsOf(await request(two, who))).toEqual([{ u: 'app', r: 'none' }]);
+  });
+
+  it("keeps another session's named prepared statement (the reset runs as sent), and resets all the same", async () => {
+    const one = await statelessConn();
+    const tcp = await connectPg(compute, TOKEN, { user: 'app' });
+    try {
+      const keep = (n: number) => tcp.query({ name: 'keep', text: 'SELECT $1::int AS n', values: [n] });
+      expect((await keep(1)).rows).toEqual([{ n: 1 }]);
+      await request(one, "SET TimeZone = 'Asia/Tokyo'");
+      await request(one, 'CREATE TEMP TABLE leak (id int)');
+      await request(one, 'PREPARE mine AS SELECT 1');
+      await request(one, "SELECT pg_advisory_lock(8), nextval('seq')");
+      await expect(request(one, "SELECT currval('seq')")).rejects.toMatchObject({ fields: { C: '55000' } });
+      const check = "SELECT current_setting('TimeZone') <> 'Asia/Tokyo' AS tz, to_regclass('pg_temp.leak') IS NULL AS no_temp, "
+        + "(SELECT count(*)::int FROM pg_prepared_statements WHERE from_sql) AS prepared, "
+        + "(SELECT count(*)::int FROM pg_locks WHERE locktype = 'advisory') AS locks";
+      expect(rowsOf(await request(one, check))).toEqual([{ tz: true, no_temp: true, prepared: 0, locks: 0 }]);
+      expect((await keep(2)).rows).toEqual([{ n: 2 }]);
+    } finally {
+      await tcp.end();
+    }
+  });
+
   it('runs a reset that arrives in a later write, and one behind another request, as batches of their own', async () => {
     const conn = await statelessConn();
     await request(conn, 'SELECT 1');
@@ -246,6 +306,50 @@ describe('the multiplexer running a batch with the reset behind it', () => {
     mux.close(new Error('done'));
   });
 
+  it('runs the reset of a session alone as DISCARD ALL and its identity, a ROLLBACK only after an open transaction', async () => {
+    const [a, b] = [muxSession(1), muxSession(2)];
+    const { backend, mux } = setUp(a, b);
+    await mux.run(a, query('SELECT 1'), { thenReset: query(SESSION_RESET_SQL) });
+    let n = backend.execs.length;
+    const out = await mux.run(a, query('SELECT 2'), { thenReset: query(SESSION_RESET_SQL) });
+    expect(backend.execs.slice(n).map((e) => e.sql)).toEqual([expect.stringContaining('DISCARD ALL')]);
+    expect(backend.execs.at(-1)?.sql).not.toContain('ROLLBACK');
+    const types = (o: Uint8Array) => [...messagesIn(o)].map((m) => (m.type === 'Z' ? `Z${String.fromCharCode(m.body[0])}` : m.type));
+    expect(types(out)).toEqual(['T', 'D', 'C', 'ZI', 'C', 'C', 'ZI']);
+    // the request leaves a transaction open: DISCARD ALL refuses it, the reset runs again after a ROLLBACK
+    n = backend.execs.length;
+    const open = await mux.run(a, query('BEGIN; CREATE TEMP TABLE t (x int)'), { thenReset: query(SESSION_RESET_SQL) });
+    expect(backend.execs.length - n).toBe(2);
+    expect(backend.execs.at(-1)?.sql).toMatch(/^.{5}ROLLBACK/s);
+    expect(types(open)).toEqual(['C', 'C', 'ZT', 'C', 'C', 'C', 'ZI']);
+    expect(mux.statusOf(a)).toBe('I');
+    // a reset sent on its own, inside a transaction: the ROLLBACK goes first
+    await mux.run(a, query('BEGIN'));
+    const alone = await mux.run(a, query(SESSION_RESET_SQL), { resets: true });
+    expect(backend.execs.at(-1)?.sql).toMatch(/^.{5}ROLLBACK/s);
+    expect(types(alone)).toEqual(['C', 'C', 'C', 'ZI']);
+    // all clean: b's turn is the short hand-off
+    n = backend.execs.length;
+    expect(decodeUtf8(await mux.run(b, query("SELECT to_regclass('pg_temp.t') IS NULL AS gone")))).toContain('gone');
+    expect(backend.execs.length - n).toBe(1);
+    mux.close(new Error('done'));
+  });
+
+  it('runs a full hand-off next when the identity after DISCARD ALL failed (the backend is the superuser then)', async () => {
+    await pglite.exec('CREATE ROLE doomed SUPERUSER');
+    const a: MuxSession = { ...muxSession(1), user: 'doomed' };
+    const b = muxSession(2);
+    const { mux } = setUp(a, b);
+    await mux.run(a, query('SELECT 1'), { thenReset: query(SESSION_RESET_SQL) });
+    const out = await mux.run(a, query('SET SESSION AUTHORIZATION postgres; DROP ROLE doomed'), { thenReset: query(SESSION_RESET_SQL) });
+    expect(decodeUtf8(out)).toContain('role "doomed" does not exist');
+    expect([...messagesIn(out)].filter((m) => m.type === 'Z')).toHaveLength(2);
+    // the session's own next batch does not run as the superuser: its hand-off finds its role gone
+    await expect(mux.run(a, query('SELECT current_user'))).rejects.toMatchObject({ name: 'SessionRefused' });
+    expect(decodeUtf8(await mux.run(b, query('SELECT 1 AS one')))).toContain('one');
+    mux.close(new Error('done'));
+  });
+
   it('runs request and reset in one exec and, deferred for group commit, releases the output only after the flush', async () => {
     const [a, b] = [muxSession(1), muxSession(2)];
     const { backend, mux } = setUp(a, b);
@@ -263,7 +367,7 @@ describe('the multiplexer running a batch with the reset behind it', () => {
     const merged = backend.execs.filter((e) => e.sql.includes('SELECT 3'));
     expect(merged).toHaveLength(1);
     expect(merged[0]).toMatchObject({ deferred: true });
-    expect(merged[0].sql).toContain('DISCARD SEQUENCES');
+    expect(merged[0].sql).toContain('DISCARD ALL');
     expect(released).toBe(false);
     backend.openFlush();
     await Promise.all([ra, rc]);

@@ -21,12 +21,13 @@
 // A stateless session's request and the proxy's session reset sent with it can run as one item (`thenReset`): one
 // exec of both, one output. It stands for the two items it replaces: the session's state after it is the reset's
 // (its status, and `clean` judged on the reset's part of the output alone), and cancel, failure and group commit
-// are those of the request's batch.
+// are those of the request's batch. A reset of a session alone on the backend runs as Postgres' DISCARD ALL and
+// the session's identity (session-state.ts, nativeResetQueries), several Queries answered as the one the proxy sent.
 import { close, concat, query, readInt32, sync } from '../../lib/pg-wire/index.ts';
 import type { ErrorFields, TxStatus } from '../../lib/pg-wire/index.ts';
-import { errorsIn, lastReadyStatus } from './wire/backend-output.ts';
+import { dropMessages, errorsIn, lastReadyStatus } from './wire/backend-output.ts';
 import {
-  bringBackSql, CAPTURE_SQL, dropSql, nativeResetSql, STATELESS_CAPTURE_SQL, identitySql, parseCapture, putAwaySql, resultsOf, roleSql, settingsSql, SUPERUSER,
+  bringBackSql, CAPTURE_SQL, dropSql, nativeResetQueries, STATELESS_CAPTURE_SQL, identitySql, parseCapture, putAwaySql, resultsOf, roleSql, settingsSql, SUPERUSER,
 } from './session-state.ts';
 import type { QueryResult, SavedState, TempRelation } from './session-state.ts';
 
@@ -350,7 +351,7 @@ export class Multiplexer {
       // while others wait (or a group is open), the batch's changes wait for the group's one write batch
       defer = !item.internal && (this.held.length > 0 || this.queue.length > 0 || this.othersBusy(s));
       if ((!item.internal || item.asSession) && st) await this.prepareFor(s, st, defer);
-      const out = item.work ? await item.work() : await this.execStatement(this.batchBytes(item), defer);
+      const out = item.work ? await item.work() : await this.runClientBatch(item, st, defer);
       // a session's clean-up (work) leaves nothing open: it ends with its ROLLBACKs, if any
       const status = item.work ? 'I' : lastReadyStatus(out);
       // no ReadyForQuery (a Flush in the middle of an extended-protocol batch): the batch is not over
@@ -392,16 +393,42 @@ export class Multiplexer {
   }
 
   /**
-   * What a batch runs: a reset (alone or behind the request) of a session alone on the backend in its native form
-   * (see nativeResetSql). Judged before the request runs: nothing else runs on the backend until the reset did.
+   * Runs a client batch, with the reset behind it (`thenReset`) in the same exec. A reset (alone or behind the
+   * request) of a session alone on the backend runs in its native form, judged before the request runs: nothing else
+   * runs on the backend until the reset did.
    */
-  private batchBytes(item: Item): Uint8Array {
-    const native = (item.resets || item.thenReset) && this.aloneOnBackend(item.session) ? query(nativeResetSql(item.session.user)) : null;
-    if (item.thenReset) return concat([item.bytes, native ?? item.thenReset]);
-    return native ?? item.bytes;
+  private runClientBatch(item: Item, st: SessionState | undefined, defer: boolean): Promise<Uint8Array> {
+    if ((item.resets || item.thenReset) && this.aloneOnBackend(item.session)) return this.runNativeReset(item, st, defer);
+    return this.execStatement(item.thenReset ? concat([item.bytes, item.thenReset]) : item.bytes, defer);
   }
 
-  /** No other session has statements or hidden temporary relations on the backend (see nativeResetSql). */
+  /**
+   * The reset as DISCARD ALL and the session's identity (nativeResetQueries), its output made that of the one
+   * simple Query the proxy sent: the request's output as it was, then the reset's messages with one ReadyForQuery.
+   */
+  private async runNativeReset(item: Item, st: SessionState | undefined, defer: boolean): Promise<Uint8Array> {
+    const user = item.session.user;
+    const bytes = (rollback: boolean): Uint8Array => concat(nativeResetQueries(user, rollback).map((q) => query(q)));
+    // a reset alone knows whether the session is in a transaction; one behind a request learns it from the output
+    const rollback = item.resets === true && st !== undefined && st.status !== 'I';
+    const out = await this.execStatement(item.thenReset ? concat([item.bytes, bytes(rollback)]) : bytes(rollback), defer);
+    const [request, first] = item.thenReset ? splitAfterFirstReady(out) : [out.subarray(0, 0), out];
+    let reset = first;
+    let queries = nativeResetQueries(user, rollback).length;
+    const status = lastReadyStatus(reset);
+    if (status === 'T' || status === 'E') {
+      // the request left a transaction open (rare over HTTP), which DISCARD ALL refused: ROLLBACK, then all again
+      reset = await this.execStatement(bytes(true), defer);
+      queries = nativeResetQueries(user, true).length;
+    }
+    const results = resultsOf(reset);
+    // DISCARD ALL made the backend the superuser and its identity failed: the next batch, whoever's, starts with a
+    // full hand-off (nothing of the session is left to capture)
+    if (results.at(-1)?.error && results.length >= 2 && !results.at(-2)?.error) this.resident = null;
+    return concat([request, dropMessages(reset, 'Z', queries - 1)]);
+  }
+
+  /** No other session has statements or hidden temporary relations on the backend (see nativeResetQueries). */
   private aloneOnBackend(s: MuxSession): boolean {
     if (this.pendingDrops.length > 0) return false;
     for (const [other, st] of this.sessions) {
@@ -563,17 +590,19 @@ export class Multiplexer {
  * reset's part of the output (after the request's ReadyForQuery) ended idle without an error.
  */
 function leftClean(item: Item, out: Uint8Array): boolean {
-  const reset = item.thenReset ? afterFirstReady(out) : item.resets ? out : null;
+  const reset = item.thenReset ? splitAfterFirstReady(out)[1] : item.resets ? out : null;
   return reset !== null && lastReadyStatus(reset) === 'I' && errorsIn(reset).length === 0;
 }
 
-/** The messages after the first ReadyForQuery (lengths already checked by lastReadyStatus). */
-function afterFirstReady(out: Uint8Array): Uint8Array {
+/** A run of messages cut after its first ReadyForQuery (the rest empty if it has none). */
+function splitAfterFirstReady(out: Uint8Array): [Uint8Array, Uint8Array] {
   let off = 0;
   while (off + 5 <= out.length) {
-    const next = off + 1 + readInt32(out, off + 1);
-    if (out[off] === 0x5a /* Z */) return out.subarray(next);
+    const len = readInt32(out, off + 1);
+    if (len < 4) break; // not a message: lastReadyStatus, run on every output, reports it
+    const next = off + 1 + len;
+    if (out[off] === 0x5a /* Z */) return [out.subarray(0, next), out.subarray(next)];
     off = next;
   }
-  return out.subarray(out.length);
+  return [out, out.subarray(out.length)];
 }

@@ -135,13 +135,17 @@ export function settingsSql(settings: [string, string][]): string {
 }
 
 /**
- * The proxy's session reset (SESSION_RESET_SQL) with Postgres' own DEALLOCATE ALL and DISCARD TEMP, for when no
- * other session has anything on the backend they would touch (named statements, hidden temporary relations): the
- * session-scoped forms the client's text is rewritten to are PL/pgSQL loops over the catalogs, ~1 ms per request.
- * `SET SESSION AUTHORIZATION DEFAULT` is the session's own role here (the backend's default is the superuser).
+ * The proxy's session reset (SESSION_RESET_SQL) as Postgres' own DISCARD ALL, for when no other session has anything
+ * on the backend it would touch (named statements, hidden temporary relations): the session-scoped forms the
+ * client's text is rewritten to are PL/pgSQL loops over the catalogs, ~1 ms per request. DISCARD ALL is the reset's
+ * CLOSE ALL, RESET ALL, DEALLOCATE ALL, UNLISTEN *, pg_advisory_unlock_all(), DISCARD TEMP and DISCARD SEQUENCES in
+ * one statement (plus DISCARD PLANS: cached plans are only marked for re-planning), and far cheaper than those as a
+ * multi-statement Query. It must be a Query of its own (it refuses an implicit transaction block) and fails inside a
+ * transaction: `rollback` puts a ROLLBACK first when one is known to be open (outside one, ROLLBACK costs a WARNING
+ * sent and logged). Its `SET SESSION AUTHORIZATION DEFAULT` is the backend's superuser: the session's identity follows.
  */
-export function nativeResetSql(user: string): string {
-  return `ROLLBACK; CLOSE ALL; ${identitySql(user)}; RESET ALL; DEALLOCATE ALL; UNLISTEN *; SELECT pg_catalog.pg_advisory_unlock_all(); DISCARD TEMP; DISCARD SEQUENCES`;
+export function nativeResetQueries(user: string, rollback: boolean): string[] {
+  return [...(rollback ? ['ROLLBACK'] : []), 'DISCARD ALL', identitySql(user)];
 }
 
 export function identitySql(user: string): string {
