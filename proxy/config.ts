@@ -42,7 +42,9 @@ export const PROXY_CONFIG = defineConfig({
     maxRequestBytes: option(bytes({ min: 0 }), { help: 'SQL-over-HTTP request limit', defaultText: '10485760' }),
     maxResponseBytes: option(bytes({ min: 0 }), { help: 'SQL-over-HTTP response limit', defaultText: '10485760' }),
     rateLimits: option(rateLimits, { help: 'per-endpoint new-connection limits, e.g. 500/1000,300/60000,200/600000 (rps/windowMs)' }),
-    poolMaxIdle: option(count('connections'), { help: 'idle compute connections kept per (endpoint, database, role)', default: 20 }),
+    // As many as one endpoint may hold at once: a lower cap closed connections that the next burst reopened, and
+    // that churn ran into Neon's new-connection rate limits (200 per 10 minutes) under 32 steady clients
+    poolMaxIdle: option(count('connections'), { help: 'idle compute connections kept per (endpoint, database, role)', default: 50 }),
     poolIdleTimeoutMs: option(ms(), { help: 'close idle pooled connections after this', default: 300_000 }),
     handshakeTimeoutMs: option(ms(), { help: 'wire startup must finish within this', defaultText: '15000' }),
     tlsCert: option(text('FILE'), { help: "TLS on the TCP port (with --tls-key; SSLRequest answered 'S'; SNI routing)" }),

@@ -138,7 +138,7 @@ function proxyDependencies(config: ProxyConfig, metrics: ProxyMetrics, logger: L
     role: (endpointId, role) => auth.roles.invalidate(endpointId, role),
     all: () => auth.roles.invalidateAll(),
   });
-  const pool = new BackendPool(connector, { maxIdlePerKey: 20, idleTimeoutMs: 5 * 60_000, maxPerEndpoint: 50, ...config.pool });
+  const pool = new BackendPool(connector, { maxIdlePerKey: 50, idleTimeoutMs: 5 * 60_000, maxPerEndpoint: 50, ...config.pool });
   const wire: WireSessionDeps = {
     auth,
     connector,
