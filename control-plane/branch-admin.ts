@@ -11,6 +11,9 @@ import type { Plane } from './plane.ts';
 import { dropTimelines, withComputesStopped } from './timelines.ts';
 
 /** Where in a branch's history: its head, an LSN, or the state as of a time. */
+/** The most a branch's creation waits for its parent's checkpoint (a busy compute's may take longer: it goes on). */
+const CHECKPOINT_WAIT_MS = 2000;
+
 export type PointInTime = { lsn: number } | { timestamp: string } | Record<string, never>;
 
 export interface NewEndpointSpec {
@@ -73,6 +76,15 @@ export class BranchAdmin {
     }
   }
 
+  /** A branch at the head: the parent's running read-write compute checkpoints first (EndpointManager.checkpointIfRunning). */
+  private async checkpointParent(parentId: string): Promise<void> {
+    const s = this.plane.state.current;
+    const writer = Object.values(s.endpoints).find((e) => e.branch_id === parentId && e.type === 'read_write');
+    if (!writer) return;
+    const database = s.databases.find((d) => d.branch_id === parentId)?.name ?? 'neondb';
+    await this.plane.endpoints.checkpointIfRunning(writer.id, database, CHECKPOINT_WAIT_MS);
+  }
+
   create(projectId: string, input: CreateBranchInput): Promise<{ branch: BranchRecord; endpoints: EndpointRecord[]; operations: OperationRecord[] }> {
     return this.plane.lock.run(projectId, async () => {
       const s0 = this.plane.state.current;
@@ -81,6 +93,7 @@ export class BranchAdmin {
       if (input.name !== undefined) assertNameFree(s0, projectId, input.name);
       if (input.endpoints.filter((e) => e.type === 'read_write').length > 1) throw badRequest('a branch can have at most one read_write endpoint');
       const started = Date.now();
+      if (!('lsn' in input.at) && !('timestamp' in input.at)) await this.checkpointParent(parent.id);
       const t = await this.branchTimeline(parent.timeline_id, input.at);
       const now = new Date().toISOString();
       const id = newBranchId();

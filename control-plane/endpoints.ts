@@ -171,7 +171,25 @@ export class EndpointManager {
     return [...this.hosts].sort((a, b) => (load.get(a.baseUrl) ?? 0) - (load.get(b.baseUrl) ?? 0))[0];
   }
 
-  /** Stops the endpoint's compute (flushing it) and marks the endpoint idle. */
+  /**
+   * Asks the running compute of the endpoint, if any, for a CHECKPOINT, waiting at most `waitMs`: a branch made at
+   * the head right after starts from a recent checkpoint, so its first start (a crash recovery: the branch point is
+   * no clean shutdown) replays next to nothing (a never-started PGlite branch: 204-271 ms of Postgres start against
+   * 95 ms). Best effort: a suspended endpoint needs none (its stop was a shutdown checkpoint), and a failure or a
+   * slow checkpoint only costs the branch's first start time.
+   */
+  async checkpointIfRunning(endpointId: string, database: string, waitMs: number): Promise<void> {
+    const loc = this.running.get(endpointId);
+    const host = loc && this.hosts.find((h) => h.baseUrl === loc.hostUrl);
+    if (!host) return;
+    const done = host.adminSql(endpointId, { database, statements: ['CHECKPOINT'] }).catch((e: unknown) => {
+      this.log.warn({ endpointId, err: String(e) }, 'checkpoint before a branch failed; the branch starts with a longer recovery');
+    });
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([done, new Promise<void>((r) => (timer = setTimeout(r, waitMs)))]);
+    clearTimeout(timer);
+  }
+
   /** Runs statements as the superuser of the endpoint's compute, woken if suspended. */
   async adminSql(endpointId: string, database: string, statements: string[]): Promise<void> {
     const loc = await this.wake(endpointId);

@@ -162,6 +162,24 @@ describe('lakebase start', () => {
     expect(Number(/^lakebase_proxy_wake_step_seconds_count\{step="wake"\} (\d+)/m.exec(proxyMetrics)?.[1])).toBeGreaterThanOrEqual(1);
   });
 
+  it('a branch at the head of a running endpoint is taken right after a checkpoint of its parent, and holds its rows', async () => {
+    const sql = neon(stack.project.connectionString);
+    await sql`CREATE TABLE IF NOT EXISTS branch_ckpt (id int)`;
+    await sql`INSERT INTO branch_ckpt SELECT generate_series(1, 500)`;
+    const [{ lsn: before }] = (await sql`SELECT checkpoint_lsn::text AS lsn FROM pg_control_checkpoint()`) as { lsn: string }[];
+    const b = await stack.api<{ branch: { id: string }; connection_uris: { connection_uri: string }[] }>('POST', `/projects/${stack.project.id}/branches`,
+      { branch: { name: 'ckpt' }, endpoints: [{ type: 'read_write' }] });
+    try {
+      // the parent checkpointed before the branch point was taken: the branch's first start replays next to nothing
+      const [{ moved }] = (await sql`SELECT checkpoint_lsn > ${before}::pg_lsn AS moved FROM pg_control_checkpoint()`) as { moved: boolean }[];
+      expect(moved).toBe(true);
+      const [{ n }] = (await neon(b.connection_uris[0].connection_uri)`SELECT count(*)::int AS n FROM branch_ckpt`) as { n: number }[];
+      expect(n).toBe(500);
+    } finally {
+      await stack.api('DELETE', `/projects/${stack.project.id}/branches/${b.branch.id}`);
+    }
+  });
+
   it.each(['compute-host', 'storage-node', 'proxy'])('an acknowledged commit survives kill -9 of the %s', async (service) => {
     const table = `crash_${service.replace('-', '_')}`;
     const admin = neon(stack.project.connectionString);
