@@ -55,6 +55,36 @@ export function decodeHint(bytes: Uint8Array): PageRef[] {
   }
 }
 
+/** A table or index file of at most this many pages (1 MiB) that the hint names at all is prefetched whole. */
+const SMALL_FILE_PAGES = 128;
+/** Most pages a hint grows to that way (16 MiB). */
+const MAX_EXPANDED_PAGES = 2048;
+/**
+ * A user table's or index's file: base/<database>/<relfilenode>[.<segment>] with a relfilenode of
+ * FirstNormalObjectId (16384) or more. Catalogs are below it: their hinted pages are the ones a start needs.
+ */
+const USER_RELATION = /^base\/\d+\/(\d+)$/;
+
+/**
+ * The hint's pages, and every page of the small user tables and indexes it names: the first queries after a wake
+ * read other pages of them than the last run's did (point lookups at other keys), and 1 MiB comes in the same
+ * bulk read for a few ms, against a round trip per page later.
+ */
+export function wholeSmallFiles(hint: PageRef[], pagesOf: (path: string) => number): PageRef[] {
+  const out = [...hint];
+  const seen = new Set(hint.map((r) => `${r.path}\0${r.page}`));
+  for (const path of new Set(hint.map((r) => r.path))) {
+    const n = pagesOf(path);
+    if (n > SMALL_FILE_PAGES || Number(USER_RELATION.exec(path)?.[1] ?? 0) < 16384) continue;
+    for (let page = 0; page < n && out.length < MAX_EXPANDED_PAGES; page++) {
+      if (seen.has(`${path}\0${page}`)) continue;
+      seen.add(`${path}\0${page}`);
+      out.push({ path, page });
+    }
+  }
+  return out;
+}
+
 /** WAL pages are not worth a hint (the checkpoint moves; bootstrap finds it through pg_control), nor is the hint. */
 function inHint(r: PageRef): boolean {
   return r.path !== HINT_PATH && !r.path.startsWith('pg_wal/');
@@ -103,7 +133,7 @@ export interface Bootstrap {
   refs: PageRef[];
   /** refs.length pages, concatenated. */
   data: Uint8Array;
-  /** The pages the hint named (for deciding whether to rewrite it). */
+  /** The pages the hint named and the rest of the small tables and indexes among them (see wholeSmallFiles). */
   hint: PageRef[];
   roundTrips: number;
 }
@@ -162,10 +192,10 @@ export async function bootstrap(
     for (let i = 0; i < parts.length; i++) out.set(parts[i], i * PAGE_SIZE);
     return out.subarray(0, sizes.get(path) ?? 0);
   };
-  const hint = sizes.has(HINT_PATH) ? decodeHint(pageData(HINT_PATH)) : [];
+  const hint = sizes.has(HINT_PATH) ? wholeSmallFiles(decodeHint(pageData(HINT_PATH)).filter(inHint), pagesOf) : [];
   const control = pageData('global/pg_control');
   const wal = checkpointWalRefs(control, files);
-  await fetch([...wal, ...hint.filter(inHint)]);
+  await fetch([...wal, ...hint]);
 
   const data = new Uint8Array(refs.length * PAGE_SIZE);
   for (let i = 0; i < chunks.length; i++) data.set(chunks[i].subarray(0, PAGE_SIZE), i * PAGE_SIZE);
