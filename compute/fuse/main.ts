@@ -5,6 +5,7 @@
 import { pino } from 'pino';
 import { parse } from '../../lib/validate.ts';
 import { FuseMount } from './fuse-mount.ts';
+import { preflight } from './mount.ts';
 import { mountConfigSchema } from './protocol.ts';
 import type { FromChild, ToChild } from './protocol.ts';
 
@@ -26,6 +27,8 @@ const token = process.env.LAKEBASE_STORAGE_TOKEN || undefined;
 delete process.env.LAKEBASE_STORAGE_TOKEN; // not inherited by fusermount
 let mount: FuseMount | null = null;
 let stopping = false;
+// ahead of the start message (a spare server waits for it): its failure is reported by the start, which awaits it
+preflight().catch(() => undefined);
 
 const message = (e: unknown): string => (e instanceof Error ? e.message : String(e));
 

@@ -21,7 +21,18 @@ const MOUNT_TIMEOUT_MS = 30_000;
 export type FuseClass = typeof Fuse;
 
 /** Checks root, /dev/fuse, fusermount and fuse-native (libfuse2); the fuse-native class. */
-export async function preflight(): Promise<FuseClass> {
+export function preflight(): Promise<FuseClass> {
+  checked ??= check();
+  return checked;
+}
+
+/**
+ * Done once per process, and by a spare FUSE server before it is given a mount (compute/fuse/main.ts): the
+ * `fusermount -V` child and the native module's load took 30-90 ms of every start.
+ */
+let checked: Promise<FuseClass> | null = null;
+
+async function check(): Promise<FuseClass> {
   if (process.getuid?.() !== 0) {
     throw new Error('the FUSE server must run as root (it mounts with allow_other and serves files owned by the compute uid): run the compute host as root');
   }
