@@ -254,6 +254,7 @@ async function branchStarts(ctx: Ctx, e: Engine): Promise<number[]> {
       { branch: { name: `bench-http-${i}` }, endpoints: [{ type: 'read_write' }] });
     const sql = neon(b.connection_uris[0].connection_uri);
     try {
+      await sleep(SETTLE_MS); // as after a suspend: the host at rest, its pool refilled
       const t0 = nowMs();
       await lookup(sql);
       out.push(nowMs() - t0);
