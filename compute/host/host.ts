@@ -14,7 +14,7 @@ import { createPostgresTemplate } from '../postgres/template.ts';
 import { guardLibrary } from '../postgres/guard.ts';
 import { UidPool } from '../postgres/uid-pool.ts';
 import { FuseServer, type SpareFuseServer } from '../fuse/fuse-server.ts';
-import { chmod, mkdir } from 'node:fs/promises';
+import { chmod, mkdir, rmdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 export type { StartAnswer, StartRequest } from './api-types.ts';
@@ -319,6 +319,8 @@ export class ComputeHost {
     await Promise.all([...this.computes.keys()].map((id) => this.stop(id).catch(() => undefined)));
     for (const s of this.spareFuse.splice(0)) s.kill();
     await this.pool.close();
+    // the run directory the host made itself goes with it (rmdir: only when every compute's directory is gone)
+    if (this.runDirReady && this.opts.runDir === undefined) await rmdir(await this.runDirReady).catch(() => undefined);
   }
 }
 
