@@ -11,15 +11,12 @@ import { neon, neonConfig, type NeonQueryFunction } from '@neondatabase/serverle
 import pg from 'pg';
 import ws from 'ws';
 import type { ComputeInfo } from '../compute/host/api-types.ts';
-import { startLakebaseStack, type LakebaseStack } from '../test/support/lakebase-stack.ts';
-import { startNativePostgres, type NativePostgres } from '../test/support/native-postgres.ts';
+import type { LakebaseStack } from '../test/support/lakebase-stack.ts';
+import type { NativePostgres } from '../test/support/native-postgres.ts';
 import { computeHostApi, computeInfo } from '../test/support/postgres-engine.ts';
+import { knob, met, ratio, sleep, throughput as runThroughput, withNativeAndLakebase } from './support/engines-harness.ts';
 import { fmtMs, fmtNum, nowMs, percentile, printTable, progress, timeEach } from './support/stats.ts';
 
-const knob = (name: string, fallback: number): number => {
-  const v = Number(process.env[name]);
-  return Number.isFinite(v) && v > 0 ? v : fallback;
-};
 const SECONDS = knob('LAKEBASE_BENCH_SECONDS', 15);
 const SCALE = knob('LAKEBASE_BENCH_SCALE', 8);
 const ROUNDS = knob('LAKEBASE_BENCH_ROUNDS', 5);
@@ -55,9 +52,6 @@ interface Ctx {
   engines: Engine[];
 }
 
-const met = (ok: boolean): string => (ok ? 'met' : 'not met');
-const ratio = (x: number, ref: number): string => `${(x / ref).toFixed(2)}x`;
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const aid = (): number => 1 + Math.floor(Math.random() * SCALE * 100_000);
 const LOOKUP_SQL = 'SELECT abalance FROM pgbench_accounts WHERE aid = $1';
 
@@ -137,17 +131,7 @@ async function pgbenchTable(ctx: Ctx): Promise<string> {
     ['workload', 'native PG 15', 'postgres engine (x native)', 'pglite engine (x native)', 'target', 'postgres', 'pglite'], rows);
 }
 
-async function throughput(workers: number, fn: (w: number) => Promise<unknown>): Promise<number> {
-  let n = 0;
-  const end = nowMs() + SECONDS * 1000;
-  await Promise.all(Array.from({ length: workers }, async (_, w) => {
-    while (nowMs() < end) {
-      await fn(w);
-      n++;
-    }
-  }));
-  return n / SECONDS;
-}
+const throughput = (workers: number, fn: (w: number) => Promise<unknown>): Promise<number> => runThroughput(SECONDS, workers, fn);
 
 /** p50 of sequential lookups and queries/s with 16 clients. */
 async function lookups(fn: (w: number) => Promise<unknown>): Promise<{ p50: number; qps: number }> {
@@ -259,15 +243,5 @@ async function runAll(ctx: Ctx): Promise<string[]> {
 
 export async function runEnginesBenchmarks(): Promise<string[]> {
   progress(`engines: seconds=${SECONDS} scale=${SCALE} rounds=${ROUNDS} lookups=${LOOKUPS}`);
-  progress('starting native PostgreSQL 15 (fsync on) and a lakebase with LAKEBASE_ENGINE=postgres');
-  const native = await startNativePostgres({ settings: { fsync: 'on' } });
-  let stack: LakebaseStack | null = null;
-  try {
-    stack = await startLakebaseStack({ env: { LAKEBASE_ENGINE: 'postgres' } });
-    return await runAll(await setUp(stack, native));
-  } finally {
-    progress('stopping the lakebase and native PostgreSQL');
-    await stack?.stop().catch((e: Error) => progress(`stopping the lakebase: ${e.message}`));
-    await native.stop();
-  }
+  return withNativeAndLakebase(async (stack, native) => runAll(await setUp(stack, native)));
 }

@@ -14,14 +14,11 @@ import { promisify } from 'node:util';
 import { neon, neonConfig, type NeonQueryFunction } from '@neondatabase/serverless';
 import pg from 'pg';
 import ws from 'ws';
-import { startLakebaseStack, type LakebaseStack } from '../test/support/lakebase-stack.ts';
-import { startNativePostgres, type NativePostgres } from '../test/support/native-postgres.ts';
+import type { LakebaseStack } from '../test/support/lakebase-stack.ts';
+import type { NativePostgres } from '../test/support/native-postgres.ts';
+import { knob, met, ratio, sleep, throughput as runThroughput, withNativeAndLakebase } from './support/engines-harness.ts';
 import { fmtMs, fmtNum, mean, nowMs, percentile, printTable, progress, timeEach } from './support/stats.ts';
 
-const knob = (name: string, fallback: number): number => {
-  const v = Number(process.env[name]);
-  return Number.isFinite(v) && v > 0 ? v : fallback;
-};
 const SECONDS = knob('LAKEBASE_BENCH_SECONDS', 10);
 const ROUNDS = knob('LAKEBASE_BENCH_ROUNDS', 5);
 const LOOKUPS = knob('LAKEBASE_BENCH_LOOKUPS', 1000);
@@ -74,9 +71,6 @@ interface NativeResult {
   cold: number[] | null;
 }
 
-const met = (ok: boolean): string => (ok ? 'met' : 'not met');
-const ratio = (x: number, ref: number): string => `${(x / ref).toFixed(2)}x`;
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const key = (): number => 1 + Math.floor(Math.random() * ROWS);
 const lookup = (sql: Sql) => sql.query(LOOKUP_SQL, [key()]);
 
@@ -119,17 +113,7 @@ async function withClients<T>(url: string, n: number, fn: (clients: pg.Client[])
   }
 }
 
-async function throughput(workers: number, fn: (w: number) => Promise<unknown>): Promise<number> {
-  let n = 0;
-  const end = nowMs() + SECONDS * 1000;
-  await Promise.all(Array.from({ length: workers }, async (_, w) => {
-    while (nowMs() < end) {
-      await fn(w);
-      n++;
-    }
-  }));
-  return n / SECONDS;
-}
+const throughput = (workers: number, fn: (w: number) => Promise<unknown>): Promise<number> => runThroughput(SECONDS, workers, fn);
 
 /** p50 of LOOKUPS sequential calls after 50 to warm up. */
 async function p50Of(fn: () => Promise<unknown>): Promise<number> {
@@ -399,15 +383,5 @@ async function runAll(ctx: Ctx): Promise<string[]> {
 
 export async function runHttpPathBenchmarks(): Promise<string[]> {
   progress(`http: seconds=${SECONDS} rounds=${ROUNDS} lookups=${LOOKUPS} clients=${CLIENTS}`);
-  progress('starting native PostgreSQL 15 (fsync on) and a lakebase with LAKEBASE_ENGINE=postgres');
-  const native = await startNativePostgres({ settings: { fsync: 'on' } });
-  let stack: LakebaseStack | null = null;
-  try {
-    stack = await startLakebaseStack({ env: { LAKEBASE_ENGINE: 'postgres' } });
-    return await runAll(await setUp(stack, native));
-  } finally {
-    progress('stopping the lakebase and native PostgreSQL');
-    await stack?.stop().catch((e: Error) => progress(`stopping the lakebase: ${e.message}`));
-    await native.stop();
-  }
+  return withNativeAndLakebase(async (stack, native) => runAll(await setUp(stack, native)));
 }
