@@ -1,4 +1,4 @@
-// `npm run bench [-- storage|compute|proxy ...]`: runs the benchmarks and prints their tables (Markdown).
+// `npm run bench [-- storage|compute|proxy|workers|engines|http ...]`: runs the benchmarks and prints their tables (Markdown).
 import { runProxyBenchmarks } from './proxy.ts';
 import { runStorageBenchmarks } from './storage-node.ts';
 import { runComputeBenchmarks } from './compute.ts';
