@@ -108,7 +108,8 @@ describe('compute host processes', () => {
     await Promise.all(loops);
     for (const c of clients) await c.end().catch(() => {});
     const all = acked.flat();
-    expect(all.length).toBeGreaterThan(100);
+    // the wait above ends at 100 acknowledged writes at the earliest: the kill came in the middle of real load
+    expect(all.length).toBeGreaterThanOrEqual(100);
 
     // a batch the dead host had in flight may still land: give the storage node a moment before the new writer
     await new Promise((r) => setTimeout(r, 300));
