@@ -9,6 +9,7 @@ import type { GlobalFlags } from './commands/config.ts';
 import { connectionString } from './commands/connection-string.ts';
 import type { CommandContext } from './commands/context.ts';
 import { endpoints } from './commands/endpoints.ts';
+import { mcp } from './commands/mcp.ts';
 import { CliError } from './commands/errors.ts';
 import { projects } from './commands/projects.ts';
 import { roles } from './commands/roles.ts';
@@ -37,6 +38,8 @@ Usage:
   lakebase roles list | create NAME | delete NAME | reset-password NAME   [--branch BRANCH]
   lakebase connection-string [BRANCH] [--role R] [--database D] [--pooled]
   lakebase sql "STATEMENT" [BRANCH] [--role R] [--database D]
+  lakebase mcp                                                      the MCP server for agents, over stdio
+                                                                    (over HTTP: the API's /mcp, same key)
   lakebase help
 
   BRANCH is a branch id or name (default: the project's default branch). LSNs look like 0/16B3748.
@@ -56,7 +59,7 @@ LAKEBASE_DURABILITY (local | object-store), LAKEBASE_S3_* (see docs/storage-node
 type Command = (ctx: CommandContext) => Promise<void>;
 const COMMANDS: Record<string, Command> = {
   projects, project: projects, branches, branch: branches, endpoints, endpoint: endpoints, roles, role: roles,
-  'connection-string': connectionString, cs: connectionString, sql,
+  'connection-string': connectionString, cs: connectionString, sql, mcp,
 };
 
 /** Takes the global flags out of argv (anywhere on the line), leaving the command's own. */

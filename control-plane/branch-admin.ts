@@ -2,9 +2,9 @@
 // metadata on the storage node (a timeline with an ancestor), so its cost never depends on the data.
 import { badRequest, conflict, fromStorageError, unprocessable } from './errors.ts';
 import { newBranchId, newEndpointId } from './ids.ts';
-import { branchesOf, childrenOf, endpointsOfBranch, getBranch, getProject } from './lookup.ts';
+import { branchesOf, childrenOf, endpointsOfBranch, findCheckpoint, getBranch, getProject } from './lookup.ts';
 import { formatLsn } from './lsn.ts';
-import type { BranchRecord, ControlPlaneState, EndpointRecord, EndpointType, OperationRecord } from './model.ts';
+import type { BranchRecord, CheckpointRecord, ControlPlaneState, EndpointRecord, EndpointType, OperationRecord } from './model.ts';
 import { operationsOf } from './operations/index.ts';
 import type { OperationRunner, OperationSpec } from './operations/index.ts';
 import type { Plane } from './plane.ts';
@@ -27,6 +27,8 @@ export interface CreateBranchInput {
   name?: string;
   parentId?: string;
   at: PointInTime;
+  /** Beyond Neon: the branch starts at this checkpoint of its parent (its data, roles and databases as then). */
+  fromCheckpoint?: string;
   protected?: boolean;
   expiresAt?: string;
   endpoints: NewEndpointSpec[];
@@ -48,6 +50,15 @@ function copyRolesAndDatabases(s: ControlPlaneState, from: string, to: string): 
   s.databases = s.databases.filter((d) => d.branch_id !== to);
   for (const r of s.roles.filter((x) => x.branch_id === from)) s.roles.push({ ...r, branch_id: to });
   for (const d of s.databases.filter((x) => x.branch_id === from)) {
+    s.databases.push({ ...d, id: s.next_database_id ?? 1, branch_id: to });
+    s.next_database_id = (s.next_database_id ?? 1) + 1;
+  }
+}
+
+/** A checkpoint's roles and databases, as they were when it was taken, to a new branch. */
+function copyRolesAndDatabasesOf(s: ControlPlaneState, c: CheckpointRecord, to: string): void {
+  for (const r of c.roles) s.roles.push({ ...r, branch_id: to });
+  for (const d of c.databases) {
     s.databases.push({ ...d, id: s.next_database_id ?? 1, branch_id: to });
     s.next_database_id = (s.next_database_id ?? 1) + 1;
   }
@@ -93,8 +104,12 @@ export class BranchAdmin {
       if (input.name !== undefined) assertNameFree(s0, projectId, input.name);
       if (input.endpoints.filter((e) => e.type === 'read_write').length > 1) throw badRequest('a branch can have at most one read_write endpoint');
       const started = Date.now();
-      if (!('lsn' in input.at) && !('timestamp' in input.at)) await this.checkpointParent(parent.id);
-      const t = await this.branchTimeline(parent.timeline_id, input.at);
+      const checkpoint = input.fromCheckpoint === undefined ? undefined : findCheckpoint(s0, parent.id, input.fromCheckpoint);
+      const atHead = !checkpoint && !('lsn' in input.at) && !('timestamp' in input.at);
+      if (atHead) await this.checkpointParent(parent.id);
+      const t = checkpoint
+        ? await this.branchTimeline(checkpoint.timeline_id, { lsn: checkpoint.lsn })
+        : await this.branchTimeline(parent.timeline_id, input.at);
       const now = new Date().toISOString();
       const id = newBranchId();
       const branch: BranchRecord = {
@@ -116,7 +131,8 @@ export class BranchAdmin {
           getBranch(s, projectId, parent.id);
           s.branches[id] = branch;
           for (const e of endpoints) s.endpoints[e.id] = e;
-          copyRolesAndDatabases(s, parent.id, id);
+          if (checkpoint) copyRolesAndDatabasesOf(s, checkpoint, id);
+          else copyRolesAndDatabases(s, parent.id, id);
           return this.ops.record(s, projectId, started, [
             { action: 'create_branch', branch_id: id },
             ...endpoints.map((e): OperationSpec => ({ action: 'start_compute', branch_id: id, endpoint_id: e.id })),

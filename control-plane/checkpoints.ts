@@ -2,19 +2,13 @@
 // a single call. Both are O(1): a checkpoint is a record (timeline, LSN); a rewind points the branch at a new
 // timeline branched from the checkpoint's timeline at its LSN, and restarts the branch's computes.
 import type { BranchAdmin } from './branch-admin.ts';
-import { badRequest, conflict, fromStorageError, notFound } from './errors.ts';
-import { getBranch } from './lookup.ts';
-import type { CheckpointRecord, ControlPlaneState, OperationRecord } from './model.ts';
+import { badRequest, conflict, fromStorageError } from './errors.ts';
+import { findCheckpoint, getBranch } from './lookup.ts';
+import type { CheckpointRecord, OperationRecord } from './model.ts';
 import { operationsOf } from './operations/index.ts';
 import type { OperationRunner } from './operations/index.ts';
 import type { Plane } from './plane.ts';
 import { withComputesStopped } from './timelines.ts';
-
-function find(s: ControlPlaneState, branchId: string, name: string): CheckpointRecord {
-  const c = (s.checkpoints ?? []).find((x) => x.branch_id === branchId && x.name === name);
-  if (!c) throw notFound('CHECKPOINT_NOT_FOUND', `checkpoint ${JSON.stringify(name)} not found on branch ${branchId}; list them with GET .../branches/${branchId}/checkpoints`);
-  return c;
-}
 
 export class CheckpointAdmin {
   private readonly plane: Plane;
@@ -36,7 +30,7 @@ export class CheckpointAdmin {
   get(projectId: string, branchId: string, name: string): CheckpointRecord {
     const s = this.plane.state.current;
     getBranch(s, projectId, branchId);
-    return find(s, branchId, name);
+    return findCheckpoint(s, branchId, name);
   }
 
   /** Names the branch's head (or `lsn`, a point of its current timeline). Every acknowledged commit is at or before the head. */
@@ -71,7 +65,7 @@ export class CheckpointAdmin {
     return this.plane.lock.run(projectId, async () => {
       const c = await this.plane.state.mutate((s) => {
         getBranch(s, projectId, branchId);
-        const found = find(s, branchId, name);
+        const found = findCheckpoint(s, branchId, name);
         s.checkpoints = (s.checkpoints ?? []).filter((x) => x !== found && !(x.branch_id === branchId && x.name === name));
         return found;
       });
@@ -85,7 +79,7 @@ export class CheckpointAdmin {
     return this.plane.lock.run(projectId, async () => {
       const s0 = this.plane.state.current;
       getBranch(s0, projectId, branchId);
-      const c = find(s0, branchId, name);
+      const c = findCheckpoint(s0, branchId, name);
       const started = Date.now();
       let timelineId: string;
       try {

@@ -1,6 +1,6 @@
 // Finding records by id, always inside one project: an id of another project is as unknown as a random one.
 import { notFound } from './errors.ts';
-import type { BranchRecord, ControlPlaneState, DatabaseRecord, EndpointRecord, ProjectRecord, RoleRecord } from './model.ts';
+import type { BranchRecord, CheckpointRecord, ControlPlaneState, DatabaseRecord, EndpointRecord, ProjectRecord, RoleRecord } from './model.ts';
 
 export function getProject(s: ControlPlaneState, projectId: string): ProjectRecord {
   const p = s.projects[projectId];
@@ -42,3 +42,10 @@ export const endpointsOfBranch = (s: ControlPlaneState, branchId: string): Endpo
 
 export const childrenOf = (s: ControlPlaneState, branchId: string): BranchRecord[] =>
   Object.values(s.branches).filter((b) => b.parent_id === branchId);
+
+/** A branch's checkpoint by name, or 404. */
+export function findCheckpoint(s: ControlPlaneState, branchId: string, name: string): CheckpointRecord {
+  const c = (s.checkpoints ?? []).find((x) => x.branch_id === branchId && x.name === name);
+  if (!c) throw notFound('CHECKPOINT_NOT_FOUND', `checkpoint ${JSON.stringify(name)} not found on branch ${branchId}; list them with GET .../branches/${branchId}/checkpoints`);
+  return c;
+}

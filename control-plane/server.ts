@@ -1,5 +1,5 @@
 // Starts a control plane: loads its durable state, makes sure the template timeline exists, learns which computes
-// run, then serves the public API (/api/v2) and the proxies' internal API (/v1) on one port.
+// run, then serves the public API (/api/v2), the MCP server (/mcp) and the proxies' internal API on one port.
 import { bearerAuth, requireAuth } from '../lib/http-guard.ts';
 import { serve } from '@hono/node-server';
 import type { Server } from 'node:http';
@@ -18,6 +18,11 @@ import { runnerOf } from './plane.ts';
 import { DEFAULT_DATABASE, Projects, TEMPLATE_SETUP_SQL } from './projects.ts';
 import { StateStore } from './state-store.ts';
 import type { EngineName } from './engines.ts';
+import { LakebaseApi } from '../lib/lakebase-api.ts';
+import { mcpApp } from '../mcp/http.ts';
+import { MigrationStore } from '../mcp/migrations.ts';
+import { SqlRunner } from '../mcp/sql-runner.ts';
+import type { ToolContext } from '../mcp/tool.ts';
 
 export interface ControlPlaneConfig {
   storageUrl: string;
@@ -87,6 +92,8 @@ export async function startControlPlane(config: ControlPlaneConfig): Promise<Con
   app.get('/metrics', metricsAuth, async (c) => c.text(await registry.metrics(), 200, { 'content-type': registry.contentType }));
   // Proxies use <url>/internal as their directory URL (proxy/directory/http-directory.ts).
   app.route('/internal', internalApi(projects, endpoints, config.internalToken, config.computePassword, log, errors));
+  const migrations = new MigrationStore(); // prepared by /mcp's tools, kept until completed
+  app.route('/mcp', mcpApp(config.apiKey, () => mcpContext(app, config, migrations)));
   app.route('/', publicApi(state, projects, endpoints, {
     apiKey: config.apiKey, baseDomain: config.baseDomain, proxyPort: config.proxyPort, connectionHost: config.connectionHost,
     secret: config.secret, computePassword: config.computePassword, computeHosts: config.computeHostUrls.length,
@@ -114,4 +121,15 @@ export async function startControlPlane(config: ControlPlaneConfig): Promise<Con
       });
     },
   };
+}
+
+/**
+ * What /mcp's tools run against: this control plane's own API, called in process (the caller passed the API key),
+ * and SQL through the proxy: the connection URIs' host, or this machine's proxy port when they name endpoints
+ * under the base domain.
+ */
+function mcpContext(app: Hono, config: ControlPlaneConfig, migrations: MigrationStore): ToolContext {
+  const api = new LakebaseApi({ apiUrl: 'http://control-plane/api/v2', apiKey: config.apiKey, fetch: async (url, init) => app.request(url, init) });
+  const via = config.connectionHost ? undefined : { host: '127.0.0.1', port: config.proxyPort };
+  return { api, sql: new SqlRunner(api, via), migrations };
 }

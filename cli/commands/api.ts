@@ -1,7 +1,8 @@
-// The CLI's client of the lakebase API (Neon's API v2 shapes: the answer types are the server's own,
-// control-plane/api/neon-types.ts; errors are decoded by the one error model, lib/errors.ts).
-import { decodeErrorResponse } from '../../lib/errors.ts';
+// The CLI's client of the lakebase API: the shared client (lib/lakebase-api.ts) with its errors said as the CLI's
+// one-line messages (what went wrong, and what to do).
 import type { NeonBranch } from '../../control-plane/api/neon-types.ts';
+import { ServiceError } from '../../lib/errors.ts';
+import { LakebaseApi } from '../../lib/lakebase-api.ts';
 import { CliError } from './errors.ts';
 import type { CliConfig } from './config.ts';
 
@@ -9,37 +10,15 @@ export type Json = Record<string, unknown>;
 
 export class Api {
   private readonly cfg: CliConfig;
+  readonly client: LakebaseApi;
 
   constructor(cfg: CliConfig) {
     this.cfg = cfg;
+    this.client = new LakebaseApi({ apiUrl: cfg.apiUrl, apiKey: cfg.apiKey });
   }
 
   async call<T = Json>(method: string, path: string, body?: unknown): Promise<T> {
-    let res: Response;
-    try {
-      res = await fetch(this.cfg.apiUrl + path, {
-        method,
-        headers: { authorization: `Bearer ${this.cfg.apiKey}`, 'content-type': 'application/json', accept: 'application/json' },
-        body: body === undefined ? undefined : JSON.stringify(body),
-        signal: AbortSignal.timeout(120_000),
-      });
-    } catch (e) {
-      throw new CliError(`cannot reach the lakebase API at ${this.cfg.apiUrl} (${(e as Error).message}): is \`lakebase start\` running?`);
-    }
-    const text = await res.text();
-    if (!res.ok) {
-      const { message } = decodeErrorResponse('lakebase API', res.status, text, { prefix: false });
-      if (res.status === 401) throw new CliError(`the API refused the key: ${message}`);
-      throw new CliError(`${message} (HTTP ${res.status})`);
-    }
-    let parsed: unknown;
-    try {
-      parsed = text ? JSON.parse(text) : {};
-    } catch {
-      // not JSON; reported below
-    }
-    if (parsed === undefined) throw new CliError(`the API answered something that is not JSON: ${text.slice(0, 200)}`);
-    return parsed as T;
+    return cliErrors(this.cfg, () => this.client.call<T>(method, path, body));
   }
 
   /** The project to act on: --project, LAKEBASE_PROJECT_ID, local.json, or the only one there is. */
@@ -53,9 +32,18 @@ export class Api {
 
   /** A branch by id or name; none given: the default branch. */
   async branch(projectId: string, ref?: string): Promise<NeonBranch> {
-    const { branches } = await this.call<{ branches: NeonBranch[] }>('GET', `/projects/${projectId}/branches`);
-    const b = ref === undefined ? branches.find((x) => x.default) : branches.find((x) => x.id === ref) ?? branches.find((x) => x.name === ref);
-    if (!b) throw new CliError(`no branch ${JSON.stringify(ref ?? 'default')} in project ${projectId}; branches: ${branches.map((x) => x.name).join(', ')}`);
-    return b;
+    return cliErrors(this.cfg, () => this.client.branch(projectId, ref));
+  }
+}
+
+async function cliErrors<T>(cfg: CliConfig, run: () => Promise<T>): Promise<T> {
+  try {
+    return await run();
+  } catch (e) {
+    if (!(e instanceof ServiceError)) throw e;
+    if (e.status === 0) throw new CliError(`cannot reach the lakebase API at ${cfg.apiUrl} (${(e.cause as Error | undefined)?.message ?? e.message}): is \`lakebase start\` running?`);
+    if (e.status === 401) throw new CliError(`the API refused the key: ${e.message}`);
+    if (e.code === 'BRANCH_NOT_FOUND' && e.status === 404) throw new CliError(e.message);
+    throw new CliError(`${e.message} (HTTP ${e.status})`);
   }
 }

@@ -6,19 +6,18 @@ import type { CommandContext } from './context.ts';
 import { connectionUri } from './connection-string.ts';
 import { CliError } from './errors.ts';
 import { table } from './output.ts';
+import { dialableHost, pgConfigFromUri } from '../../lib/pg-target.ts';
 
 export async function sql(ctx: CommandContext): Promise<void> {
   const [statement, ...rest] = ctx.args;
   if (!statement) throw new CliError('usage: lakebase sql "SELECT 1" [BRANCH] [--role R] [--database D]', 2);
-  const url = new URL(await connectionUri(ctx, rest));
-  const endpoint = url.searchParams.get('options')?.match(/endpoint=([^ ]+)/)?.[1] ?? url.hostname.split('.')[0];
-  const host = ctx.pg?.host ?? (url.hostname.includes('.') ? undefined : url.hostname);
-  const port = ctx.pg?.port ?? Number(url.port || 5432);
-  if (!host) throw new CliError('where is the proxy? run `lakebase start` here (local.json), or set LAKEBASE_PG_HOST and LAKEBASE_PG_PORT');
-  const client = new pg.Client({
-    host, port, user: decodeURIComponent(url.username), password: decodeURIComponent(url.password),
-    database: decodeURIComponent(url.pathname.slice(1)), options: `endpoint=${endpoint}`, connectionTimeoutMillis: 60_000,
-  });
+  const uri = await connectionUri(ctx, rest);
+  if (!ctx.pg && !dialableHost(new URL(uri))) {
+    throw new CliError('where is the proxy? run `lakebase start` here (local.json), or set LAKEBASE_PG_HOST and LAKEBASE_PG_PORT');
+  }
+  const target = pgConfigFromUri(uri, ctx.pg);
+  const { host, port } = target;
+  const client = new pg.Client({ ...target, connectionTimeoutMillis: 60_000 });
   try {
     await client.connect();
   } catch (e) {

@@ -37,6 +37,9 @@ export function computeSettings(i: ComputeSettingsInput): Record<string, string>
     max_connections: '100',
     password_encryption: 'scram-sha-256',
     shared_preload_libraries: i.preloadLibraries.join(','),
+    // for list_slow_queries (the MCP server): statements' times, bounded to 1000 entries of shared memory
+    'pg_stat_statements.max': '1000',
+    'pg_stat_statements.track': 'top',
     'lakebase.suspend_marker': i.suspendMarker,
     // commits are durable only once the storage node acknowledged them (fsync ships the batch): keep both on
     fsync: 'on',

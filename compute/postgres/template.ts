@@ -22,6 +22,12 @@ const run = promisify(execFile);
 export const OWNER_ROLE = 'neondb_owner';
 export const DEFAULT_DATABASE = 'neondb';
 
+/** Run in template1 before the rest, so that neondb and every database made later have them. */
+export const TEMPLATE_EXTENSIONS = [
+  // statements' times for list_slow_queries (mcp/); the compute preloads the library (compute/postgres/settings.ts)
+  'CREATE EXTENSION pg_stat_statements',
+];
+
 /**
  * What Neon's `neon_superuser` gives, on PostgreSQL 15: roles made through the API are its members. Never
  * SUPERUSER, pg_read_server_files, pg_write_server_files or pg_execute_server_program (the guard module keeps a
@@ -54,6 +60,9 @@ async function initLocal(dir: string, log: Logger): Promise<void> {
     dataDir: data, socketDir: sock, port, listenHost: '', uid, gid, ownsUid: false, settings: { fsync: 'off' }, readyTimeoutMs: 30_000, log,
   });
   try {
+    await withAdmin({ socketDir: sock, port }, 'template1', async (c) => {
+      for (const sql of TEMPLATE_EXTENSIONS) await c.query(sql);
+    });
     await withAdmin({ socketDir: sock, port }, 'postgres', async (c) => {
       for (const sql of TEMPLATE_SETUP) await c.query(sql);
       await c.query('CHECKPOINT');

@@ -50,6 +50,7 @@ function createRoute(app: Hono, d: ApiDeps): void {
       name: br.name,
       parentId: br.parent_id,
       at: pointInTime(br.parent_lsn, br.parent_timestamp),
+      fromCheckpoint: br.parent_checkpoint,
       protected: br.protected,
       expiresAt: br.expires_at,
       endpoints,

@@ -128,7 +128,11 @@ const newBranch = sectionOf('branch', inOrder({
   parent_id: optString('branch.parent_id'),
   parent_lsn: optLsn('branch.parent_lsn'),
   parent_timestamp: optTimestamp('branch.parent_timestamp'),
-}, (b) => pointInTimeRule('branch.parent_lsn', 'branch.parent_timestamp', b.parent_lsn, b.parent_timestamp), {
+  // beyond Neon: a checkpoint of the parent (control-plane/checkpoints.ts) instead of an LSN or a time
+  parent_checkpoint: optString('branch.parent_checkpoint', CHECKPOINT_NAME),
+}, (b) => (b.parent_checkpoint !== undefined && (b.parent_lsn !== undefined || b.parent_timestamp !== undefined)
+  ? 'give branch.parent_checkpoint, or branch.parent_lsn or branch.parent_timestamp, not both'
+  : pointInTimeRule('branch.parent_lsn', 'branch.parent_timestamp', b.parent_lsn, b.parent_timestamp)), {
   protected: optBool('branch.protected'),
 }, 'branch must be an object'));
 
