@@ -1,5 +1,6 @@
 // Branches: create (from a parent at its head, an LSN or a time), change, delete, restore. Every one of them is
 // metadata on the storage node (a timeline with an ancestor), so its cost never depends on the data.
+import { StorageNodeError } from '../storage-node/client.ts';
 import { badRequest, conflict, fromStorageError, unprocessable } from './errors.ts';
 import { newBranchId, newEndpointId } from './ids.ts';
 import { branchesOf, childrenOf, endpointsOfBranch, findCheckpoint, getBranch, getProject } from './lookup.ts';
@@ -64,6 +65,21 @@ function copyRolesAndDatabasesOf(s: ControlPlaneState, c: CheckpointRecord, to: 
   }
 }
 
+/**
+ * The storage node's refusal of a Postgres LSN, in the API's words: past the branch's head (Neon refuses a
+ * parent_lsn its pageserver has not reached), or before its history (garbage-collected, or before its own start).
+ */
+export function lsnError(e: unknown, lsn: number | undefined): unknown {
+  if (lsn !== undefined && e instanceof StorageNodeError && e.status === 400) {
+    if (e.code === 'lsn_ahead') {
+      const head = /last WAL position (\S+)$/.exec(e.message)?.[1];
+      return badRequest(`LSN ${formatLsn(lsn)} is ahead of the branch's last LSN${head ? ` ${head}` : ''}: nothing has been written there yet`);
+    }
+    if (e.code === 'lsn_out_of_range') return badRequest(`LSN ${formatLsn(lsn)} is outside the branch's retained history: ${e.message}`);
+  }
+  return fromStorageError(e);
+}
+
 export class BranchAdmin {
   private readonly plane: Plane;
   private readonly ops: OperationRunner;
@@ -73,17 +89,23 @@ export class BranchAdmin {
     this.ops = operationsOf(plane);
   }
 
-  /** A new timeline of `source` at `at`: the one storage-node call behind create, restore and rewind. */
-  private async branchTimeline(sourceTimeline: string, at: PointInTime): Promise<{ timelineId: string; lsn: number }> {
+  /**
+   * A new timeline of `source` at `at` (a Postgres LSN, a time, the head) or at a storage-node LSN of its own (a
+   * checkpoint's): the one storage-node call behind create and restore. Answers the branch point as Postgres
+   * says it (`pg_current_wal_lsn()` there), the API's `parent_lsn`.
+   */
+  private async branchTimeline(sourceTimeline: string, at: PointInTime | { storageLsn: number }): Promise<{ timelineId: string; walLsn: string }> {
     try {
       const t = await this.plane.storage.createTimeline({
         ancestorTimelineId: sourceTimeline,
-        ...('lsn' in at ? { ancestorLsn: at.lsn } : {}),
+        ...('storageLsn' in at ? { ancestorLsn: at.storageLsn } : {}),
+        ...('lsn' in at ? { ancestorWalLsn: at.lsn } : {}),
         ...('timestamp' in at ? { ancestorTimestamp: at.timestamp } : {}),
       });
-      return { timelineId: t.timelineId, lsn: t.ancestorLsn ?? 0 };
+      // an LSN asked for is the branch point as Neon shows it; the batch found may end a few zero bytes short of it
+      return { timelineId: t.timelineId, walLsn: formatLsn('lsn' in at ? at.lsn : (t.ancestorWalLsn ?? 0)) };
     } catch (e) {
-      throw fromStorageError(e);
+      throw lsnError(e, 'lsn' in at ? at.lsn : undefined);
     }
   }
 
@@ -108,12 +130,12 @@ export class BranchAdmin {
       const atHead = !checkpoint && !('lsn' in input.at) && !('timestamp' in input.at);
       if (atHead) await this.checkpointParent(parent.id);
       const t = checkpoint
-        ? await this.branchTimeline(checkpoint.timeline_id, { lsn: checkpoint.lsn })
+        ? await this.branchTimeline(checkpoint.timeline_id, { storageLsn: checkpoint.lsn })
         : await this.branchTimeline(parent.timeline_id, input.at);
       const now = new Date().toISOString();
       const id = newBranchId();
       const branch: BranchRecord = {
-        id, project_id: projectId, name: input.name ?? id, parent_id: parent.id, parent_lsn: formatLsn(t.lsn),
+        id, project_id: projectId, name: input.name ?? id, parent_id: parent.id, parent_lsn: t.walLsn,
         parent_timestamp: 'timestamp' in input.at ? new Date(input.at.timestamp).toISOString() : null, timeline_id: t.timelineId,
         default: false, protected: input.protected ?? false, expires_at: input.expiresAt ?? null, created_at: now, updated_at: now,
       };
@@ -247,7 +269,7 @@ export class BranchAdmin {
           }
           b.timeline_id = t.timelineId;
           b.parent_id = self ? preservedId : source.id;
-          b.parent_lsn = formatLsn(t.lsn);
+          b.parent_lsn = t.walLsn;
           b.parent_timestamp = 'timestamp' in input.at ? new Date(input.at.timestamp).toISOString() : null;
           b.last_reset_at = now;
           b.updated_at = now;

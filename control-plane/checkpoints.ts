@@ -1,8 +1,9 @@
 // Beyond Neon, for agents: named checkpoints of a branch (a name for a point of its history) and rewind to one in
 // a single call. Both are O(1): a checkpoint is a record (timeline, LSN); a rewind points the branch at a new
 // timeline branched from the checkpoint's timeline at its LSN, and restarts the branch's computes.
+import { lsnError } from './branch-admin.ts';
 import type { BranchAdmin } from './branch-admin.ts';
-import { badRequest, conflict, fromStorageError } from './errors.ts';
+import { conflict, fromStorageError } from './errors.ts';
 import { findCheckpoint, getBranch } from './lookup.ts';
 import type { CheckpointRecord, OperationRecord } from './model.ts';
 import { operationsOf } from './operations/index.ts';
@@ -40,16 +41,12 @@ export class CheckpointAdmin {
       if ((this.plane.state.current.checkpoints ?? []).some((c) => c.branch_id === branchId && c.name === name)) {
         throw conflict('CHECKPOINT_EXISTS', `branch ${branchId} already has a checkpoint named ${JSON.stringify(name)}; delete it first or pick another name`);
       }
-      const info = await this.plane.storage.getTimeline(b.timeline_id).catch((e: unknown) => {
-        throw fromStorageError(e);
-      });
-      if (lsn !== undefined && (lsn > info.lastLsn || lsn < Math.max(info.ancestorLsn ?? 0, info.oldestReadableLsn))) {
-        throw badRequest(`lsn is outside the branch's current history (${info.ancestorLsn ?? 0} to ${info.lastLsn})`);
-      }
+      // the point as the storage node numbers it, and as Postgres does (the API's `lsn`)
+      const point = await this.storagePoint(b.timeline_id, lsn);
       return this.plane.state.mutate((s) => {
         const cur = getBranch(s, projectId, branchId);
         const c: CheckpointRecord = {
-          project_id: projectId, branch_id: branchId, name, timeline_id: cur.timeline_id, lsn: lsn ?? info.lastLsn,
+          project_id: projectId, branch_id: branchId, name, timeline_id: cur.timeline_id, lsn: point.lsn, wal_lsn: point.walLsn,
           created_at: new Date().toISOString(),
           roles: s.roles.filter((r) => r.branch_id === branchId).map((r) => ({ ...r })),
           databases: s.databases.filter((d) => d.branch_id === branchId).map((d) => ({ ...d })),
@@ -59,6 +56,20 @@ export class CheckpointAdmin {
         return c;
       });
     });
+  }
+
+  /** The head of a timeline, or its batch where Postgres' WAL reached `walLsn`: the storage LSN and the WAL one. */
+  private async storagePoint(timelineId: string, walLsn: number | undefined): Promise<{ lsn: number; walLsn: number | undefined }> {
+    try {
+      if (walLsn === undefined) {
+        const info = await this.plane.storage.getTimeline(timelineId);
+        return { lsn: info.lastLsn, walLsn: info.lastWalLsn ?? undefined };
+      }
+      const at = await this.plane.storage.lsnAtWal(timelineId, walLsn);
+      return { lsn: at.lsn, walLsn };
+    } catch (e) {
+      throw lsnError(e, walLsn);
+    }
   }
 
   delete(projectId: string, branchId: string, name: string): Promise<CheckpointRecord> {

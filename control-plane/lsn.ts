@@ -1,6 +1,6 @@
-// LSNs at the API boundary. The storage node numbers batches with plain integers; Neon's API writes LSNs the way
-// Postgres does, as two 32-bit hex halves ("0/16B3748"). We show our integer n as `${hi}/${lo}` in upper-case hex
-// (so 1000 is "0/3E8"), and accept that form or a plain decimal integer on input.
+// LSNs at the API boundary are Postgres' WAL positions, as pg_current_wal_lsn() prints them: two 32-bit hex halves
+// ("0/16B3748"). The storage node numbers its batches with its own integers and maps between the two
+// (storage-node/engine/wal-position.ts); those never reach the API. Input is that form or a decimal integer.
 
 const TWO_32 = 2 ** 32;
 

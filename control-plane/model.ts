@@ -93,6 +93,8 @@ export interface CheckpointRecord {
   /** The point: an LSN of `timeline_id` (the branch's timeline when the checkpoint was taken). */
   timeline_id: string;
   lsn: number;
+  /** The same point as Postgres numbers it (pg_current_wal_lsn() there), what the API shows; absent in older states. */
+  wal_lsn?: number;
   created_at: string;
   /** The branch's roles and databases at that point, given back by a rewind. */
   roles: RoleRecord[];

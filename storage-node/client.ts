@@ -113,8 +113,13 @@ export class StorageClient {
     return this.json('GET', StorageClient.timeline(timelineId, `/files${StorageClient.lsnQuery(lsn)}`));
   }
 
-  lsnAt(timelineId: string, timestamp: string): Promise<{ lsn: number; time: string | null }> {
+  lsnAt(timelineId: string, timestamp: string): Promise<{ lsn: number; time: string | null; walLsn: number | null }> {
     return this.json('GET', StorageClient.timeline(timelineId, `/lsn?timestamp=${encodeURIComponent(timestamp)}`));
+  }
+
+  /** The timeline's LSN where Postgres' WAL reached `walLsn` (what pg_current_wal_lsn() printed). */
+  lsnAtWal(timelineId: string, walLsn: number): Promise<{ lsn: number; time: string | null; walLsn: number | null }> {
+    return this.json('GET', StorageClient.timeline(timelineId, `/lsn?walLsn=${walLsn}`));
   }
 
   timeOf(timelineId: string, lsn: number): Promise<{ lsn: number; time: string | null }> {

@@ -140,13 +140,13 @@ describe('branches', () => {
     const head = (await storage.getTimeline((stack.cp.projects as unknown as { state: { current: J } }).state.current.branches[main.id].timeline_id));
     const a = await call('POST', `/projects/${id}/branches`, { branch: { name: 'dev' }, endpoints: [{ type: 'read_write' }] });
     expect(a.status).toBe(201);
-    expect(a.body.branch).toMatchObject({ name: 'dev', parent_id: main.id, parent_lsn: formatLsn(head.lastLsn), default: false });
+    expect(a.body.branch).toMatchObject({ name: 'dev', parent_id: main.id, parent_lsn: formatLsn(head.lastWalLsn!), default: false });
     expect(a.body.endpoints[0]).toMatchObject({ type: 'read_write', branch_id: a.body.branch.id });
     expect(a.body.roles.map((r: J) => r.name)).toEqual(['neondb_owner']);
     expect(a.body.connection_uris[0].connection_uri).toContain(a.body.endpoints[0].id);
     expect(a.body.operations.map((o: J) => o.action)).toEqual(['create_branch', 'start_compute']);
 
-    const b = await call('POST', `/projects/${id}/branches`, { branch: { parent_id: main.id, parent_lsn: formatLsn(head.lastLsn) } });
+    const b = await call('POST', `/projects/${id}/branches`, { branch: { parent_id: main.id, parent_lsn: formatLsn(head.lastWalLsn!) } });
     expect(b.status).toBe(201);
     expect(b.body.branch.name).toBe(b.body.branch.id);
     expect(b.body.endpoints).toEqual([]);

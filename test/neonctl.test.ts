@@ -1,48 +1,31 @@
-// The official Neon CLI (neonctl 5.0.1) against our API: the commands the issue lists. HOME, the config directory
-// and the working directory are temporary, analytics are off and --api-host is loopback, so nothing reads the
-// user's config or leaves this machine.
-import { execFile } from 'node:child_process';
+// The official Neon CLI (neonctl 5.0.1) against our API: the commands the issue lists (test/support/neonctl.ts runs
+// it with a temporary HOME and config, analytics off, loopback only).
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseLsn } from '../control-plane/lsn.ts';
 import { API_KEY, startControlPlaneStack } from './support/control-plane-stack.ts';
 import type { ControlPlaneStack } from './support/control-plane-stack.ts';
+import { neonctlFor } from './support/neonctl.ts';
+import type { J, Neonctl } from './support/neonctl.ts';
 
-type J = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any -- neonctl's JSON output
-
-const NEONCTL = fileURLToPath(new URL('../node_modules/neonctl/bin/cli.js', import.meta.url));
 let stack: ControlPlaneStack;
 let home: string;
+let cli: Neonctl;
 
 beforeAll(async () => {
   stack = await startControlPlaneStack();
   home = await mkdtemp(join(tmpdir(), 'lakebase-neonctl-'));
+  cli = neonctlFor(home, stack.apiUrl, API_KEY);
 });
 afterAll(async () => {
   await stack?.close();
   if (home) await rm(home, { recursive: true, force: true });
 });
 
-function neonctl(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const env: Record<string, string> = {};
-  for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !/^(NEON|NEONCTL)_/.test(k) && !/_proxy$/i.test(k)) env[k] = v;
-  Object.assign(env, { HOME: home, XDG_CONFIG_HOME: join(home, '.config'), CI: '1', NO_COLOR: '1' });
-  const all = [NEONCTL, ...args, '--api-host', stack.apiUrl, '--api-key', API_KEY, '--no-analytics', '--config-dir', join(home, 'neon'), '--context-file', join(home, 'context.json')];
-  return new Promise((resolve) => {
-    execFile(process.execPath, all, { cwd: home, env, timeout: 60_000 }, (err, stdout, stderr) => {
-      resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr });
-    });
-  });
-}
-
-async function json(args: string[]): Promise<J> {
-  const r = await neonctl([...args, '--output', 'json']);
-  expect(r.code, `neonctl ${args.join(' ')}\n${r.stderr}\n${r.stdout}`).toBe(0);
-  return JSON.parse(r.stdout) as J;
-}
+const neonctl = (args: string[]) => cli.run(args);
+const json = (args: string[]) => cli.json(args);
 
 describe('neonctl against the lakebase API', () => {
   let projectId = '';
@@ -126,10 +109,7 @@ describe('neonctl against the lakebase API', () => {
   });
 
   it('reports a wrong API key as an authentication failure', async () => {
-    const r = await new Promise<{ code: number; stderr: string }>((resolve) => {
-      execFile(process.execPath, [NEONCTL, 'projects', 'list', '--api-host', stack.apiUrl, '--api-key', 'wrong', '--no-analytics', '--config-dir', join(home, 'neon'), '--output', 'json'],
-        { cwd: home, env: { PATH: process.env.PATH ?? '', HOME: home, CI: '1' }, timeout: 60_000 }, (err, _out, stderr) => resolve({ code: err ? 1 : 0, stderr }));
-    });
+    const r = await neonctlFor(home, stack.apiUrl, 'wrong').run(['projects', 'list', '--output', 'json']);
     expect(r.code).not.toBe(0);
   });
 });

@@ -202,9 +202,9 @@ describe('the postgres engine', () => {
     await sql`CREATE TABLE history (id int)`;
     await sql`INSERT INTO history VALUES (1)`;
     const api = await computeHostApi(stack);
-    const at = (await computeInfo(api, p.endpointId)).lsn!;
+    const at = (await computeInfo(api, p.endpointId)).lsn!; // the storage node's LSN, for the compute host's own API
+    const [{ lsn: lsnText }] = (await sql`SELECT pg_current_wal_lsn()::text AS lsn`) as { lsn: string }[]; // Postgres', for the public API
     await sql`INSERT INTO history VALUES (2)`;
-    const lsnText = `0/${at.toString(16).toUpperCase()}`;
     const br = await stack.api<J>('POST', `/projects/${p.id}/branches`, { branch: { name: 'at-lsn', parent_lsn: lsnText }, endpoints: [{ type: 'read_write' }] });
     const onBranch = neon(br.connection_uris[0].connection_uri);
     expect(await onBranch`SELECT id FROM history ORDER BY id`).toEqual([{ id: 1 }]);

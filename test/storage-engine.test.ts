@@ -190,13 +190,47 @@ describe('branches', () => {
     const between = new Date().toISOString();
     await new Promise((r) => setTimeout(r, 20));
     await engine.writeBatch(a, { ops: [{ op: 'create', path: 'two' }] });
-    const { lsn } = await engine.lsnAt(a, between);
+    const { lsn } = await engine.lsnAt(a, { timestamp: between });
     expect(lsn).toBe(1);
     const b = await engine.createTimeline({ ancestorTimelineId: a, ancestorTimestamp: between });
     expect(b.ancestorLsn).toBe(1);
     expect((await engine.listFiles(b.timelineId)).files.map((f) => f.path)).toEqual(['one']);
     await expect(engine.createTimeline({ ancestorTimelineId: a, ancestorTimestamp: '2001-01-01T00:00:00Z' })).rejects.toThrow(/before timeline/);
     await expect(engine.createTimeline({ ancestorTimelineId: a, ancestorTimestamp: 'yesterday' })).rejects.toThrow(/ISO 8601/);
+  });
+
+  it("maps Postgres' WAL positions to batches: a branch at one holds the batch whose WAL reached it and nothing later, across a restart", async () => {
+    const root = await tempDir();
+    let engine = await newEngine(root);
+    const { timelineId: a } = await engine.createTimeline({});
+    // segment 2 of timeline 1: WAL positions 0x2000000 + offset; the rest of a written page is zeros, as Postgres writes it
+    const seg = 'pg_wal/000000010000000000000002';
+    const walPage = (used: number): Uint8Array => Buffer.alloc(8192).fill(7, 0, used);
+    await engine.writeBatch(a, { ops: [{ op: 'mkdir', path: 'pg_wal' }, { op: 'create', path: seg }, { op: 'truncate', path: seg, size: 16 * 1024 * 1024 }] });
+    const first = await engine.writeBatch(a, { ops: [{ op: 'write', path: seg, offset: 8192, data: walPage(100) }] }); // ends at 0x2002068
+    const dataOnly = await engine.writeBatch(a, { ops: [{ op: 'create', path: 'table' }] }); // no WAL: stays at 0x2002068
+    const second = await engine.writeBatch(a, { ops: [{ op: 'write', path: seg, offset: 8192, data: walPage(300) }, { op: 'create', path: 'later' }] }); // 0x2002130
+    const base = 0x2000000 + 8192;
+    const check = async (e: StorageEngine) => {
+      expect((await e.getTimeline(a)).lastWalLsn).toBe(base + 304);
+      expect((await e.lsnAt(a, { walLsn: base + 104 })).lsn).toBe(dataOnly.lsn);
+      expect((await e.lsnAt(a, { walLsn: base + 303 })).lsn).toBe(dataOnly.lsn);
+      expect((await e.lsnAt(a, { walLsn: base + 304 })).lsn).toBe(second.lsn);
+      expect((await e.lsnAt(a, { walLsn: base + 103 })).lsn).toBe(first.lsn - 1);
+      const b = await e.createTimeline({ ancestorTimelineId: a, ancestorWalLsn: base + 200 });
+      expect(b).toMatchObject({ ancestorLsn: dataOnly.lsn, ancestorWalLsn: base + 104, lastWalLsn: base + 104 });
+      expect((await e.listFiles(b.timelineId)).files.map((f) => f.path).sort()).toEqual(['pg_wal', seg, 'table']);
+      // past the head (beyond the slack for trailing zero bytes of the last record): refused, nothing created
+      const before = e.listTimelines().length;
+      await expect(e.createTimeline({ ancestorTimelineId: a, ancestorWalLsn: base + 304 + 1000 })).rejects.toMatchObject({ status: 400, code: 'lsn_ahead' });
+      expect(e.listTimelines()).toHaveLength(before);
+    };
+    await check(engine);
+    await engine.checkpoint(a); // into a layer: the positions must come back from it
+    await engine.close({ flush: true });
+    engines.splice(engines.indexOf(engine), 1);
+    engine = await newEngine(root, {}, 'data-after-restart');
+    await check(engine);
   });
 
   it('refuses to delete a timeline while a branch depends on it', async () => {

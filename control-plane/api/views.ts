@@ -116,6 +116,6 @@ export class Views {
   }
 
   checkpoint(c: CheckpointRecord): CheckpointView {
-    return { name: c.name, branch_id: c.branch_id, lsn: formatLsn(c.lsn), created_at: c.created_at };
+    return { name: c.name, branch_id: c.branch_id, lsn: formatLsn(c.wal_lsn ?? c.lsn), created_at: c.created_at };
   }
 }

@@ -28,12 +28,13 @@ export const timelineIdFailure = codedByField({}, 'invalid_timeline_id');
 
 // ---- POST /v1/timelines ----
 
-const CREATE_FIELDS = ['timelineId', 'ancestorTimelineId', 'ancestorLsn', 'ancestorTimestamp'];
+const CREATE_FIELDS = ['timelineId', 'ancestorTimelineId', 'ancestorLsn', 'ancestorTimestamp', 'ancestorWalLsn'];
 const isObject = (x: unknown): x is Record<string, unknown> => typeof x === 'object' && x !== null && !Array.isArray(x);
 const firstUnknownField = (b: Record<string, unknown>): string | undefined => Object.keys(b).find((k) => !CREATE_FIELDS.includes(k));
 
 const ANCESTOR_ID_MSG = 'ancestorTimelineId must be 32 lowercase hex characters';
 const ANCESTOR_LSN_MSG = 'ancestorLsn must be a non-negative integer';
+const ANCESTOR_WAL_MSG = 'ancestorWalLsn must be a non-negative integer';
 
 export const createTimelineBody = v.pipe(
   v.custom<Record<string, unknown>>(isObject, 'request body must be a JSON object'),
@@ -45,12 +46,15 @@ export const createTimelineBody = v.pipe(
     ancestorLsn: v.optional(v.pipe(v.number(ANCESTOR_LSN_MSG), v.safeInteger(ANCESTOR_LSN_MSG), v.minValue(0, ANCESTOR_LSN_MSG))),
     /** Branch at the ancestor's state as of this time (ISO 8601); exclusive with ancestorLsn. */
     ancestorTimestamp: v.optional(v.string('ancestorTimestamp must be an ISO 8601 string')),
+    /** Branch where the ancestor's Postgres WAL reached this position (pg_current_wal_lsn() as a number). */
+    ancestorWalLsn: v.optional(v.pipe(v.number(ANCESTOR_WAL_MSG), v.safeInteger(ANCESTOR_WAL_MSG), v.minValue(0, ANCESTOR_WAL_MSG))),
   }),
 );
 export const createTimelineFailure = codedByField({
   ancestorTimelineId: 'invalid_timeline_id',
   ancestorLsn: 'invalid_lsn',
   ancestorTimestamp: 'invalid_timestamp',
+  ancestorWalLsn: 'invalid_lsn',
 });
 
 // ---- POST /v1/timelines/:id/pages ----
@@ -121,12 +125,16 @@ export const pageQuery = v.object({
   lsn: optionalLsn,
 });
 
-export const lsnAtQuery = v.object({
-  timestamp: v.pipe(
-    v.optional(firstValue, ''),
-    v.minLength(1, 'timestamp query parameter is required (ISO 8601)'),
-  ),
-});
+/** GET /lsn: the LSN as of a time (`timestamp`, ISO 8601) or at a Postgres WAL position (`walLsn`, an integer). */
+export const lsnAtQuery = v.pipe(
+  v.object({
+    timestamp: v.pipe(v.optional(firstValue, ''), v.transform((s) => (s === '' ? undefined : s))),
+    walLsn: v.pipe(v.optional(firstValue, ''), v.transform((s) => (s === '' ? undefined : s)), v.optional(v.pipe(
+      v.string(), v.regex(/^\d+$/, 'walLsn must be a non-negative integer'), v.transform(Number), v.safeInteger('walLsn is out of range'),
+    ))),
+  }),
+  v.check((q) => (q.timestamp === undefined) !== (q.walLsn === undefined), 'give one of the query parameters timestamp (ISO 8601) or walLsn'),
+);
 
 export const timeQuery = v.object({
   lsn: v.pipe(
@@ -135,7 +143,7 @@ export const timeQuery = v.object({
   ),
 });
 
-export const queryFailure = codedByField({ page: 'invalid_page', lsn: 'invalid_lsn', timestamp: 'invalid_timestamp' });
+export const queryFailure = codedByField({ page: 'invalid_page', lsn: 'invalid_lsn', timestamp: 'invalid_timestamp', walLsn: 'invalid_lsn' });
 
 export type CreateTimelineBody = v.InferOutput<typeof createTimelineBody>;
 export type PageRefsBody = v.InferOutput<ReturnType<typeof pageRefsBody>>;

@@ -45,6 +45,10 @@ export interface TimelineInfo {
   oldestReadableLsn: number;
   /** Bytes of all files' sizes at lastLsn. */
   logicalSize: number;
+  /** Postgres' WAL position at lastLsn (pg_current_wal_lsn() as a number); null before any WAL or while unloaded. */
+  lastWalLsn: number | null;
+  /** Postgres' WAL position at the branch point; null for a root timeline. */
+  ancestorWalLsn: number | null;
   createdAt: string;
   /** Timelines branched from this one. */
   children: string[];

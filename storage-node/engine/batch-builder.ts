@@ -9,6 +9,7 @@ import { BatchRejectedError } from './errors.ts';
 import { mergeWrite } from './page.ts';
 import type { PageData } from './page.ts';
 import type { NsEntry, PreparedBatch, SizeValue } from './timeline.ts';
+import { walEndOfWrite } from './wal-position.ts';
 import type { LogRecord } from './write-log.ts';
 
 /** What the builder reads of a timeline: its state at an LSN, through its ancestors. */
@@ -20,6 +21,8 @@ export interface TimelineView {
   sizeAt(ino: string, lsn: number): number;
   /** Every path ever named in the chain at `lsn` (live or not). */
   allPaths(lsn: number): Set<string>;
+  /** Postgres' WAL position as of `lsn` (wal-position.ts), null before any WAL. */
+  walLsnAt(lsn: number): number | null;
 }
 
 export function pageKey(ino: string, page: number): string {
@@ -65,6 +68,8 @@ class BatchBuilder {
   /** inode -> first byte cut in this batch */
   private readonly truncatedFrom = new Map<string, number>();
   private inoSeq = 0;
+  /** The furthest WAL position this batch's writes reach. */
+  private walEnd: number | undefined;
 
   constructor(view: TimelineView) {
     this.view = view;
@@ -73,7 +78,9 @@ class BatchBuilder {
   }
 
   result(time: number): PreparedBatch {
-    return { lsn: this.lsn, time, pages: this.pages, ns: this.ns, sizes: this.sizes };
+    // a batch that writes no WAL stays at the position before it, so every batch has one once WAL exists
+    const wal = this.walEnd ?? this.view.walLsnAt(this.at) ?? undefined;
+    return { lsn: this.lsn, time, pages: this.pages, ns: this.ns, sizes: this.sizes, wal };
   }
 
   add(op: FileOp, i: number): void {
@@ -163,7 +170,10 @@ class BatchBuilder {
       pos += n;
     }
     const s = this.size(ino);
-    this.sizes.set(ino, { size: Math.max(s.size, offset + data.length), cut: s.cut });
+    const size = Math.max(s.size, offset + data.length);
+    this.sizes.set(ino, { size, cut: s.cut });
+    const wal = walEndOfWrite(path, offset, data, size);
+    if (wal !== undefined && (this.walEnd === undefined || wal > this.walEnd)) this.walEnd = wal;
   }
 
   private truncate(path: string, size: number, where: string): void {

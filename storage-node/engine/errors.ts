@@ -41,8 +41,9 @@ export class BatchRejectedError extends CodedError {
 
 /** A read at an LSN the timeline cannot serve (400). */
 export class LsnOutOfRangeError extends CodedError {
-  constructor(message: string) {
-    super(400, 'lsn_out_of_range', message);
+  /** `lsn_ahead` for a position past the head (the control plane says Neon's words for it). */
+  constructor(message: string, code: 'lsn_out_of_range' | 'lsn_ahead' = 'lsn_out_of_range') {
+    super(400, code, message);
   }
 }
 

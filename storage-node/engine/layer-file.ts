@@ -27,8 +27,8 @@ export interface LayerIndex {
   sizes: [string, number, number, number][];
   /** [page key "inode/page", lsn, "i" image | "d" delta, blob offset, blob length] */
   pages: [string, number, 'i' | 'd', number, number][];
-  /** [lsn, commit time ms] */
-  times: [number, number][];
+  /** [lsn, commit time ms, Postgres' WAL position (absent in layers written before it was kept)] */
+  times: LayerTime[];
 }
 
 export interface LayerContent {
@@ -39,8 +39,10 @@ export interface LayerContent {
   ns: [string, number, NsEntry | null][];
   sizes: [string, number, SizeValue][];
   pages: [string, number, PageData][];
-  times: [number, number][];
+  times: LayerTime[];
 }
+
+export type LayerTime = [number, number] | [number, number, number];
 
 export function encodeLayer(c: LayerContent): { bytes: Buffer; index: LayerIndex } {
   const blobs: Buffer[] = [LAYER_MAGIC];

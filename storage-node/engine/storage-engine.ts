@@ -15,9 +15,10 @@ import type { ReadSource } from './layer-store.ts';
 import { keys, lsnHex, newManifest, parseManifest } from './manifest.ts';
 import type { Manifest, ManifestLayer } from './manifest.ts';
 import type { PageData } from './page.ts';
-import { ConflictError, InvalidRequestError, NotFoundError, WriteLogFailedError } from './errors.ts';
+import { ConflictError, InvalidRequestError, LsnOutOfRangeError, NotFoundError, WriteLogFailedError } from './errors.ts';
 import { batchRecord } from './batch-builder.ts';
 import { Timeline } from './timeline.ts';
+import { WAL_END_SLACK } from './wal-position.ts';
 import type { BlobLoader, PageVersion, PreparedBatch } from './timeline.ts';
 import { WriteLog, decodeRecords, encodeRecord } from './write-log.ts';
 import type { LogRecord, TimelineCreateRecord } from './write-log.ts';
@@ -201,7 +202,7 @@ export class StorageEngine {
       for (const [key, lsn, kind, offset, length] of ix.pages) {
         t.insertPageVersion(key, { lsn, kind: kind === 'i' ? 'image' : 'delta', ref: { timelineId: m.timelineId, layer: name, offset, length } });
       }
-      for (const [lsn, ms] of ix.times) t.insertTime(lsn, ms);
+      for (const [lsn, ms, wal] of ix.times) t.insertTime(lsn, ms, wal);
     });
     t.lastLsn = t.assignedLsn = Math.max(m.uploadedLsn, m.ancestorLsn);
     t.gcCutoffLsn = Math.max(m.gcCutoffLsn, m.ancestorLsn);
@@ -247,11 +248,10 @@ export class StorageEngine {
     if (this.states.has(id) && !this.states.get(id)!.deleted) throw new ConflictError('timeline_exists', `timeline ${id} already exists`);
     let ancestorLsn = 0;
     const ancestorId = req.ancestorTimelineId ?? null;
-    if (req.ancestorLsn !== undefined && req.ancestorTimestamp !== undefined) {
-      throw new InvalidRequestError('invalid_request', 'give ancestorLsn or ancestorTimestamp, not both');
-    }
-    if (ancestorId === null && (req.ancestorLsn !== undefined || req.ancestorTimestamp !== undefined)) {
-      throw new InvalidRequestError('invalid_request', 'ancestorLsn and ancestorTimestamp need ancestorTimelineId');
+    const points = [req.ancestorLsn, req.ancestorTimestamp, req.ancestorWalLsn].filter((x) => x !== undefined).length;
+    if (points > 1) throw new InvalidRequestError('invalid_request', 'give one of ancestorLsn, ancestorTimestamp or ancestorWalLsn, not several');
+    if (ancestorId === null && points > 0) {
+      throw new InvalidRequestError('invalid_request', 'ancestorLsn, ancestorTimestamp and ancestorWalLsn need ancestorTimelineId');
     }
     if (ancestorId !== null) {
       const parent = await this.load(ancestorId);
@@ -261,6 +261,8 @@ export class StorageEngine {
         ancestorLsn = req.ancestorLsn;
       } else if (req.ancestorTimestamp !== undefined) {
         ancestorLsn = this.lsnForTimestamp(parent, req.ancestorTimestamp);
+      } else if (req.ancestorWalLsn !== undefined) {
+        ancestorLsn = lsnForWal(parent, req.ancestorWalLsn);
       } else {
         ancestorLsn = parent.lastLsn;
       }
@@ -306,6 +308,8 @@ export class StorageEngine {
       lastLsn: t ? t.lastLsn : m.uploadedLsn,
       oldestReadableLsn: t ? t.gcCutoffLsn : m.gcCutoffLsn,
       logicalSize: t ? t.logicalSize(t.lastLsn) : 0,
+      lastWalLsn: t ? t.walLsnAt(t.lastLsn) : null,
+      ancestorWalLsn: t?.ancestor ? t.ancestor.walLsnAt(t.ancestorLsn) : null,
       createdAt: new Date(m.createdAt).toISOString(),
       children,
     };
@@ -427,11 +431,12 @@ export class StorageEngine {
     return { lsn: r.lsn, files: r.t.listFiles(r.lsn) };
   }
 
-  async lsnAt(id: string, timestamp: string): Promise<{ lsn: number; time: string | null }> {
+  /** The LSN as of a time, or where Postgres' WAL reached a position; with its time and WAL position. */
+  async lsnAt(id: string, at: { timestamp: string } | { walLsn: number }): Promise<{ lsn: number; time: string | null; walLsn: number | null }> {
     const t = await this.load(id);
-    const lsn = this.lsnForTimestamp(t, timestamp);
+    const lsn = 'timestamp' in at ? this.lsnForTimestamp(t, at.timestamp) : lsnForWal(t, at.walLsn);
     const ms = t.timeOfLsn(lsn);
-    return { lsn, time: ms === null ? null : new Date(ms).toISOString() };
+    return { lsn, time: ms === null ? null : new Date(ms).toISOString(), walLsn: t.walLsnAt(lsn) };
   }
 
   async timeOf(id: string, lsn: number): Promise<{ lsn: number; time: string | null }> {
@@ -491,7 +496,7 @@ export class StorageEngine {
         for (const [path, value] of batch.ns) content.ns.push([path, batch.lsn, value]);
         for (const [ino, value] of batch.sizes) content.sizes.push([ino, batch.lsn, value]);
         for (const [key, data] of batch.pages) content.pages.push([key, batch.lsn, data]);
-        content.times.push([batch.lsn, batch.time]);
+        content.times.push(batch.wal === undefined ? [batch.lsn, batch.time] : [batch.lsn, batch.time, batch.wal]);
       }
       const { name, index: written, entry } = await this.writeLayer(st, content);
       const walDone = st.walObjects.filter((l) => l <= upto);
@@ -703,4 +708,22 @@ export class StorageEngine {
       walSegments: this.wal?.segmentCount() ?? 0,
     };
   }
+}
+
+/** The timeline's LSN for a Postgres WAL position (Timeline.lsnForWal), readable, and not past its head. */
+function lsnForWal(t: Timeline, wal: number): number {
+  const head = t.walLsnAt(t.lastLsn);
+  if (head === null) throw new LsnOutOfRangeError(`timeline ${t.id} has no Postgres WAL yet: no WAL position can be named in it`);
+  if (wal > head + WAL_END_SLACK) {
+    throw new LsnOutOfRangeError(`WAL position ${formatWalLsn(wal)} is ahead of timeline ${t.id}'s last WAL position ${formatWalLsn(head)}`, 'lsn_ahead');
+  }
+  const lsn = t.lsnForWal(wal, t.lastLsn);
+  if (lsn < 0) throw new LsnOutOfRangeError(`WAL position ${formatWalLsn(wal)} is before timeline ${t.id}'s history`);
+  t.checkReadable(lsn);
+  return lsn;
+}
+
+/** As Postgres prints an LSN: two 32-bit halves in upper-case hex. */
+function formatWalLsn(n: number): string {
+  return `${Math.floor(n / 0x1_0000_0000).toString(16).toUpperCase()}/${(n % 0x1_0000_0000).toString(16).toUpperCase()}`;
 }

@@ -42,6 +42,8 @@ export interface PreparedBatch {
   pages: Map<string, PageData>;
   ns: Map<string, NsEntry | null>;
   sizes: Map<string, SizeValue>;
+  /** Postgres' WAL position once this batch is applied (wal-position.ts); undefined before any WAL. */
+  wal?: number;
 }
 
 export type BlobLoader = (ref: LayerRef) => Promise<Buffer>;
@@ -82,8 +84,8 @@ export class Timeline {
   readonly pages = new Map<string, PageVersion[]>();
   readonly ns = new Map<string, MetaVersion<NsEntry | null>[]>();
   readonly sizes = new Map<string, MetaVersion<SizeValue>[]>();
-  /** Commit time (ms since epoch) of each batch, in LSN order. */
-  readonly times: { lsn: number; ms: number }[] = [];
+  /** Commit time (ms since epoch) and Postgres' WAL position of each batch, in LSN order. */
+  readonly times: { lsn: number; ms: number; wal?: number }[] = [];
   /** Bytes of page data held in memory and not yet frozen into a layer. */
   openBytes = 0;
   /** The highest LSN assigned (may be ahead of lastLsn while a batch is becoming durable). */
@@ -183,6 +185,37 @@ export class Timeline {
     return Math.min(this.times[ans].lsn, this.lastLsn);
   }
 
+  /** Postgres' WAL position as of `lsn` (not bounded by lastLsn: the batch builder asks at assignedLsn). */
+  walLsnAt(lsn: number): number | null {
+    for (let i = lastAtOrBefore(this.times, lsn); i >= 0; i--) {
+      const wal = this.times[i].wal;
+      if (wal !== undefined) return wal; // only batches of layers written before WAL positions were kept lack one
+    }
+    return this.ancestor ? this.ancestor.walLsnAt(Math.min(lsn, this.ancestorLsn)) : null;
+  }
+
+  /**
+   * The last LSN up to `upTo` whose WAL position is at or before `wal`: it holds every transaction whose commit
+   * record ends at or before `wal`, and nothing whose WAL lies past it. The branch point if no batch of this
+   * timeline qualifies, -1 if not even that does (the position is before this timeline's history).
+   */
+  lsnForWal(wal: number, upTo: number): number {
+    let lo = 0;
+    let hi = lastAtOrBefore(this.times, upTo);
+    let ans = -1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1;
+      const at = this.times[mid].wal;
+      if (at === undefined || at <= wal) {
+        ans = mid;
+        lo = mid + 1;
+      } else hi = mid - 1;
+    }
+    if (ans >= 0) return this.times[ans].lsn;
+    const base = this.ancestor ? this.ancestor.walLsnAt(this.ancestorLsn) : null;
+    return base === null || base <= wal ? this.ancestorLsn : -1;
+  }
+
   timeOfLsn(lsn: number): number | null {
     const i = lastAtOrBefore(this.times, lsn);
     if (i >= 0 && this.times[i].lsn === lsn) return this.times[i].ms;
@@ -265,7 +298,7 @@ export class Timeline {
     }
     for (const [key, value] of b.ns) pushVersion(this.ns, key, { lsn: b.lsn, value });
     for (const [key, value] of b.sizes) pushVersion(this.sizes, key, { lsn: b.lsn, value });
-    this.times.push({ lsn: b.lsn, ms: b.time });
+    this.times.push({ lsn: b.lsn, ms: b.time, wal: b.wal });
     this.assignedLsn = b.lsn;
   }
 
@@ -301,11 +334,11 @@ export class Timeline {
     else arr.splice(i, 0, v);
   }
 
-  insertTime(lsn: number, ms: number): void {
+  insertTime(lsn: number, ms: number, wal?: number): void {
     let i = this.times.length;
     while (i > 0 && this.times[i - 1].lsn > lsn) i--;
     if (i > 0 && this.times[i - 1].lsn === lsn) return;
-    this.times.splice(i, 0, { lsn, ms });
+    this.times.splice(i, 0, { lsn, ms, wal });
   }
 }
 

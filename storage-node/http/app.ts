@@ -127,7 +127,7 @@ function readRoutes(app: Hono, engine: StorageEngine, maxPagesPerRead: number): 
   app.get('/v1/timelines/:id/files', timelineId, query(lsnQuery), async (c) =>
     c.json(await engine.listFiles(c.req.valid('param').id, c.req.valid('query').lsn)));
   app.get('/v1/timelines/:id/lsn', query(lsnAtQuery), timelineId, async (c) =>
-    c.json(await engine.lsnAt(c.req.valid('param').id, c.req.valid('query').timestamp)));
+    c.json(await engine.lsnAt(c.req.valid('param').id, atOf(c.req.valid('query')))));
   app.get('/v1/timelines/:id/time', query(timeQuery), timelineId, async (c) =>
     c.json(await engine.timeOf(c.req.valid('param').id, c.req.valid('query').lsn)));
 }
@@ -137,4 +137,9 @@ function maintenanceRoutes(app: Hono, engine: StorageEngine): void {
   app.post('/v1/timelines/:id/checkpoint', timelineId, async (c) => c.json(await engine.checkpoint(c.req.valid('param').id)));
   app.post('/v1/timelines/:id/compact', timelineId, async (c) => c.json(await engine.compact(c.req.valid('param').id)));
   app.post('/v1/timelines/:id/gc', timelineId, async (c) => c.json(await engine.gc(c.req.valid('param').id)));
+}
+
+/** GET /lsn's point: a time or a WAL position (lsnAtQuery lets exactly one through). */
+function atOf(q: { timestamp?: string; walLsn?: number }): { timestamp: string } | { walLsn: number } {
+  return q.walLsn !== undefined ? { walLsn: q.walLsn } : { timestamp: q.timestamp! };
 }
