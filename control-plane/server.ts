@@ -115,6 +115,7 @@ export async function startControlPlane(config: ControlPlaneConfig): Promise<Con
       // running operations stay `running` in the state: the next start resumes them
       runnerOf(state)?.stop();
       await endpoints.close();
+      await state.flush().catch((e: unknown) => log.warn({ err: e }, 'could not write a state snapshot at stop; the next start replays the changes'));
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
         server.closeIdleConnections();

@@ -284,9 +284,11 @@ describe('a control plane killed while a job runs', () => {
       const projectId = p.project.id as string;
       const b = (await call('POST', `/projects/${projectId}/branches`, { branch: { name: 'doomed' } })).body.branch;
       const store = new LocalFolderStore(objects);
-      const readState = async (): Promise<{ state: ControlPlaneState; etag: string }> => {
-        const res = await store.get('control-plane/state.json');
-        return { state: JSON.parse(res!.body.toString('utf8')) as ControlPlaneState, etag: res!.etag };
+      // the state as the bucket holds it (snapshot + changes), read by a store of its own
+      const readState = async (): Promise<{ state: ControlPlaneState; store: StateStore }> => {
+        const st = new StateStore(store);
+        await st.load();
+        return { state: st.current, store: st };
       };
       const timeline = (await readState()).state.branches[b.id].timeline_id;
       relay.faults.hold = true;
@@ -300,11 +302,12 @@ describe('a control plane killed while a job runs', () => {
       expect(await timelineExists(timeline)).toBe(true);
 
       // An operation of an action without a resumable job, left running by an older control plane.
-      const { state, etag } = await readState();
+      const { state, store: writer } = await readState(); // the only writer now: the first control plane is dead
       expect(state.operations?.find((o) => o.id === op.id)?.status).toBe('running');
       const stale: OperationRecord = { ...state.operations!.find((o) => o.id === op.id)!, id: '00000000-0000-4000-8000-000000000001', action: 'start_compute', branch_id: p.branch.id };
-      state.operations!.push(stale);
-      await store.put('control-plane/state.json', Buffer.from(JSON.stringify(state)), { ifMatch: etag });
+      await writer.mutate((draft) => {
+        draft.operations!.push(stale);
+      });
 
       second = await start();
       call = client(second.url);

@@ -6,6 +6,7 @@ import { branchesOf, getBranch, getProject } from '../lookup.ts';
 import type { BranchRecord, OperationRecord } from '../model.ts';
 import type { ApiDeps } from './deps.ts';
 import { bodyOf, queryOf } from './fields.ts';
+import { paginate } from './pagination.ts';
 import type { NeonConnectionDetails } from './neon-types.ts';
 import { CreateBranchBody, ListBranchesQuery, RestoreBranchBody, UpdateBranchBody, pointInTime } from './schemas.ts';
 
@@ -24,10 +25,16 @@ function readRoutes(app: Hono, d: ApiDeps): void {
   app.get('/projects/:project_id/branches', (c) => {
     const id = getProject(state.current, c.req.param('project_id')).id;
     const q = queryOf(c, ListBranchesQuery);
-    let list = branchesOf(state.current, id).sort((a, b) => a.created_at.localeCompare(b.created_at));
+    let list = branchesOf(state.current, id);
     if (q.search) list = list.filter((b) => b.name.includes(q.search!) || b.id.includes(q.search!));
-    if (q.limit !== undefined) list = list.slice(0, q.limit);
-    return c.json({ branches: list.map((b) => d.views.branch(b)), annotations: {} });
+    // beyond Neon's default (updated_at desc): oldest first unless asked, an order that renames never reshuffle
+    const sortBy = q.sort_by ?? 'created_at';
+    const sortOrder = q.sort_order ?? (q.sort_by ? 'desc' : 'asc');
+    const page = paginate(list, { cursor: q.cursor, limit: q.limit, sortBy, sortOrder }, (b) => (sortBy === 'name' ? b.name : sortBy === 'updated_at' ? b.updated_at : b.created_at));
+    return c.json({
+      branches: page.items.map((b) => d.views.branch(b)), annotations: {},
+      pagination: { ...(page.next ? { next: page.next } : {}), sort_by: sortBy, sort_order: sortOrder },
+    });
   });
 
   app.get('/projects/:project_id/branches/:branch_id', (c) => {

@@ -4,6 +4,7 @@ import { badRequest, notFound } from '../errors.ts';
 import { getBranch, getEndpoint, getProject, getRole, getDatabase } from '../lookup.ts';
 import type { ApiDeps } from './deps.ts';
 import { bodyOf, queryOf } from './fields.ts';
+import { cursorAfter, paginate } from './pagination.ts';
 import { ConnectionUriQuery, CreateProjectBody, ListProjectsQuery, UpdateProjectBody } from './schemas.ts';
 
 export function projectRoutes(app: Hono, d: ApiDeps): void {
@@ -11,11 +12,13 @@ export function projectRoutes(app: Hono, d: ApiDeps): void {
 
   app.get('/projects', (c) => {
     const { limit = 10, cursor, search } = queryOf(c, ListProjectsQuery);
-    let all = Object.values(state.current.projects).sort((a, b) => a.created_at.localeCompare(b.created_at) || a.id.localeCompare(b.id));
+    let all = Object.values(state.current.projects);
     if (search) all = all.filter((p) => p.id.includes(search) || p.name.includes(search));
-    const start = cursor ? all.findIndex((p) => p.id === cursor) + 1 : 0;
-    const page = all.slice(start, start + limit);
-    return c.json({ projects: page.map((p) => d.views.projectListItem(p)), pagination: { cursor: page.at(-1)?.id ?? cursor ?? '' } });
+    // Neon's projects list: `pagination.cursor` to pass back as `cursor` (an empty page keeps the one given)
+    const page = paginate(all, { cursor: cursor || undefined, limit, sortBy: 'created_at', sortOrder: 'asc' }, (p) => p.created_at);
+    const last = page.items.at(-1);
+    const next = last ? cursorAfter(last.created_at, last.id) : (cursor ?? '');
+    return c.json({ projects: page.items.map((p) => d.views.projectListItem(p)), pagination: { cursor: next } });
   });
   // Neon's account-level routes that neonctl calls: nothing is shared, and there are no organisations here.
   app.get('/projects/shared', (c) => c.json({ projects: [], pagination: { cursor: '' } }));

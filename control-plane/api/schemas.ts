@@ -87,7 +87,13 @@ export const ConnectionUriQuery = params({
 
 // ---- branches ----
 
-export const ListBranchesQuery = params({ search: queryString(), limit: queryInt('limit', 1, 10000) });
+export const ListBranchesQuery = params({
+  search: queryString(),
+  limit: queryInt('limit', 1, 10000),
+  cursor: queryString(),
+  sort_by: optEnum('sort_by', ['name', 'created_at', 'updated_at']),
+  sort_order: optEnum('sort_order', ['asc', 'desc']),
+});
 
 function newEndpointSpec(where: string) {
   return fields({
