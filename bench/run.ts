@@ -1,10 +1,11 @@
-// `npm run bench [-- storage|compute|proxy|workers|engines|http ...]`: runs the benchmarks and prints their tables (Markdown).
+// `npm run bench [-- storage|compute|proxy|workers|engines|http|agents ...]`: runs the benchmarks and prints their tables (Markdown).
 import { runProxyBenchmarks } from './proxy.ts';
 import { runStorageBenchmarks } from './storage-node.ts';
 import { runComputeBenchmarks } from './compute.ts';
 import { runWorkersBenchmarks } from './workers.ts';
 import { runEnginesBenchmarks } from './engines.ts';
 import { runHttpPathBenchmarks } from './http-path.ts';
+import { runAgentsBenchmarks } from './agents.ts';
 
 const suites: Record<string, () => Promise<string[]>> = {
   storage: runStorageBenchmarks,
@@ -13,6 +14,7 @@ const suites: Record<string, () => Promise<string[]>> = {
   workers: runWorkersBenchmarks,
   engines: runEnginesBenchmarks,
   http: runHttpPathBenchmarks,
+  agents: runAgentsBenchmarks,
 };
 
 const wanted = process.argv.slice(2).filter((a) => !a.startsWith('-'));

@@ -1,19 +1,20 @@
 // The control plane's durable state. In memory it is one immutable tree (Immer): a mutation works on a
-// copy-on-write draft, so it costs what it touches, and what it changed comes out as patches. In the object store it
-// is a log of those patches, one small object per change, with a snapshot now and then (state/change-log.ts): a
-// change costs the same at the 10,000th branch as at the first. Mutations are serialised in this process and are
+// copy-on-write draft, so it costs what it touches, and every record it did not change is shared with the state
+// before. In the object store it is a log of the records each change touched (state/delta.ts, found by identity),
+// one small object per change, with a snapshot now and then (state/change-log.ts): a change costs the same at the
+// 10,000th branch as at the first. Mutations are serialised in this process and are
 // durable before they return; a second control plane on the same bucket is refused (StateConflictError), never
 // silently overwritten.
-import { Immer, current, enablePatches, isDraft } from 'immer';
-import type { Draft, Patch } from 'immer';
+import { Immer, current, freeze, isDraft } from 'immer';
+import type { Draft } from 'immer';
 import { ServiceError } from '../lib/errors.ts';
 import type { ObjectStore } from '../storage-node/object-store/object-store.ts';
 import { PreconditionFailedError } from '../storage-node/object-store/object-store.ts';
 import { emptyState } from './model.ts';
 import type { ControlPlaneState } from './model.ts';
 import { ChangeLog } from './state/change-log.ts';
+import { diffState } from './state/delta.ts';
 
-enablePatches();
 // Frozen: a caller that changes the state outside mutate() fails loudly instead of changing memory only.
 const immer = new Immer({ autoFreeze: true });
 
@@ -43,8 +44,8 @@ export class StateStore {
   }
 
   async load(): Promise<void> {
-    const loaded = await this.log.load(emptyState(), (s, patches) => immer.applyPatches(s, patches));
-    this.state = immer.produce(loaded.state ?? emptyState(), () => undefined);
+    const loaded = await this.log.load(emptyState());
+    this.state = freeze(loaded.state ?? emptyState(), true);
     this.seq = loaded.seq;
     this.snapshotSeq = loaded.snapshotSeq;
   }
@@ -67,13 +68,11 @@ export class StateStore {
     const run = async (): Promise<T> => {
       const draft = immer.createDraft(this.state);
       const result = undraft(await fn(draft as ControlPlaneState));
-      let patches: Patch[] = [];
-      const next = immer.finishDraft(draft, (p) => {
-        patches = p;
-      }) as ControlPlaneState;
-      if (patches.length === 0) return result;
+      const next = immer.finishDraft(draft) as ControlPlaneState;
+      const delta = diffState(this.state, next);
+      if (!delta) return result;
       try {
-        this.bytesSinceSnapshot += await this.log.append(this.seq + 1, patches);
+        this.bytesSinceSnapshot += await this.log.append(this.seq + 1, delta);
       } catch (e) {
         if (e instanceof PreconditionFailedError) throw new StateConflictError(e);
         throw e;

@@ -61,6 +61,27 @@ describe('control-plane state store', () => {
     expect(again.changes).toBe(1500);
   });
 
+  it('a change to a long list writes the records it touched, not the list, and a reload keeps the order', async () => {
+    const b = await bucket();
+    const s = new StateStore(b);
+    await s.load();
+    const role = (i: number) => ({ branch_id: `br-${i}`, name: 'owner', protected: false, no_login: false, created_at: '2026-01-01T00:00:00.000Z' });
+    await s.mutate((d) => {
+      for (let i = 0; i < 1500; i++) d.roles.push(role(i) as never);
+    });
+    await s.mutate((d) => {
+      d.roles = d.roles.filter((r) => r.branch_id !== 'br-3'); // a removal near the start shifts every later index
+      d.roles[700].name = 'renamed';
+      d.roles.push(role(9999) as never);
+    });
+    expect((await changeObjects(b)).at(-1)!.size).toBeLessThan(1024);
+    const again = new StateStore(b);
+    await again.load();
+    expect(again.current.roles).toEqual(s.current.roles);
+    expect(again.current.roles.map((r) => r.branch_id).slice(0, 4)).toEqual(['br-0', 'br-1', 'br-2', 'br-4']);
+    expect(again.current.roles[700].name).toBe('renamed');
+  });
+
   it('a failed change writes nothing; a change returns plain copies of the records it touched; the state is frozen', async () => {
     const b = await bucket();
     const s = new StateStore(b);

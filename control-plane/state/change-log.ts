@@ -1,15 +1,16 @@
 // Where the control plane's state lives in the object store: snapshots of the whole state now and then, and between
-// them one small object per change (its Immer patches), so that a change costs the same whatever the number of
+// them one small object per change (its records, delta.ts), so that a change costs the same whatever the number of
 // projects and branches. Every object is created with If-None-Match: a second control plane on the same bucket that
 // tries to write change N after this one did is refused, and never overwrites anything.
 //
 //   control-plane/snapshot/<seq>.json   {"seq", "state"}     the state after change <seq>
-//   control-plane/log/<seq>.json        {"seq", "patches"}   change <seq>
+//   control-plane/log/<seq>.json        {"seq", "delta"}     change <seq>
 //   control-plane/state.json            the single document of older versions: read as change 0 when no snapshot exists
-import type { Patch } from 'immer';
 import { PreconditionFailedError } from '../../storage-node/object-store/object-store.ts';
 import type { ObjectStore } from '../../storage-node/object-store/object-store.ts';
 import type { ControlPlaneState } from '../model.ts';
+import { applyDelta } from './delta.ts';
+import type { Delta } from './delta.ts';
 
 const LOG = 'control-plane/log/';
 const SNAPSHOT = 'control-plane/snapshot/';
@@ -50,7 +51,7 @@ export class ChangeLog {
   }
 
   /** The newest snapshot (or the legacy document) and the changes after it, applied by `apply`. */
-  async load(empty: ControlPlaneState, apply: (state: ControlPlaneState, patches: Patch[]) => ControlPlaneState): Promise<LoadedState> {
+  async load(empty: ControlPlaneState): Promise<LoadedState> {
     const snapshots = await this.store.list(SNAPSHOT);
     let state: ControlPlaneState | null = null;
     let snapshotSeq = 0;
@@ -70,8 +71,8 @@ export class ChangeLog {
     const bodies = await getAll(this.store, logs);
     for (const [i, key] of logs.entries()) {
       if (seqOf(key) !== seq + 1) throw new Error(`control-plane state: change ${seq + 1} is missing (found ${key}); the log in the bucket is damaged`);
-      const { patches } = JSON.parse(bodies[i].toString('utf8')) as { patches: Patch[] };
-      state = apply(state ?? empty, patches); // changes from the very first start on: from the empty state
+      const { delta } = JSON.parse(bodies[i].toString('utf8')) as { delta: Delta };
+      state = applyDelta(state ?? empty, delta); // changes from the very first start on: from the empty state
       seq++;
     }
     return { state, seq, snapshotSeq };
@@ -83,9 +84,9 @@ export class ChangeLog {
    * snapshots after it lands: a snapshot at or past `seq` means this writer is stale (its change is withdrawn).
    * Snapshots are written before the changes they supersede are deleted, so one of the two checks always sees it.
    */
-  async append(seq: number, patches: Patch[]): Promise<number> {
+  async append(seq: number, delta: Delta): Promise<number> {
     const key = keyOf(LOG, seq);
-    const body = Buffer.from(JSON.stringify({ seq, patches }));
+    const body = Buffer.from(JSON.stringify({ seq, delta }));
     await this.store.put(key, body, { ifNoneMatch: '*' });
     const newer = (await this.store.list(SNAPSHOT)).find((o) => seqOf(o.key) >= seq);
     if (newer) {
