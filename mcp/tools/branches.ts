@@ -1,7 +1,7 @@
 // Branches: create_branch, delete_branch, describe_branch, reset_from_parent, get_connection_string.
 import * as v from 'valibot';
 import type { NeonBranch } from '../../control-plane/api/neon-types.ts';
-import { databaseName, projectId, roleName, target, text } from '../args.ts';
+import { databaseName, projectId, requiredBranchId, roleName, target, text } from '../args.ts';
 import { listTables } from '../catalog.ts';
 import { tool, ToolError } from '../tool.ts';
 import type { Tool } from '../tool.ts';
@@ -31,7 +31,7 @@ export const branchTools: Tool[] = [
   tool({
     name: 'describe_branch',
     description: 'Describes a branch: its parent and LSN, its computes, databases and roles, and the tables of a database.',
-    input: v.object({ projectId, branchId: text('branchId', 'The ID or name of the branch'), databaseName }),
+    input: v.object({ projectId, branchId: requiredBranchId, databaseName }),
     run: async (a, ctx) => {
       const b = await ctx.api.branch(a.projectId, a.branchId);
       const base = `${branchesOf(a.projectId)}/${b.id}`;

@@ -2,7 +2,7 @@
 // the rows added, removed and changed between two branches, or between a branch and one of its checkpoints.
 import * as v from 'valibot';
 import type { NeonBranch } from '../../control-plane/api/neon-types.ts';
-import { branchId, databaseName, projectId, text } from '../args.ts';
+import { branchId, databaseName, projectId, requiredBranchId, text } from '../args.ts';
 import { quoteIdent, schemaSnapshot } from '../catalog.ts';
 import { diffData } from '../data-diff.ts';
 import { diffSchemas } from '../schema-diff.ts';
@@ -35,7 +35,7 @@ export const compareTools: Tool[] = [
   tool({
     name: 'compare_database_schema',
     description: "The schema diff of a branch against its parent's current schema: tables, columns, constraints, indexes, views, sequences, functions, types and triggers added, removed or changed, with a text diff.",
-    input: v.object({ projectId, branchId: text('branchId', 'The ID or name of the branch'), databaseName }),
+    input: v.object({ projectId, branchId: requiredBranchId, databaseName }),
     run: async (a, ctx) => {
       const b = await ctx.api.branch(a.projectId, a.branchId);
       if (!b.parent_id) throw new ToolError(`branch ${b.name} has no parent to compare with`);
