@@ -1,98 +1,83 @@
 #!/usr/bin/env node
-// The `lakebase` command: `start` runs the whole lakebase on this machine (cli/start.ts); the other commands
-// drive its API (cli/commands/).
-import { start } from './start.ts';
-import { Api } from './commands/api.ts';
-import { branches } from './commands/branches.ts';
-import { loadConfig } from './commands/config.ts';
-import type { GlobalFlags } from './commands/config.ts';
-import { connectionString } from './commands/connection-string.ts';
+// The `lakebase` command: `start` runs the whole lakebase on this machine (cli/start.ts), `logs` reads its
+// services' logs; the other commands drive its API (cli/commands/), once a start in progress has finished. Each
+// command's modules load only when it runs, so that a start marks its directory at once and commands start fast.
+import { findCommand, splitGlobals, startDir } from './argv.ts';
+import { stateDir } from './commands/config.ts';
 import type { CommandContext } from './commands/context.ts';
-import { endpoints } from './commands/endpoints.ts';
-import { mcp } from './commands/mcp.ts';
 import { CliError } from './commands/errors.ts';
-import { projects } from './commands/projects.ts';
-import { roles } from './commands/roles.ts';
-import { sql } from './commands/sql.ts';
-
-const HELP = `lakebase: an open lakebase (serverless Postgres on branchable storage in S3/R2)
-
-Usage:
-  lakebase start [--dir DIR] [--storage-port N] [--compute-port N] [--api-port N] [--http-port N] [--tcp-port N]
-                 [--auto-ports] [--quiet]
-      Runs every service on this machine, supervised (a service that dies is restarted).
-      State (object store folder, storage node disk) lives in DIR (default .lakebase, or LAKEBASE_DIR).
-      With LAKEBASE_S3_BUCKET (and LAKEBASE_S3_ENDPOINT, ...) the object store is that bucket instead.
-      Writes DIR/local.json with the addresses of what it started. Ctrl-C stops everything cleanly.
-
-  lakebase projects list | create [--name N] | get ID | delete ID
-  lakebase branches list
-  lakebase branches create [--name N] [--parent BRANCH] [--at LSN|TIMESTAMP] [--no-endpoint] [--read-only]
-  lakebase branches delete BRANCH
-  lakebase branches reset BRANCH [--preserve-under-name N]          to its parent's head
-  lakebase branches restore BRANCH --source BRANCH [--at LSN|TIMESTAMP] [--preserve-under-name N]
-  lakebase branches checkpoint BRANCH NAME                          name the branch's current state
-  lakebase branches checkpoints BRANCH
-  lakebase branches rewind BRANCH NAME                              back to a checkpoint, in O(1)
-  lakebase endpoints list | start ENDPOINT_ID | suspend ENDPOINT_ID
-  lakebase roles list | create NAME | delete NAME | reset-password NAME   [--branch BRANCH]
-  lakebase connection-string [BRANCH] [--role R] [--database D] [--pooled]
-  lakebase sql "STATEMENT" [BRANCH] [--role R] [--database D]
-  lakebase mcp                                                      the MCP server for agents, over stdio
-                                                                    (over HTTP: the API's /mcp, same key)
-  lakebase help
-
-  BRANCH is a branch id or name (default: the project's default branch). LSNs look like 0/16B3748.
-
-Options of the API commands (flag, then environment variable, then DIR/local.json from \`lakebase start\`):
-  --api-url URL     LAKEBASE_API_URL      the API, e.g. http://127.0.0.1:9871/api/v2
-  --api-key KEY     LAKEBASE_API_KEY      its Bearer key
-  --project ID      LAKEBASE_PROJECT_ID   the project (default: local.json's, or the only one)
-  --dir DIR         LAKEBASE_DIR          where local.json is (.lakebase)
-  --json                                  JSON output for scripts (default: a table)
-                    LAKEBASE_PG_HOST, LAKEBASE_PG_PORT   the proxy's Postgres address, for \`sql\`
-
-Environment of start: LAKEBASE_DIR, LAKEBASE_STORAGE_PORT (9870), LAKEBASE_COMPUTE_PORT (9872),
-LAKEBASE_API_PORT (9871), LAKEBASE_PROXY_HTTP_PORT (4444), LAKEBASE_PROXY_TCP_PORT (5432), LAKEBASE_AUTO_PORTS=1,
-LAKEBASE_DURABILITY (local | object-store), LAKEBASE_S3_* (see docs/storage-node-api.md), LAKEBASE_LOG_LEVEL (info).`;
+import { HELP } from './help.ts';
+import { markStarting, startingPid, waitForStart } from './start-marker.ts';
 
 type Command = (ctx: CommandContext) => Promise<void>;
-const COMMANDS: Record<string, Command> = {
-  projects, project: projects, branches, branch: branches, endpoints, endpoint: endpoints, roles, role: roles,
-  'connection-string': connectionString, cs: connectionString, sql, mcp,
+const COMMANDS: Record<string, () => Promise<Command>> = {
+  projects: async () => (await import('./commands/projects.ts')).projects,
+  branches: async () => (await import('./commands/branches.ts')).branches,
+  endpoints: async () => (await import('./commands/endpoints.ts')).endpoints,
+  roles: async () => (await import('./commands/roles.ts')).roles,
+  'connection-string': async () => (await import('./commands/connection-string.ts')).connectionString,
+  sql: async () => (await import('./commands/sql.ts')).sql,
+  dump: async () => (await import('./commands/dump.ts')).dump,
+  mcp: async () => (await import('./commands/mcp.ts')).mcp,
 };
+const ALIASES: Record<string, string> = { project: 'projects', branch: 'branches', endpoint: 'endpoints', role: 'roles', cs: 'connection-string' };
 
-/** Takes the global flags out of argv (anywhere on the line), leaving the command's own. */
-function splitGlobals(argv: string[]): { flags: GlobalFlags; rest: string[] } {
-  const flags: GlobalFlags = {};
-  const rest: string[] = [];
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    const m = /^--(api-url|api-key|project|dir)(?:=(.*))?$/.exec(a);
-    if (m) {
-      const v = m[2] ?? argv[++i];
-      if (v === undefined) throw new CliError(`--${m[1]} needs a value`, 2);
-      flags[m[1] as 'api-url' | 'api-key' | 'project' | 'dir'] = v;
-    } else if (a === '--json') flags.json = true;
-    else rest.push(a);
-  }
-  return { flags, rest };
+/** The errors of a command that found no lakebase (no local.json yet, or an older start's ports). */
+function foundNoApi(e: unknown): boolean {
+  return e instanceof CliError && /^(no lakebase API configured|cannot reach the lakebase API)/.test(e.message);
 }
 
-const [command, ...rest] = process.argv.slice(2);
-try {
-  if (command === 'start') {
-    await start(rest);
-  } else if (command === undefined || command === 'help' || command === '--help' || command === '-h') {
+/**
+ * An API command, once a `lakebase start` in progress in the state directory has finished (unless the API is
+ * named). Its modules load first, which gives a start launched at the same moment the time to mark its directory;
+ * one that marked it only after the command found no API gets waited for, and the command runs again.
+ */
+async function runApiCommand(name: string, argv: string[]): Promise<void> {
+  const { flags, rest: args } = splitGlobals(argv);
+  if (args.includes('--help') || args.includes('-h')) {
     process.stdout.write(HELP + '\n');
-  } else if (COMMANDS[command]) {
-    const { flags, rest: args } = splitGlobals(rest);
-    if (args.includes('--help') || args.includes('-h')) {
-      process.stdout.write(HELP + '\n');
-    } else {
-      const cfg = loadConfig(flags);
-      await COMMANDS[command]({ args, api: new Api(cfg), pg: cfg.pg, out: { json: cfg.json, write: (s) => process.stdout.write(s + '\n') } });
+    return;
+  }
+  const [{ loadConfig }, { Api }, command] = await Promise.all([import('./commands/config.ts'), import('./commands/api.ts'), COMMANDS[name]()]);
+  const waits = !flags['api-url'] && !process.env.LAKEBASE_API_URL;
+  const run = () => {
+    const cfg = loadConfig(flags);
+    return command({ args, api: new Api(cfg), pg: cfg.pg, out: { json: cfg.json, write: (s) => process.stdout.write(s + '\n') } });
+  };
+  if (waits) await waitForStart(stateDir(flags));
+  try {
+    await run();
+  } catch (e) {
+    if (!waits || !foundNoApi(e) || startingPid(stateDir(flags)) === undefined) throw e;
+    await waitForStart(stateDir(flags));
+    await run();
+  }
+}
+
+/** `lakebase start`: its directory marked as starting before its modules load (best effort; start() marks it again). */
+async function runStart(argv: string[]): Promise<void> {
+  if (!argv.includes('--help') && !argv.includes('-h')) {
+    try {
+      markStarting(startDir(argv));
+    } catch (e) {
+      if (e instanceof CliError) throw e;
     }
+  }
+  await (await import('./start.ts')).start(argv);
+}
+
+const { command, rest } = findCommand(process.argv.slice(2));
+const name = command === undefined ? undefined : (ALIASES[command] ?? command);
+try {
+  if (name === 'start') {
+    await runStart(rest);
+  } else if (name === undefined || name === 'help' || name === '--help' || name === '-h') {
+    process.stdout.write(HELP + '\n');
+  } else if (name === 'logs') {
+    const { flags, rest: args } = splitGlobals(rest);
+    await (await import('./commands/logs.ts')).logs(args, stateDir(flags));
+  } else if (COMMANDS[name]) {
+    await runApiCommand(name, rest);
   } else {
     throw new CliError(`unknown command ${JSON.stringify(command)}; \`lakebase help\` lists them`, 2);
   }

@@ -1,7 +1,9 @@
 // `lakebase start`: runs the whole lakebase on this machine as supervised processes (storage node, compute host,
 // control plane, proxy), creates a default project on first start, prints how to connect, and writes
-// <dir>/local.json for tools and tests, always with the ports this start listens on. Every internal API gets a
-// credential made once per directory (secrets.json). Ctrl-C or SIGTERM stops the services in dependency order
+// <dir>/local.json for tools and tests, always with the ports this start listens on. The services' logs go to
+// <dir>/logs/<service>.log (cli/service-logs.ts); while it starts, <dir>/starting.pid makes other `lakebase`
+// commands wait for it (cli/start-marker.ts). Every internal API gets a credential made once per directory
+// (secrets.json). Ctrl-C or SIGTERM stops the services in dependency order
 // (proxy, control plane, compute host, storage node), each after the previous one has exited, so every compute
 // stops cleanly while the storage node is still up.
 import { randomBytes } from 'node:crypto';
@@ -14,12 +16,18 @@ import { ENGINES, type EngineName } from '../control-plane/engines.ts';
 import type { Parsed, Values } from '../lib/config.ts';
 import { freePort } from '../lib/free-port.ts';
 import { CliError } from './commands/errors.ts';
+import { ServiceLogs } from './service-logs.ts';
+import type { TerminalMode } from './service-logs.ts';
+import { markStarting } from './start-marker.ts';
+import { localTlsCertificate, type LocalTlsFiles } from './local-tls.ts';
 import { Supervisor } from './supervisor.ts';
 import type { ServiceSpec, StopOutcome } from './supervisor.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 /** How long one service has to stop after SIGTERM before it is killed. */
 const STOP_GRACE_MS = 30_000;
+/** Endpoint host names are <endpoint id>.<this>; the local TLS certificate covers them. */
+const BASE_DOMAIN = 'lakebase.localhost';
 
 const hex = (bytes: number) => randomBytes(bytes).toString('hex');
 /** Each secret and how to make it; a secrets.json from an older version gets the missing ones added. */
@@ -130,9 +138,10 @@ interface Login {
   database: string;
 }
 
+/** As the API prints them (control-plane/api/views.ts): the endpoint in the password, which every client keeps. */
 function connectionString(login: Login, tcpPort: number, endpointId: string): string {
-  const cred = `${encodeURIComponent(login.role)}:${encodeURIComponent(login.password)}`;
-  return `postgresql://${cred}@127.0.0.1:${tcpPort}/${encodeURIComponent(login.database)}?options=endpoint%3D${endpointId}`;
+  const cred = `${encodeURIComponent(login.role)}:${encodeURIComponent(`endpoint=${endpointId}$${login.password}`)}`;
+  return `postgresql://${cred}@127.0.0.1:${tcpPort}/${encodeURIComponent(login.database)}`;
 }
 
 function projectInfo(ids: { id: string; branchId: string; endpointId: string }, login: Login, tcpPort: number): LocalInfo['project'] {
@@ -152,7 +161,9 @@ async function defaultProject(cpUrl: string, apiKey: string, previous: Partial<L
   const known = previous.project;
   if (known && (await fetch(`${cpUrl}/api/v2/projects/${known.id}`, { headers: { authorization: `Bearer ${apiKey}` } })).ok) {
     const url = new URL(known.connectionString);
-    const login = { role: decodeURIComponent(url.username), password: decodeURIComponent(url.password), database: decodeURIComponent(url.pathname.slice(1)) };
+    // the password without the `endpoint=<id>$` prefix (older local.json files have none)
+    const password = decodeURIComponent(url.password).replace(/^endpoint=[^;$]*[;$]/, '');
+    const login = { role: decodeURIComponent(url.username), password, database: decodeURIComponent(url.pathname.slice(1)) };
     const reveal = `/api/v2/projects/${known.id}/branches/${known.branchId}/roles/${encodeURIComponent(login.role)}/reveal_password`;
     login.password = await api<{ password: string }>(cpUrl, apiKey, 'GET', reveal).then((r) => r.password, () => login.password);
     return projectInfo(known, login, tcpPort);
@@ -192,7 +203,7 @@ function banner(local: LocalInfo, dir: string, localPath: string): string {
 const START_CONFIG = defineConfig({
   service: 'start',
   title: 'lakebase start: runs every service on this machine, supervised (a service that dies is restarted).',
-  usage: 'lakebase start [--dir DIR] [--storage-port N] [--compute-port N] [--api-port N] [--http-port N] [--tcp-port N] [--auto-ports] [--quiet]',
+  usage: 'lakebase start [--dir DIR] [--storage-port N] [--compute-port N] [--api-port N] [--http-port N] [--tcp-port N] [--auto-ports] [--quiet | --verbose]',
   options: {
     dir: option(text('DIR'), { help: 'state: object store folder, storage node disk, secrets, local.json', default: '.lakebase', env: 'LAKEBASE_DIR' }),
     storagePort: option(port(), { help: 'the storage node', defaultText: '9870', env: 'LAKEBASE_STORAGE_PORT' }),
@@ -201,7 +212,8 @@ const START_CONFIG = defineConfig({
     httpPort: option(port(), { help: 'SQL over HTTP and WebSocket', defaultText: '4444', env: 'LAKEBASE_PROXY_HTTP_PORT' }),
     tcpPort: option(port(), { help: 'Postgres TCP', defaultText: '5432', env: 'LAKEBASE_PROXY_TCP_PORT' }),
     autoPorts: flag({ help: 'every port not given is any free one (several lakebases on one machine)', env: 'LAKEBASE_AUTO_PORTS' }),
-    quiet: flag({ help: "no services' log lines on stderr", env: null }),
+    quiet: flag({ help: 'only the banner, restarts and errors on the terminal (every log line is in DIR/logs)', env: null }),
+    verbose: flag({ help: "every service's log lines on stderr too, as they come (they are in DIR/logs either way)", env: 'LAKEBASE_VERBOSE' }),
     engine: option(oneOf(ENGINES), {
       help: 'engine of new projects: pglite (Postgres 18 in WebAssembly) or postgres (PostgreSQL 15 on FUSE; needs root, libfuse2, postgresql-15)',
       default: 'pglite',
@@ -213,7 +225,7 @@ const START_CONFIG = defineConfig({
 type StartValues = Values<typeof START_CONFIG.options>;
 
 /** Where the state lives and which ports to ask for; null when --help was asked (and printed). */
-function startOptions(argv: string[]): { dir: string; ports: Ports; quiet: boolean; engine: EngineName } | null {
+function startOptions(argv: string[]): { dir: string; ports: Ports; terminal: TerminalMode; engine: EngineName } | null {
   let parsed: Parsed<typeof START_CONFIG.options>;
   try {
     parsed = parseConfig(START_CONFIG, argv, process.env);
@@ -225,7 +237,9 @@ function startOptions(argv: string[]): { dir: string; ports: Ports; quiet: boole
     process.stdout.write(helpText(START_CONFIG) + '\n');
     return null;
   }
-  return { dir: resolve(parsed.values.dir), ports: portsOf(parsed.values), quiet: parsed.values.quiet, engine: parsed.values.engine };
+  const v = parsed.values;
+  if (v.quiet && v.verbose) throw new CliError('--quiet and --verbose contradict each other; `lakebase help` shows the usage', 2);
+  return { dir: resolve(v.dir), ports: portsOf(v), terminal: v.verbose ? 'verbose' : v.quiet ? 'quiet' : 'normal', engine: v.engine };
 }
 
 /** Each port: the one asked for, else 0 with --auto-ports (the service binds any free one and reports it), else the default. */
@@ -247,12 +261,10 @@ function stopProgress(name: string, outcome?: StopOutcome, ms?: number): void {
   process.stderr.write(`lakebase: stopping ${name}...${how}\n`);
 }
 
-/** The supervisor: services' lines on stderr unless quiet; services.json names each service's pid (updated on restarts). */
-function supervisorFor(dir: string, quiet: boolean): Supervisor {
+/** The supervisor: services' lines in DIR/logs (and what a person needs on stderr); services.json names each service's pid (updated on restarts). */
+function supervisorFor(dir: string, terminal: TerminalMode): Supervisor {
   return new Supervisor(
-    (line) => {
-      if (!quiet) process.stderr.write(line + '\n');
-    },
+    new ServiceLogs(dir, terminal),
     (pids) => void writeFile(join(dir, 'services.json'), JSON.stringify(pids, null, 2) + '\n').catch(() => {}),
   );
 }
@@ -280,15 +292,18 @@ function stopOnSignals(sv: Supervisor): { stop: () => Promise<void>; interrupted
 export async function start(argv: string[]): Promise<void> {
   const opts = startOptions(argv);
   if (!opts) return;
-  const { dir, ports, quiet, engine } = opts;
+  const { dir, ports, terminal, engine } = opts;
   await mkdir(dir, { recursive: true });
+  const starting = markStarting(dir);
   const secrets = await loadSecrets(dir);
-  const supervisor = supervisorFor(dir, quiet);
+  const supervisor = supervisorFor(dir, terminal);
   const stops = stopOnSignals(supervisor);
+  if (terminal !== 'quiet') process.stderr.write(`lakebase: starting in ${dir}; each service logs to ${join(dir, 'logs')} (\`lakebase logs\`)\n`);
   try {
     const local = await startAll(supervisor, { dir, ports, secrets, engine });
     const localPath = join(dir, 'local.json');
     await writeFile(localPath, JSON.stringify(local, null, 2) + '\n', { mode: 0o600 });
+    starting.done();
     process.stdout.write(banner(local, dir, localPath));
   } catch (e) {
     const interrupted = stops.interrupted();
@@ -341,11 +356,16 @@ async function startCompute(sv: Supervisor, c: StartContext, storageUrl: string)
 }
 
 /** How to start the control plane (given the proxy's TCP port) and the proxy (given the control plane's URL). */
-function frontSpecs(c: StartContext, storageUrl: string, computeUrl: string): { controlPlane: (tcp: number) => ServiceSpec; proxy: (cpUrl: string, tcp: number) => ServiceSpec } {
+function frontSpecs(c: StartContext, storageUrl: string, computeUrl: string, tls: LocalTlsFiles): { controlPlane: (tcp: number) => ServiceSpec; proxy: (cpUrl: string, tcp: number) => ServiceSpec } {
   // Endpoint host names (ep-....lakebase.localhost) do not resolve on most machines: connection URIs name
-  // 127.0.0.1 and carry the endpoint in options, which every client (psql, pg, the driver) passes on.
+  // 127.0.0.1 and carry the endpoint in the password (Neon's form for clients without SNI), which every client
+  // passes on. That login is a cleartext password: over TLS when the client asks (psql, pgbench do), else on
+  // loopback only. Clients that say the endpoint in options or SNI still log in with SCRAM.
   const cpArgs = (p: string, tcp: number) => ['--storage-url', storageUrl, '--compute-host', computeUrl, '--port', p, '--proxy-port', String(tcp), '--connection-host', '127.0.0.1', '--engine', c.engine];
-  const proxyArgs = (cpUrl: string, http: string, tcp: string) => ['--directory-url', `${cpUrl}/internal`, '--http-port', http, '--tcp-port', tcp, '--base-domain', 'lakebase.localhost'];
+  const proxyArgs = (cpUrl: string, http: string, tcp: string) => [
+    '--directory-url', `${cpUrl}/internal`, '--http-port', http, '--tcp-port', tcp, '--base-domain', BASE_DOMAIN,
+    '--tls-cert', tls.cert, '--tls-key', tls.key, '--tcp-allow-cleartext',
+  ];
   const cp = (option: string) => envName('control-plane', option);
   return {
     controlPlane: (tcp) => ({
@@ -397,6 +417,7 @@ async function startAll(sv: Supervisor, o: { dir: string; ports: Ports; secrets:
   const c: StartContext = { ...o, storeEnv };
   const storageUrl = await startStorage(sv, c);
   const computeUrl = await startCompute(sv, c, storageUrl);
-  const front = await startFront(sv, c.ports, frontSpecs(c, storageUrl, computeUrl));
+  const tls = await localTlsCertificate(o.dir, BASE_DOMAIN);
+  const front = await startFront(sv, c.ports, frontSpecs(c, storageUrl, computeUrl, tls));
   return localInfo(c, storageUrl, front);
 }

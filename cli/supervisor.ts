@@ -2,7 +2,8 @@
 // of one process never takes the others down. Stopping goes in reverse start order, one service after the other
 // (the proxy first, the storage node last), so that each service can still reach what it depends on while it stops:
 // the compute host's clean stop of every compute needs the storage node up. Children run in their own process
-// group (detached), so a terminal's Ctrl-C reaches only this process, which then decides the order.
+// group (detached), so a terminal's Ctrl-C reaches only this process, which then decides the order. What the
+// services print, and what happens to them, goes to a ServiceOutput (cli/service-logs.ts: files and the terminal).
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 
@@ -29,6 +30,34 @@ export interface RunningService {
 /** How a stopped service ended: on its own after SIGTERM, or killed after the grace period. */
 export type StopOutcome = 'exited' | 'killed' | 'not running';
 
+/** What happened to a service: started (a restart when attempt > 0), ready, or exited (and when it comes back). */
+export type ServiceEvent =
+  | { kind: 'starting'; service: string; attempt: number }
+  | { kind: 'ready'; service: string; attempt: number; pid: number; ready: Record<string, unknown> }
+  | { kind: 'exited'; service: string; how: string; wasReady: boolean; restartInMs: number | null }
+  | { kind: 'restart-failed'; service: string; message: string };
+
+/** Where the services' output and the supervisor's news go. */
+export interface ServiceOutput {
+  /** One line a service printed: its JSON log on stdout, anything on stderr. */
+  line(service: string, line: string, stream: 'stdout' | 'stderr'): void;
+  event(e: ServiceEvent): void;
+}
+
+/**
+ * Everything as lines to one function: stdout lines as printed (JSON), stderr lines after `[service] `, and a
+ * crash as a JSON line of the supervisor's.
+ */
+export function linesTo(onLine: (line: string) => void): ServiceOutput {
+  return {
+    line: (service, line, stream) => onLine(stream === 'stdout' ? line : `[${service}] ${line}`),
+    event: (e) => {
+      if (e.kind === 'exited' && e.restartInMs !== null) onLine(JSON.stringify({ level: 40, component: 'supervisor', msg: `${e.service} exited (${e.how}); restarting in ${e.restartInMs} ms` }));
+      if (e.kind === 'restart-failed') onLine(`[supervisor] ${e.message}`);
+    },
+  };
+}
+
 export class Supervisor {
   private readonly children = new Map<string, ChildProcess>();
   /** Service names in the order they were first started; stopAll goes through it backwards. */
@@ -36,11 +65,12 @@ export class Supervisor {
   /** Services stopped on purpose: their exit is not a crash. */
   private readonly halted = new Set<string>();
   private stopping = false;
-  private readonly onLog: (line: string) => void;
+  private readonly output: ServiceOutput;
   private readonly onChange: (pids: Record<string, number>) => void;
 
-  constructor(onLog: (line: string) => void, onChange: (pids: Record<string, number>) => void = () => {}) {
-    this.onLog = onLog;
+  /** `output` a function: every line to it, as `lakebase start --verbose` shows them (linesTo). */
+  constructor(output: ServiceOutput | ((line: string) => void), onChange: (pids: Record<string, number>) => void = () => {}) {
+    this.output = typeof output === 'function' ? linesTo(output) : output;
     this.onChange = onChange;
   }
 
@@ -68,24 +98,27 @@ export class Supervisor {
         detached: true,
       });
       this.children.set(spec.name, child);
+      this.output.event({ kind: 'starting', service: spec.name, attempt });
       let ready: Record<string, unknown> | null = null;
-      this.forwardStdout(child, (line) => {
+      this.forwardLines(spec.name, child, 'stdout', (line) => {
         if (ready || !line.includes(`"${spec.readyMessage}"`)) return;
         ready = JSON.parse(line) as Record<string, unknown>;
         this.onChange(this.pids());
+        this.output.event({ kind: 'ready', service: spec.name, attempt, pid: child.pid ?? -1, ready });
         resolve({ spec, ready });
       });
-      child.stderr!.on('data', (d: Buffer) => {
-        for (const l of d.toString().split('\n')) if (l) this.onLog(`[${spec.name}] ${l}`);
-      });
+      this.forwardLines(spec.name, child, 'stderr', () => {});
       child.once('exit', (code, signal) => {
         if (this.children.get(spec.name) === child) this.children.delete(spec.name);
-        if (!ready) reject(new Error(`${spec.name} exited (${signal ?? code}) before it was ready; see its log above`));
-        if (this.stopping || this.halted.has(spec.name)) return;
+        const how = `${signal ?? code}`;
+        if (!ready) reject(new Error(`${spec.name} exited (${how}) before it was ready`));
         // A first start that fails is the caller's to handle; a crash, or a restart that fails, is retried.
-        if (!ready && attempt === 0) return;
+        const retry = !this.stopping && !this.halted.has(spec.name) && (ready !== null || attempt > 0);
+        const restartInMs = retry ? Math.min(10_000, 250 * 2 ** attempt) : null;
+        this.output.event({ kind: 'exited', service: spec.name, how, wasReady: ready !== null, restartInMs });
+        if (restartInMs === null) return;
         const next = ready && spec.restartArgs ? { ...spec, args: spec.restartArgs(ready), restartArgs: undefined } : spec;
-        this.restartLater(next, attempt + 1, `${spec.name} exited (${signal ?? code})`);
+        this.restartLater(next, attempt + 1, restartInMs);
       });
     });
   }
@@ -122,30 +155,32 @@ export class Supervisor {
     }
   }
 
-  /** Calls onLine with each complete stdout line (after logging it), and flushes a last partial line at the end. */
-  private forwardStdout(child: ChildProcess, onLine: (line: string) => void): void {
+  /**
+   * Hands each complete line of one of the child's streams to the output (then to onLine), and a last partial
+   * line at the end.
+   */
+  private forwardLines(name: string, child: ChildProcess, stream: 'stdout' | 'stderr', onLine: (line: string) => void): void {
     let buffered = '';
     const emit = (line: string) => {
       if (!line.trim()) return;
-      this.onLog(line);
+      this.output.line(name, line, stream);
       onLine(line);
     };
-    child.stdout!.on('data', (d: Buffer) => {
+    const from = child[stream]!;
+    from.on('data', (d: Buffer) => {
       buffered += d.toString();
       const lines = buffered.split('\n');
       buffered = lines.pop()!;
       lines.forEach(emit);
     });
-    child.stdout!.on('end', () => emit(buffered));
+    from.on('end', () => emit(buffered));
   }
 
-  private restartLater(spec: ServiceSpec, attempt: number, why: string): void {
-    const delay = Math.min(10_000, 250 * 2 ** (attempt - 1));
-    this.onLog(JSON.stringify({ level: 40, component: 'supervisor', msg: `${why}; restarting in ${delay} ms` }));
+  private restartLater(spec: ServiceSpec, attempt: number, delay: number): void {
     setTimeout(() => {
       if (this.stopping || this.halted.has(spec.name)) return;
       // A restart that fails before ready schedules the next one itself (see the exit handler).
-      this.start(spec, attempt).catch((e: unknown) => this.onLog(`[supervisor] ${(e as Error).message}`));
+      this.start(spec, attempt).catch((e: unknown) => this.output.event({ kind: 'restart-failed', service: spec.name, message: (e as Error).message }));
     }, delay);
   }
 }

@@ -80,15 +80,27 @@ export function endpointFromAddress(address: string | null | undefined): string 
   return label === '' || label === 'localhost' ? null : label.toLowerCase();
 }
 
-/** Neon's "password hack": `endpoint=<id>;<password>` or `endpoint=<id>$<password>` (or `project=`). */
+/**
+ * Neon's "password hack": `endpoint=<id>;<password>` or `endpoint=<id>$<password>` (or `project=`). Split at the
+ * first `;` or `$`, which no endpoint id contains, so the password proper may hold either (Neon tries `;` first,
+ * which misreads `endpoint=<id>$pa;ss`).
+ */
 export function parsePasswordHack(password: string): { endpoint: string; password: string } | null {
-  for (const sep of [';', '$']) {
-    const i = password.indexOf(sep);
-    if (i < 0) continue;
-    const m = /^(?:endpoint|project)=(.*)$/.exec(password.slice(0, i));
-    return m ? { endpoint: m[1], password: password.slice(i + 1) } : null;
-  }
-  return null;
+  const m = /^(?:endpoint|project)=([^;$]*)[;$]([\s\S]*)$/.exec(password);
+  return m ? { endpoint: m[1], password: m[2] } : null;
+}
+
+/**
+ * The endpoint and the password proper of a cleartext password, given the endpoint the connection named otherwise
+ * (options, SNI, Host; null if none). Without one the password form names it; with one, a password form naming
+ * the same endpoint is unwrapped too (a URI that carries both, e.g. one with `options` added), and any other
+ * password is taken as it is, as Neon does.
+ */
+export function unwrapPassword(password: string, known: string | null): { endpoint: string | null; password: string } {
+  const hack = parsePasswordHack(password);
+  if (!hack) return { endpoint: known, password };
+  if (known === null) return hack;
+  return normalizeEndpointId(hack.endpoint) === normalizeEndpointId(known) ? { endpoint: known, password: hack.password } : { endpoint: known, password };
 }
 
 function stripPort(host: string): string {

@@ -23,10 +23,11 @@ afterAll(async () => {
 /** The default project's connection string, for another endpoint, role or database. */
 function conn(opts: { endpoint?: string; user?: string; password?: string; database?: string } = {}): string {
   const u = new URL(stack.project.connectionString);
+  // the printed string names the endpoint in the password: `endpoint=<id>$<password>`
+  const [, endpoint, password] = /^endpoint=([^$]*)\$(.*)$/s.exec(decodeURIComponent(u.password))!;
   if (opts.user) u.username = encodeURIComponent(opts.user);
-  if (opts.password) u.password = encodeURIComponent(opts.password);
+  u.password = encodeURIComponent(`endpoint=${opts.endpoint ?? endpoint}$${opts.password ?? password}`);
   if (opts.database) u.pathname = '/' + opts.database;
-  if (opts.endpoint) u.searchParams.set('options', `endpoint=${opts.endpoint}`);
   return u.toString();
 }
 

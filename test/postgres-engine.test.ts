@@ -38,7 +38,8 @@ function url(opts: { database?: string; user?: string; password?: string; base?:
   const u = new URL(opts.base ?? stack.project.connectionString);
   if (opts.database) u.pathname = `/${opts.database}`;
   if (opts.user) u.username = opts.user;
-  if (opts.password) u.password = opts.password;
+  // the printed string names the endpoint in the password (`endpoint=<id>$<password>`): keep it with another password
+  if (opts.password) u.password = encodeURIComponent(decodeURIComponent(u.password).replace(/^(endpoint=[^$]*\$)?.*$/s, (_, p = '') => `${p}${opts.password}`));
   return u.toString();
 }
 
@@ -231,7 +232,7 @@ describe('the postgres engine', () => {
   });
 
   it('pgbench -i and a pgbench run through the proxy complete with no error; pg_dump restores into a new branch', async () => {
-    const env: NodeJS.ProcessEnv = { ...process.env, PGPASSWORD: new URL(stack.project.connectionString).password };
+    const env: NodeJS.ProcessEnv = { ...process.env, PGPASSWORD: decodeURIComponent(new URL(stack.project.connectionString).password) };
     const u = new URL(stack.project.connectionString);
     const conn = ['-h', stack.tcp.host, '-p', String(stack.tcp.port), '-U', u.username];
     const opts = new URLSearchParams(u.search).get('options');
@@ -251,7 +252,7 @@ describe('the postgres engine', () => {
       const target = neon(br.connection_uris[0].connection_uri);
       await target`DROP TABLE pgbench_branches, pgbench_accounts, pgbench_tellers, pgbench_history`;
       const bu = new URL(br.connection_uris[0].connection_uri);
-      const benv = { ...env, PGPASSWORD: bu.password, PGOPTIONS: new URLSearchParams(bu.search).get('options') ?? '' };
+      const benv = { ...env, PGPASSWORD: decodeURIComponent(bu.password), PGOPTIONS: new URLSearchParams(bu.search).get('options') ?? '' };
       await run(`${BIN}/pg_restore`, ['--no-owner', '-d', 'neondb', ...conn, file], { env: benv });
       const [src] = await neon(stack.project.connectionString)`SELECT sum(abalance)::bigint AS s, count(*)::int AS n FROM pgbench_accounts`;
       const [dst] = await target`SELECT sum(abalance)::bigint AS s, count(*)::int AS n FROM pgbench_accounts`;

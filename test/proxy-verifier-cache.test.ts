@@ -28,9 +28,10 @@ async function query(conn: string, sql = 'SELECT 1 AS n'): Promise<{ status: num
   return { status: res.status, message: body.message };
 }
 
+/** The same string with another password, keeping the `endpoint=<id>$` it starts with. */
 const withPassword = (conn: string, password: string): string => {
   const u = new URL(conn);
-  u.password = password;
+  u.password = encodeURIComponent(decodeURIComponent(u.password).replace(/^(endpoint=[^$]*\$).*$/s, `$1${password}`));
   return u.toString();
 };
 

@@ -28,8 +28,13 @@ interface LocalJson {
   project?: { id?: string };
 }
 
+/** The state directory of `lakebase start` that local.json and the logs are in: --dir, LAKEBASE_DIR or .lakebase. */
+export function stateDir(flags: GlobalFlags, env: NodeJS.ProcessEnv = process.env): string {
+  return resolve(flags.dir ?? env.LAKEBASE_DIR ?? '.lakebase');
+}
+
 export function loadConfig(flags: GlobalFlags, env: NodeJS.ProcessEnv = process.env): CliConfig {
-  const dir = resolve(flags.dir ?? env.LAKEBASE_DIR ?? '.lakebase');
+  const dir = stateDir(flags, env);
   const localPath = join(dir, 'local.json');
   let local: LocalJson = {};
   if (existsSync(localPath)) {

@@ -17,7 +17,7 @@ export interface ViewOptions {
   baseDomain: string;
   /** The proxy's TCP port; named in hosts when it is not Postgres' 5432, so clients that build URIs from `host` reach it. */
   proxyPort: number;
-  /** If set, connection URIs use this host (e.g. 127.0.0.1) and name the endpoint in `options` instead. */
+  /** If set, connection URIs use this host (e.g. 127.0.0.1) and name the endpoint in the password instead (uri()). */
   connectionHost?: string;
 }
 
@@ -42,10 +42,24 @@ export class Views {
     return `${this.o.baseDomain}${this.portSuffix()}`;
   }
 
+  /**
+   * A role's connection URI. With a connection host (a local lakebase: names under the base domain do not resolve)
+   * the endpoint rides in the password, Neon's `endpoint=<id>$<password>` form, percent-encoded: the one place
+   * every client keeps (the driver's poolQueryViaFetch rebuilds the string from user, password, host and database
+   * and drops `options`). `$` rather than `;`, which key=value connection strings (JDBC, .NET) take as a separator.
+   * No sslmode: libpq then prefers TLS (psql, pgbench: the proxy needs a certificate, or cleartext allowed on plain
+   * TCP), while `pg` takes any sslmode but disable to mean verify-full, which a local self-signed certificate fails.
+   * Without a connection host, the Neon form: the endpoint is the host's first label.
+   */
   uri(ep: EndpointRecord, role: string, password: string, database: string, pooled = false): string {
-    const host = this.o.connectionHost ? `${this.o.connectionHost}:${this.o.proxyPort}` : `${ep.id}${pooled ? '-pooler' : ''}.${this.o.baseDomain}:${this.o.proxyPort}`;
-    const options = this.o.connectionHost ? `&options=endpoint%3D${ep.id}${pooled ? '-pooler' : ''}` : '';
-    return `postgresql://${encodeURIComponent(role)}:${encodeURIComponent(password)}@${host}/${encodeURIComponent(database)}?sslmode=disable${options}`;
+    const id = `${ep.id}${pooled ? '-pooler' : ''}`;
+    const path = `/${encodeURIComponent(database)}`;
+    const at = this.o.connectionHost;
+    if (at) {
+      const host = at.includes(':') && !at.startsWith('[') ? `[${at}]` : at;
+      return `postgresql://${encodeURIComponent(role)}:${encodeURIComponent(`endpoint=${id}$${password}`)}@${host}:${this.o.proxyPort}${path}`;
+    }
+    return `postgresql://${encodeURIComponent(role)}:${encodeURIComponent(password)}@${id}.${this.o.baseDomain}:${this.o.proxyPort}${path}?sslmode=disable`;
   }
 
   connectionDetails(ep: EndpointRecord, role: string, password: string, database: string): NeonConnectionDetails {

@@ -48,20 +48,27 @@ function listDelta(before: unknown[], after: unknown[]): ListOp[] {
 export function diffState(before: ControlPlaneState, after: ControlPlaneState): Delta | null {
   const b = before as unknown as Obj;
   const a = after as unknown as Obj;
-  const d: Delta = {};
+  const set: Obj = {};
+  const maps: NonNullable<Delta['maps']> = {};
+  const lists: NonNullable<Delta['lists']> = {};
   for (const k of new Set([...Object.keys(b), ...Object.keys(a)])) {
     if (b[k] === a[k]) continue;
     const isMap = (MAPS as readonly string[]).includes(k);
     const isList = (LISTS as readonly string[]).includes(k);
     if (isMap && b[k] && a[k]) {
       const m = mapDelta(b[k] as Obj, a[k] as Obj);
-      if (m) (d.maps ??= {})[k] = m;
+      if (m) maps[k] = m;
     } else if (isList && Array.isArray(b[k]) && Array.isArray(a[k])) {
-      (d.lists ??= {})[k] = listDelta(b[k] as unknown[], a[k] as unknown[]);
+      lists[k] = listDelta(b[k] as unknown[], a[k] as unknown[]);
     } else {
-      (d.set ??= {})[k] = a[k] === undefined ? null : a[k];
+      set[k] = a[k] === undefined ? null : a[k];
     }
   }
+  const d: Delta = {
+    ...(Object.keys(set).length ? { set } : {}),
+    ...(Object.keys(maps).length ? { maps } : {}),
+    ...(Object.keys(lists).length ? { lists } : {}),
+  };
   return d.set || d.maps || d.lists ? d : null;
 }
 

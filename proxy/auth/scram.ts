@@ -7,6 +7,7 @@
 // docs/design/postgres-engine.md).
 import { createHash, createHmac, pbkdf2, randomBytes, timingSafeEqual } from 'node:crypto';
 import { promisify } from 'node:util';
+import { TLS_SERVER_END_POINT } from './channel-binding.ts';
 
 const pbkdf2Async = promisify(pbkdf2);
 
@@ -123,30 +124,62 @@ function parseAttributes(msg: string): Map<string, string> {
   return attrs;
 }
 
-/** Server side of one SCRAM-SHA-256 exchange (no channel binding). */
+export const SCRAM = 'SCRAM-SHA-256';
+export const SCRAM_PLUS = 'SCRAM-SHA-256-PLUS';
+
+/**
+ * Server side of one SCRAM-SHA-256 exchange. Given the connection's tls-server-end-point data (a TLS connection,
+ * channel-binding.ts), it also offers SCRAM-SHA-256-PLUS and checks the binding in the client's final message.
+ */
 export class ScramServer {
   private clientFirstBare = '';
   private serverFirst = '';
   private nonce = '';
-  private gs2Header = '';
+  /** What the client's `c=` must be: its gs2 header, then the binding data when it bound the channel. */
+  private expectedBinding = Buffer.alloc(0);
   private proven: Buffer | null = null;
   private readonly verifier: ScramVerifier;
+  private readonly channelBinding: Buffer | null;
 
-  constructor(verifier: ScramVerifier) {
+  constructor(verifier: ScramVerifier, channelBinding: Buffer | null = null) {
     this.verifier = verifier;
+    this.channelBinding = channelBinding;
   }
 
-  /** Takes client-first-message, returns server-first-message. Throws on malformed input. */
-  clientFirst(msg: string): string {
-    const m = /^([ny]),(a=[^,]*)?,(.*)$/.exec(msg);
-    if (!m) throw new Error('malformed SCRAM client-first-message (channel binding is not supported)');
-    this.gs2Header = `${m[1]},${m[2] ?? ''},`;
-    this.clientFirstBare = m[3];
+  /** The mechanisms to offer, as Postgres lists them (PLUS first, only over TLS). */
+  get mechanisms(): string[] {
+    return this.channelBinding ? [SCRAM_PLUS, SCRAM] : [SCRAM];
+  }
+
+  /** Takes client-first-message (for the mechanism the client chose), returns server-first-message. Throws on malformed input. */
+  clientFirst(msg: string, mechanism: string = SCRAM): string {
+    const m = /^(n|y|p=([^,]*)),(a=[^,]*)?,(.*)$/.exec(msg);
+    if (!m) throw new Error('malformed SCRAM client-first-message');
+    const gs2Header = `${m[1]},${m[3] ?? ''},`;
+    this.expectedBinding = Buffer.concat([Buffer.from(gs2Header), this.bindingFor(m[1], m[2], mechanism)]);
+    this.clientFirstBare = m[4];
     const clientNonce = parseAttributes(this.clientFirstBare).get('r');
     if (!clientNonce || /[^\x21-\x2b\x2d-\x7e]/.test(clientNonce)) throw new Error('malformed SCRAM client nonce');
     this.nonce = clientNonce + randomBytes(18).toString('base64');
     this.serverFirst = `r=${this.nonce},s=${this.verifier.salt.toString('base64')},i=${this.verifier.iterations}`;
     return this.serverFirst;
+  }
+
+  /** The channel-binding data the gs2 flag commits the client to, with Postgres' refusals (auth-scram.c). */
+  private bindingFor(flag: string, cbName: string | undefined, mechanism: string): Buffer {
+    if (flag.startsWith('p=')) {
+      if (mechanism !== SCRAM_PLUS || !this.channelBinding) {
+        throw new Error('The client selected SCRAM-SHA-256 without channel binding, but the SCRAM message includes channel binding data.');
+      }
+      if (cbName !== TLS_SERVER_END_POINT) throw new Error(`unsupported SCRAM channel-binding type "${cbName}"`);
+      return this.channelBinding;
+    }
+    if (mechanism === SCRAM_PLUS) throw new Error('The client selected SCRAM-SHA-256-PLUS, but the SCRAM message does not include channel binding data.');
+    // 'y': the client could bind but thinks the server cannot; this one can, so a downgrade is under way
+    if (flag === 'y' && this.channelBinding) {
+      throw new Error('SCRAM channel binding negotiation error: the client supports SCRAM channel binding but thinks the server does not. However, this server does support channel binding.');
+    }
+    return Buffer.alloc(0);
   }
 
   /** Takes client-final-message; returns server-final-message if the proof is right, else null. */
@@ -155,7 +188,7 @@ export class ScramServer {
     if (pIdx < 0) return null;
     const withoutProof = msg.slice(0, pIdx);
     const attrs = parseAttributes(withoutProof);
-    if (attrs.get('c') !== Buffer.from(this.gs2Header).toString('base64')) return null;
+    if (attrs.get('c') !== this.expectedBinding.toString('base64')) return null;
     if (attrs.get('r') !== this.nonce) return null;
     const proof = Buffer.from(msg.slice(pIdx + 3), 'base64');
     if (proof.length !== 32) return null;

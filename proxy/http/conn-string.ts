@@ -2,7 +2,7 @@
 // error texts (reference §1.2, get_conn_info). Everything here is a 400.
 import net from 'node:net';
 import { ProxyError } from '../errors.ts';
-import { endpointFromOptions, normalizeEndpointId } from '../endpoint-id.ts';
+import { endpointFromOptions, isValidEndpointId, normalizeEndpointId, unwrapPassword } from '../endpoint-id.ts';
 
 export interface ConnInfo {
   user: string;
@@ -39,17 +39,21 @@ export function parseConnectionString(header: string | undefined, authorization:
   if (authorization !== undefined || url.password === '') {
     throw bad('missing authentication credentials: required password');
   }
-  const password = decode(url.password);
+  const given = decode(url.password);
   const host = url.hostname;
-  if (host === '' || net.isIP(host) || host.startsWith('[')) {
-    // Beyond Neon: with an IP host (which names no endpoint), `options=endpoint=<id>` does, as on WebSocket and
-    // TCP; so one local connection string (host 127.0.0.1) serves psql, pg and the driver alike. A DNS host
-    // keeps Neon's rule: its first label is the endpoint and options are ignored.
+  if (host === '' || host === 'localhost' || net.isIP(host) || host.startsWith('[')) {
+    // Beyond Neon: a host that names no endpoint (an IP address, localhost) leaves it to `options=endpoint=<id>`
+    // or to the password form `endpoint=<id>$<password>`, as on WebSocket and TCP. The password form is the one
+    // that survives the driver's poolQueryViaFetch, which rebuilds the string from user, password, host and
+    // database only; so one local connection string serves psql, pg and the driver alike. A DNS host keeps Neon's
+    // rule: its first label is the endpoint and options are ignored.
     const fromOptions = endpointFromOptions(url.searchParams.get('options') ?? undefined).endpoint;
-    if (fromOptions === null) throw bad('missing hostname');
-    return { user, password, database, endpointId: normalizeEndpointId(fromOptions) };
+    const { endpoint, password } = unwrapPassword(given, fromOptions);
+    if (endpoint === null) throw bad('missing hostname');
+    if (!isValidEndpointId(endpoint)) throw bad(`Project name ('${endpoint}') must contain only alphanumeric characters and hyphen.`);
+    return { user, password, database, endpointId: normalizeEndpointId(endpoint) };
   }
   const dot = host.indexOf('.');
   const endpointId = normalizeEndpointId(dot < 0 ? host : host.slice(0, dot));
-  return { user, password, database, endpointId };
+  return { user, password: unwrapPassword(given, endpointId).password, database, endpointId };
 }

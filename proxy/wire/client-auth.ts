@@ -1,5 +1,6 @@
 // How a wire client proves who it is to the proxy: a cleartext password (the WebSocket driver's pipelined
-// connect; TCP only under TLS or if configured) or a SCRAM-SHA-256 exchange. Failures the client caused are
+// connect; TCP only under TLS or if configured) or a SCRAM-SHA-256 exchange (-PLUS, bound to the TLS channel, when
+// the client asks for it over TLS). Failures the client caused are
 // SessionErrors (sent as an ErrorResponse); malformed messages are ProtocolErrors (the connection is dropped).
 import { BodyReader, authSasl, authSaslContinue, authSaslFinal, decodeUtf8 } from '../../lib/pg-wire/index.ts';
 import type { Authenticator } from '../auth/authenticator.ts';
@@ -32,27 +33,36 @@ export async function readPassword(inbox: Inbox): Promise<string> {
   return decodeUtf8(m.body.subarray(0, end));
 }
 
+/** Who logs in by SCRAM, from where, and the connection's tls-server-end-point data (null: no TLS, no PLUS). */
+export interface ScramLogin {
+  endpoint: string;
+  user: string;
+  address: string;
+  channelBinding: Buffer | null;
+}
+
 /**
- * A SCRAM-SHA-256 exchange up to the server signature (AuthenticationSASLFinal), not AuthenticationOk: that comes
- * once the compute accepted the login. Resolves to the keys the client proved it has (its session's to wipe).
+ * A SCRAM-SHA-256(-PLUS) exchange up to the server signature (AuthenticationSASLFinal), not AuthenticationOk: that
+ * comes once the compute accepted the login. Resolves to the keys the client proved it has (its session's to wipe).
  */
-export async function scramExchange(transport: ClientTransport, inbox: Inbox, auth: Authenticator, endpoint: string, user: string, address: string): Promise<ScramKeys> {
-  const ticket = auth.admit(endpoint, user, address);
+export async function scramExchange(transport: ClientTransport, inbox: Inbox, auth: Authenticator, login: ScramLogin): Promise<ScramKeys> {
+  const ticket = auth.admit(login.endpoint, login.user, login.address);
   try {
-    return await scramSteps(transport, inbox, auth, endpoint, user, ticket);
+    return await scramSteps(transport, inbox, auth, login, ticket);
   } finally {
     ticket.release(); // a client gone mid-exchange, or a directory error: undecided, not a failure
   }
 }
 
-async function scramSteps(transport: ClientTransport, inbox: Inbox, auth: Authenticator, endpoint: string, user: string, ticket: AuthTicket): Promise<ScramKeys> {
-  const { verifier } = await auth.verifier(endpoint, user);
-  const server = new ScramServer(verifier);
-  transport.write(authSasl(['SCRAM-SHA-256']));
-  const clientFirst = await readSaslInitialResponse(inbox);
+async function scramSteps(transport: ClientTransport, inbox: Inbox, auth: Authenticator, login: ScramLogin, ticket: AuthTicket): Promise<ScramKeys> {
+  const { user } = login;
+  const { verifier } = await auth.verifier(login.endpoint, user);
+  const server = new ScramServer(verifier, login.channelBinding);
+  transport.write(authSasl(server.mechanisms));
+  const { mechanism, clientFirst } = await readSaslInitialResponse(inbox, server.mechanisms);
   let serverFirst: string;
   try {
-    serverFirst = server.clientFirst(clientFirst);
+    serverFirst = server.clientFirst(clientFirst, mechanism);
   } catch (err) {
     throw new SessionError((err as Error).message, '08P01');
   }
@@ -70,14 +80,15 @@ async function scramSteps(transport: ClientTransport, inbox: Inbox, auth: Authen
   return keys;
 }
 
-/** The client-first-message of a SASLInitialResponse for SCRAM-SHA-256. */
-async function readSaslInitialResponse(inbox: Inbox): Promise<string> {
+/** The mechanism (one of those offered) and client-first-message of a SASLInitialResponse. */
+async function readSaslInitialResponse(inbox: Inbox, offered: readonly string[]): Promise<{ mechanism: string; clientFirst: string }> {
   const first = await inbox.message(MAX_STARTUP_PACKET);
   if (first.type !== 'p') throw wrongTag(first.type);
   const r = new BodyReader(first.body);
   // Postgres' own text: the bytes in place of a mechanism name may be a password sent in clear, so the name is
   // checked before anything else is read.
-  if (r.cstring() !== 'SCRAM-SHA-256') throw new SessionError('client selected an invalid SASL authentication mechanism', '08P01');
+  const mechanism = r.cstring();
+  if (!offered.includes(mechanism)) throw new SessionError('client selected an invalid SASL authentication mechanism', '08P01');
   const len = r.int32(); // -1: no initial response
-  return len < 0 ? '' : decodeUtf8(r.bytes(len));
+  return { mechanism, clientFirst: len < 0 ? '' : decodeUtf8(r.bytes(len)) };
 }

@@ -1,7 +1,9 @@
 // A Postgres-wire client byte stream, whether it arrives over a WebSocket (binary frames concatenated) or a
 // TCP socket, with the little flow control the relay needs.
 import type net from 'node:net';
+import tls from 'node:tls';
 import type { WebSocket } from 'ws';
+import { tlsServerEndPoint } from '../auth/channel-binding.ts';
 
 export interface ClientTransport {
   /** Replaces the data handler (handshake reader first, relay later). */
@@ -15,6 +17,8 @@ export interface ClientTransport {
   /** Flushes what was written, then closes. */
   end(): void;
   destroy(): void;
+  /** A TLS connection's tls-server-end-point channel-binding data (SCRAM-SHA-256-PLUS); null or absent without TLS. */
+  channelBinding?(): Buffer | null;
 }
 
 const HIGH_WATER = 1 << 20;
@@ -61,6 +65,8 @@ export function wsTransport(ws: WebSocket): ClientTransport {
     resume: () => ws.resume(),
     end: () => ws.close(1000),
     destroy: () => ws.terminate(),
+    // wss: ends at whatever terminates TLS in front, which the tunnel's Postgres session cannot see
+    channelBinding: () => null,
   };
 }
 
@@ -85,5 +91,9 @@ export function tcpTransport(socket: net.Socket): ClientTransport {
     resume: () => socket.resume(),
     end: () => socket.end(),
     destroy: () => socket.destroy(),
+    channelBinding: () => {
+      const cert = socket instanceof tls.TLSSocket ? socket.getX509Certificate() : undefined;
+      return cert ? tlsServerEndPoint(cert) : null;
+    },
   };
 }

@@ -26,7 +26,7 @@ import type { Authenticator } from '../auth/authenticator.ts';
 import { wipeKeys, type ScramKeys } from '../auth/scram.ts';
 import { LoginError, type BackendConnection, type StartupParams } from '../compute/connection.ts';
 import type { ComputeConnector } from '../compute/connector.ts';
-import { endpointFromOptions, isValidEndpointId, normalizeEndpointId, parsePasswordHack } from '../endpoint-id.ts';
+import { endpointFromOptions, isValidEndpointId, normalizeEndpointId, unwrapPassword } from '../endpoint-id.ts';
 import { ENDPOINT_NOT_SPECIFIED, PgServerError, ProxyError } from '../errors.ts';
 import type { ProxyMetrics } from '../metrics.ts';
 import type { CancelRegistry } from './cancel-registry.ts';
@@ -181,18 +181,15 @@ async function authenticatePhase(s: SessionState, deps: WireSessionDeps, opts: W
   if (endpoint === null && !cleartextAllowed && opts.defaultEndpoint) endpoint = checkId(opts.defaultEndpoint);
 
   if (endpoint !== null && opts.scram) {
-    s.keys = await scramExchange(s.transport, s.inbox, deps.auth, endpoint, user, opts.clientAddress);
+    const channelBinding = startup.tls ? (s.transport.channelBinding?.() ?? null) : null;
+    s.keys = await scramExchange(s.transport, s.inbox, deps.auth, { endpoint, user, address: opts.clientAddress, channelBinding });
   } else {
     if (!cleartextAllowed) throw new SessionError(endpoint === null ? ENDPOINT_NOT_SPECIFIED : 'cleartext password not allowed');
     s.transport.write(authCleartextPassword());
-    let password = await readPassword(s.inbox);
-    if (endpoint === null) {
-      const hack = parsePasswordHack(password);
-      if (!hack) throw new SessionError(ENDPOINT_NOT_SPECIFIED);
-      endpoint = checkId(hack.endpoint);
-      password = hack.password;
-    }
-    s.keys = await deps.auth.checkCleartext(endpoint, user, password, opts.clientAddress);
+    const given = unwrapPassword(await readPassword(s.inbox), endpoint);
+    if (given.endpoint === null) throw new SessionError(ENDPOINT_NOT_SPECIFIED);
+    endpoint = endpoint ?? checkId(given.endpoint);
+    s.keys = await deps.auth.checkCleartext(endpoint, user, given.password, opts.clientAddress);
   }
   s.authenticated = true;
   s.log = s.log.child({ endpointId: endpoint, user, database });

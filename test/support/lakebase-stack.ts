@@ -1,12 +1,15 @@
 // The whole lakebase as real processes, started the way a user starts it: `lakebase start` in a temporary
-// directory with free ports. Tests read the addresses from the local.json it writes.
+// directory with free ports. Tests read the addresses from the local.json it writes. By default with --verbose,
+// so that what the start printed (log()) holds every service's lines in the order they came, interleaved with the
+// start's own; without it the terminal shows only progress, and log() adds the services' log files.
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { readAppended } from '../../cli/log-files.ts';
 import type { LocalInfo } from '../../cli/start.ts';
 
 const CLI = fileURLToPath(new URL('../../cli/lakebase.ts', import.meta.url));
@@ -26,15 +29,40 @@ export interface LakebaseStack extends LocalInfo {
    * terminal's Ctrl-C does.
    */
   stop(opts?: { keepDir?: boolean; group?: boolean }): Promise<void>;
-  /** The processes' combined log, for failure messages. */
+  /** What `lakebase start` printed, then (without verbose) the services' log lines of this start, for failure messages. */
   log(): string;
+  /** What `lakebase start` printed (stdout and stderr). */
+  output(): string;
 }
 
-/** ownGroup: `lakebase start` leads its own process group (as in a terminal), for stop({ group: true }). */
-export async function startLakebaseStack(opts: { dir?: string; env?: Record<string, string>; ownGroup?: boolean } = {}): Promise<LakebaseStack> {
+/** Each log file in dir/logs and its size now: a start on a used directory appends to them. */
+function logSizes(dir: string): Map<string, number> {
+  const logs = join(dir, 'logs');
+  const sizes = new Map<string, number>();
+  if (existsSync(logs)) for (const f of readdirSync(logs)) if (f.endsWith('.log')) sizes.set(f, statSync(join(logs, f)).size);
+  return sizes;
+}
+
+/** The last lines each service logged since `from` (sizes before this start), one section per file. */
+function serviceLogTails(dir: string, from: Map<string, number>, lines = 200): string {
+  const logs = join(dir, 'logs');
+  if (!existsSync(logs)) return '';
+  return readdirSync(logs).filter((f) => f.endsWith('.log')).sort().map((f) => {
+    const got = readAppended(join(logs, f), { offset: from.get(f) ?? 0 }).slice(-lines);
+    return `--- ${join(logs, f)} (this start, last ${lines} lines) ---\n${got.join('\n')}\n`;
+  }).join('');
+}
+
+/**
+ * ownGroup: `lakebase start` leads its own process group (as in a terminal), for stop({ group: true }).
+ * verbose (default true): `lakebase start --verbose`, every service's lines on its stderr too.
+ */
+export async function startLakebaseStack(opts: { dir?: string; env?: Record<string, string>; ownGroup?: boolean; verbose?: boolean } = {}): Promise<LakebaseStack> {
   const dir = opts.dir ?? (await mkdtemp(join(tmpdir(), 'lakebase-stack-')));
   const ownsDir = opts.dir === undefined;
-  const child: ChildProcess = spawn(process.execPath, [CLI, 'start', '--dir', dir, '--auto-ports'], {
+  const verbose = opts.verbose ?? true;
+  const logsBefore = logSizes(dir);
+  const child: ChildProcess = spawn(process.execPath, [CLI, 'start', '--dir', dir, '--auto-ports', ...(verbose ? ['--verbose'] : [])], {
     env: { ...process.env, LAKEBASE_LOG_LEVEL: 'info', ...opts.env },
     stdio: ['ignore', 'pipe', 'pipe'],
     detached: opts.ownGroup ?? false,
@@ -52,7 +80,7 @@ export async function startLakebaseStack(opts: { dir?: string; env?: Record<stri
     // Under vitest's hook timeout (120 s), so that this cleans up rather than the hook being abandoned.
     const timer = setTimeout(() => {
       child.kill('SIGKILL'); // its services see their stdin close and stop (lib/supervised.ts)
-      reject(new Error(`lakebase start did not finish in 100 s:\n${out.slice(-4000)}`));
+      reject(new Error(`lakebase start did not finish in 100 s:\n${out.slice(-4000)}${verbose ? '' : serviceLogTails(dir, logsBefore, 40)}`));
     }, 100_000);
     const check = () => {
       if (out.includes('lakebase is running')) {
@@ -63,7 +91,7 @@ export async function startLakebaseStack(opts: { dir?: string; env?: Record<stri
     child.stdout!.on('data', check);
     child.once('exit', (code) => {
       clearTimeout(timer);
-      reject(new Error(`lakebase start exited with ${code}:\n${out.slice(-4000)}`));
+      reject(new Error(`lakebase start exited with ${code}:\n${out.slice(-4000)}${verbose ? '' : serviceLogTails(dir, logsBefore, 40)}`));
     });
   });
   const localPath = join(dir, 'local.json');
@@ -97,6 +125,7 @@ export async function startLakebaseStack(opts: { dir?: string; env?: Record<stri
       await exited;
       if (ownsDir && !keepDir) await rm(dir, { recursive: true, force: true });
     },
-    log: () => out,
+    log: () => (verbose ? out : `${out}${serviceLogTails(dir, logsBefore)}`),
+    output: () => out,
   };
 }
