@@ -26,6 +26,8 @@ export const DEFAULT_DATABASE = 'neondb';
 export const TEMPLATE_EXTENSIONS = [
   // statements' times for list_slow_queries (mcp/); the compute preloads the library (compute/postgres/settings.ts)
   'CREATE EXTENSION pg_stat_statements',
+  // no comment: pg_dump would write COMMENT ON EXTENSION, which a project's role (not its owner) may not restore
+  'COMMENT ON EXTENSION pg_stat_statements IS NULL',
 ];
 
 /**
