@@ -34,6 +34,19 @@ export const COMPUTE_CONFIG = defineConfig({
       help: 'time a cancel has to interrupt a statement before the worker is restarted',
       default: D.cancelGraceMs,
     }),
+    startQueueLength: option(integer({ min: 0, unit: 'starts' }), {
+      help: 'starts that may wait for memory at once; one more is refused (start_queue_full)',
+      default: D.startQueueLength,
+    }),
+    startQueueTimeoutS: option(duration('s', { min: 0, fraction: true }), {
+      help: 'how long a start waits for memory before it is refused (start_queue_timeout)',
+      default: D.startQueueTimeoutMs,
+    }),
+    evictIdleS: option(duration('s', { min: 0, fraction: true }), {
+      help: 'while starts wait for memory, suspend computes idle this long, least recently used first; 0 = never',
+      default: D.evictIdleMs,
+    }),
+    poolSpawns: option(integer({ min: 1, unit: 'workers' }), { help: 'pooled workers made at once while starts wait for one', defaultText: 'twice the CPU count' }),
     maxResultMb: option(megabytes({ min: 1 }), { help: 'largest result one query may return (54000 above)', default: D.limits.maxResultBytes }),
   },
   notes: 'Logs: JSON lines on stdout, level from LAKEBASE_LOG_LEVEL (info). SIGTERM/SIGINT stop every compute cleanly.',

@@ -12,8 +12,13 @@ export class ComputeHostError extends ServiceError {
   override name = 'ComputeHostError';
 }
 
-/** A start waits for the compute to accept connections; so does every call, at most this long. */
+/** Every call waits at most this long. */
 const DEADLINE_MS = 60_000;
+/**
+ * A start waits for the compute to accept connections, and first, on a busy host, for memory (60 s by default,
+ * --start-queue-timeout-s): the host's own refusal should arrive, not this deadline.
+ */
+const START_DEADLINE_MS = 120_000;
 
 export class ComputeHostClient {
   readonly baseUrl: string;
@@ -25,9 +30,9 @@ export class ComputeHostClient {
     this.baseUrl = this.client.baseUrl;
   }
 
-  private async call<T>(method: string, path: string, body?: unknown): Promise<T> {
+  private async call<T>(method: string, path: string, body?: unknown, timeoutMs?: number): Promise<T> {
     try {
-      return await this.client.json<T>(method, path, body);
+      return await this.client.json<T>(method, path, body, timeoutMs === undefined ? {} : { timeoutMs });
     } catch (e) {
       if (!(e instanceof ServiceError)) throw e;
       const message = e.status === 0 ? e.message : `compute host ${this.baseUrl}: ${e.message}`;
@@ -35,9 +40,9 @@ export class ComputeHostClient {
     }
   }
 
-  /** Answers once the compute accepts connections. */
+  /** Answers once the compute accepts connections; a host short of memory queues the start first. */
   start(req: StartRequest): Promise<StartAnswer> {
-    return this.call('POST', '/v1/computes', req);
+    return this.call('POST', '/v1/computes', req, START_DEADLINE_MS);
   }
 
   /** Runs statements as the compute's superuser (a Postgres refusal is a 400 `postgres_error`). */

@@ -1,11 +1,14 @@
 // Endpoint lifecycle: wake (start a compute for the endpoint's branch, once however many callers ask at the same
-// time) and suspend (stop it), plus the loop that suspends endpoints idle longer than their suspend timeout.
+// time) and suspend (stop it), plus the loop that suspends endpoints idle longer than their suspend timeout. A
+// wake waits while the compute host queues its start for memory (its pending state shows in the API); a host
+// that cannot take it at all is passed over for the next one.
 import { ServiceError } from '../lib/errors.ts';
 import type { Logger } from '../lib/logger.ts';
+import { CAPACITY_CODES } from '../compute/host/host-error.ts';
 import { engineOf, type EngineName } from './engines.ts';
 import { ApiError } from './errors.ts';
-import { ComputeHostClient } from './compute-host-client.ts';
-import type { ComputeInfo } from './compute-host-client.ts';
+import { ComputeHostClient, ComputeHostError } from './compute-host-client.ts';
+import type { ComputeInfo, StartAnswer, StartComputeRequest } from './compute-host-client.ts';
 import { effectiveSuspendTimeout } from './model.ts';
 import type { StateStore } from './state-store.ts';
 
@@ -50,6 +53,8 @@ export class EndpointManager {
   /** Where each running compute is; lost on restart and rebuilt from the hosts (reconcile). */
   private readonly running = new Map<string, ComputeLocation>();
   private readonly waking = new Map<string, Promise<ComputeLocation>>();
+  /** Endpoints whose compute is being started (waiting for a host's memory, or starting). */
+  private readonly starting = new Set<string>();
   private readonly lastActivity = new Map<string, number>();
   private timer: NodeJS.Timeout | null = null;
 
@@ -82,6 +87,11 @@ export class EndpointManager {
 
   location(endpointId: string): ComputeLocation | undefined {
     return this.running.get(endpointId);
+  }
+
+  /** Neon's `pending_state`: 'active' while a wake starts the endpoint's compute (it may wait for memory). */
+  pendingState(endpointId: string): 'active' | undefined {
+    return this.starting.has(endpointId) ? 'active' : undefined;
   }
 
   noteActivity(endpointId: string): void {
@@ -123,17 +133,30 @@ export class EndpointManager {
     if (ep.disabled) throw new EndpointDisabledError(endpointId);
     const branch = s.branches[ep.branch_id];
     const started = performance.now();
-    const host = this.pickHost();
     const db = s.databases.find((d) => d.branch_id === branch.id);
     const project = s.projects[ep.project_id];
     const engine = project ? engineOf(project) : 'pglite';
-    const info = await host.start({
+    const req: StartComputeRequest = {
       computeId: endpointId,
       timelineId: branch.timeline_id,
       readOnly: ep.type === 'read_only',
       database: db?.name ?? 'neondb',
+      // an endpoint that never suspends is not suspended for other starts either
+      ...(effectiveSuspendTimeout(ep) < 0 ? { evictable: false } : {}),
       ...(engine === 'postgres' ? { engine, roles: s.roles.filter((r) => r.branch_id === branch.id).map((r) => ({ name: r.name, verifier: r.verifier })) } : {}),
-    });
+    };
+    this.starting.add(endpointId);
+    let placed: { host: ComputeHostClient; info: StartAnswer };
+    try {
+      placed = await this.startOnSomeHost(req);
+    } catch (e) {
+      const ms = Math.round(performance.now() - started);
+      this.log.warn({ endpointId, ms, code: (e as ServiceError).code, err: (e as Error).message }, `wake failed: ${(e as Error).message}`);
+      throw e;
+    } finally {
+      this.starting.delete(endpointId);
+    }
+    const { host, info } = placed;
     const hostMs = performance.now() - started;
     const loc: ComputeLocation = { host: info.host, port: info.port, hostUrl: host.baseUrl, engine };
     this.running.set(endpointId, loc);
@@ -164,11 +187,33 @@ export class EndpointManager {
       .catch((err: unknown) => this.log.warn({ endpointId, err: String(err) }, 'could not record the endpoint as active'));
   }
 
+  /**
+   * Starts the compute on the least loaded host; a host that refuses for memory (it cannot hold the compute, its
+   * line of waiting starts is full, or the start waited there past its deadline) is passed over for the next.
+   */
+  private async startOnSomeHost(req: StartComputeRequest): Promise<{ host: ComputeHostClient; info: StartAnswer }> {
+    let refusal: unknown;
+    for (const host of this.hostsByLoad()) {
+      try {
+        return { host, info: await host.start(req) };
+      } catch (e) {
+        if (!(e instanceof ComputeHostError && CAPACITY_CODES.includes(e.code))) throw e;
+        refusal ??= e;
+        this.log.warn({ endpointId: req.computeId, host: host.baseUrl, code: e.code }, `compute host refused the start for memory: ${e.message}`);
+      }
+    }
+    throw refusal ?? new ApiError(503, 'NO_COMPUTE_HOST', 'no compute host is configured');
+  }
+
   private pickHost(): ComputeHostClient {
-    // Least loaded by the computes this control plane placed there.
+    return this.hostsByLoad()[0];
+  }
+
+  /** Least loaded first, by the computes this control plane placed there. */
+  private hostsByLoad(): ComputeHostClient[] {
     const load = new Map<string, number>();
     for (const loc of this.running.values()) load.set(loc.hostUrl, (load.get(loc.hostUrl) ?? 0) + 1);
-    return [...this.hosts].sort((a, b) => (load.get(a.baseUrl) ?? 0) - (load.get(b.baseUrl) ?? 0))[0];
+    return [...this.hosts].sort((a, b) => (load.get(a.baseUrl) ?? 0) - (load.get(b.baseUrl) ?? 0));
   }
 
   /**

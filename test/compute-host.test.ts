@@ -141,12 +141,13 @@ describe('control API', () => {
     await api.stop('ep-dup');
   });
 
-  it('refuses a start over the memory budget', async () => {
-    const small = await startComputeHost(hostOptions({ poolSize: 0, memoryBudgetBytes: 150 * 1024 * 1024 }));
+  it('refuses a start over the memory budget once its wait in the start queue ends', async () => {
+    // no idle compute may be suspended for it here (evictIdleMs 0), so the queue's deadline passes
+    const small = await startComputeHost(hostOptions({ poolSize: 0, memoryBudgetBytes: 150 * 1024 * 1024, startQueueTimeoutMs: 500, evictIdleMs: 0 }));
     try {
       const smallApi = new HostApi(small.url);
       const first = await smallApi.start({ computeId: 'ep-budget-1', timelineId: await project() });
-      const e = await expectApiError(smallApi.start({ computeId: 'ep-budget-2', timelineId: await project() }), 503, 'memory_budget_exceeded');
+      const e = await expectApiError(smallApi.start({ computeId: 'ep-budget-2', timelineId: await project() }), 503, 'start_queue_timeout');
       expect(e.message).toMatch(/budget/);
       // the first one is unaffected
       const client = await connectPg(first, TOKEN);

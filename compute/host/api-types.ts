@@ -24,6 +24,11 @@ export interface StartRequest {
   engine?: EngineName;
   /** postgres engine: the roles' verifiers, set in the compute at start when they differ (SCRAM pass-through). */
   roles?: RoleVerifier[];
+  /**
+   * May the host suspend it, once idle, to make room for starts waiting for memory (default true)? False for an
+   * endpoint that never suspends.
+   */
+  evictable?: boolean;
 }
 
 /** Statements the control plane runs as the compute's superuser (roles, databases), in order, in one database. */
@@ -49,7 +54,7 @@ export interface StartAnswer {
   pooled: boolean;
   lsn: number | null;
   engine: EngineName;
-  /** The start's steps, ms each (the host's own check first, then the engine's). */
+  /** The start's steps, ms each (the wait for memory and the host's own check first, then the engine's). */
   phases: Record<string, number>;
 }
 

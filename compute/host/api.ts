@@ -1,12 +1,13 @@
 // The compute host's control API (Hono), for the control plane across a network:
-//   POST   /v1/computes        {computeId, timelineId, lsn?, readOnly?, database?, username?} -> 201 once it accepts connections
+//   POST   /v1/computes        {computeId, timelineId, lsn?, readOnly?, database?, username?, engine?, roles?, evictable?}
+//                               -> 201 once it accepts connections (having waited, if need be, for memory)
 //   GET    /v1/computes        {computes: [ComputeInfo]}
 //   GET    /v1/computes/:id    ComputeInfo
 //   DELETE /v1/computes/:id    clean stop -> {computeId, stopped, clean, lsn}
 //   POST   /v1/computes/:id/sql {database, statements} -> runs them as the compute's superuser (roles, databases)
 //   POST   /v1/templates       {engine: "postgres"} -> 201 {engine, timelineId, lsn, initdbMs}: initdb once
 //   GET    /metrics            Prometheus text
-//   GET    /healthz            {status: "ok", computes, pool}
+//   GET    /healthz            {status: "ok", computes, pool, startsWaiting}
 // Errors: {"error": {"code", "message"}} with 400/401/404/409/413/503 (lib/errors.ts). With a token
 // (lib/http-guard.ts), /v1 and /metrics require `Authorization: Bearer <token>`; a body over 64 KiB is refused
 // while it is read. Wire types: api-types.ts; the start request is checked by a valibot schema (lib/validate.ts).
@@ -21,7 +22,7 @@ const COMPUTE_ID = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/;
 const TIMELINE_ID = /^[0-9a-f]{32}$/;
 const NAME = /^[^\0]{1,63}$/;
 
-const FIELDS = ['computeId', 'timelineId', 'lsn', 'readOnly', 'database', 'username', 'engine', 'roles'] as const;
+const FIELDS = ['computeId', 'timelineId', 'lsn', 'readOnly', 'database', 'username', 'engine', 'roles', 'evictable'] as const;
 const MESSAGES: Record<(typeof FIELDS)[number], string> = {
   computeId: 'computeId must be 1-63 characters of letters, digits, "_", "-" or "." (the endpoint id)',
   timelineId: 'timelineId must be 32 lowercase hex characters',
@@ -31,6 +32,7 @@ const MESSAGES: Record<(typeof FIELDS)[number], string> = {
   username: 'username must be a name of 1-63 characters',
   engine: 'engine must be "pglite" or "postgres"',
   roles: 'roles must be a list of {"name", "verifier"} with a SCRAM-SHA-256 verifier',
+  evictable: 'evictable must be a boolean',
 };
 /** The code of a bad field (the rest are `invalid_request`). */
 const FIELD_CODES: Partial<Record<string, string>> = { computeId: 'invalid_compute_id', timelineId: 'invalid_timeline_id', lsn: 'invalid_lsn' };
@@ -68,6 +70,7 @@ export const StartRequestSchema = v.pipe(
       username: v.optional(name('username')),
       engine: v.optional(v.picklist(ENGINES, MESSAGES.engine)),
       roles: v.optional(v.pipe(v.array(RoleSchema, MESSAGES.roles), v.maxLength(1000, MESSAGES.roles))),
+      evictable: v.optional(v.boolean(MESSAGES.evictable)),
     },
     // a missing required field reads like a wrong one
     (issue) => MESSAGES[issuePath(issue) as 'computeId' | 'timelineId'],
@@ -80,6 +83,7 @@ export const StartRequestSchema = v.pipe(
     if (b.username !== undefined) req.username = b.username;
     if (b.engine !== undefined) req.engine = b.engine;
     if (b.roles !== undefined) req.roles = b.roles;
+    if (b.evictable !== undefined) req.evictable = b.evictable;
     return req;
   }),
 );
@@ -108,7 +112,7 @@ export function createHostApp(host: ComputeHost, opts: { apiToken?: string } = {
   app.onError((e, c) => onError(answered(e), c));
   app.notFound(routeNotFound('internal'));
 
-  app.get('/healthz', (c) => c.json({ status: 'ok', computes: host.computeCount, pool: host.poolStatus() }));
+  app.get('/healthz', (c) => c.json({ status: 'ok', computes: host.computeCount, pool: host.poolStatus(), startsWaiting: host.startsWaiting }));
   // everything else (/v1, /metrics) needs the token, then bodies are limited while they are read
   app.use('*', requireAuth(opts.apiToken ? bearerAuth(opts.apiToken) : undefined, {
     unauthorized: (c) => c.json(errorBody(unauthorized(), 'internal'), 401),

@@ -1,7 +1,8 @@
 // The compute host: the computes of this machine (one per active endpoint, each in its own worker thread with its
-// own wire port), a pool of pre-started workers, and the memory budget that bounds how many can run.
+// own wire port), a pool of pre-started workers, and the memory budget that bounds how many can run. A start that
+// does not fit waits in line for memory (admission.ts), which idle computes give up (idle-reclaim.ts).
+import { availableParallelism } from 'node:os';
 import { StorageClient, StorageNodeError } from '../../storage-node/client.ts';
-import { ServiceError } from '../../lib/errors.ts';
 import type { Logger } from '../../lib/logger.ts';
 import { getPgliteWasmModule } from '../wasm.ts';
 import { DEFAULT_MAX_RESULT_BYTES } from '../compute.ts';
@@ -21,6 +22,10 @@ export type { StartAnswer, StartRequest } from './api-types.ts';
 import { HostMetrics } from './metrics.ts';
 import { WorkerPool } from './pool.ts';
 import type { HostLimits } from './hosted-compute.ts';
+import { MemoryAdmission } from './admission.ts';
+import { HostError } from './host-error.ts';
+import { IdleReclaimer } from './idle-reclaim.ts';
+export { HostError } from './host-error.ts';
 
 const MiB = 1024 * 1024;
 
@@ -59,6 +64,23 @@ export interface HostOptions {
   stopTimeoutMs: number;
   /** postgres engine: where computes' mountpoints and sockets live (a directory of the host's own). */
   runDir?: string;
+  /** Starts that may wait for memory at once (default 256); one more is refused with `start_queue_full`. */
+  startQueueLength?: number;
+  /**
+   * How long a start waits for memory before it is refused with `start_queue_timeout` (default 60 s; the control
+   * plane waits 120 s for a start, and a proxy that stops waiting after 60 s asks again and joins the same wake).
+   */
+  startQueueTimeoutMs?: number;
+  /**
+   * While starts wait for memory, computes idle this long are suspended for them, least recently used first
+   * (default 10 s; 0: never).
+   */
+  evictIdleMs?: number;
+  /**
+   * Pooled workers made at once while starts wait for one (default: twice the CPU count: a spawn waits on its
+   * module loads part of the time; on 2 cores, 4 at once made 16 workers in 5.3 s, 2 in 7.6 s, 8 in 7.0 s).
+   */
+  poolSpawns?: number;
   log: Logger;
 }
 
@@ -75,16 +97,10 @@ export const DEFAULT_HOST_OPTIONS = {
   idleInTransactionTimeoutMs: 60_000,
   cancelGraceMs: 1000,
   stopTimeoutMs: 10_000,
+  startQueueLength: 256,
+  startQueueTimeoutMs: 60_000,
+  evictIdleMs: 10_000,
 } as const;
-
-/** A refused request: an HTTP status and a stable code (a ServiceError, answered by the API's onError). */
-export class HostError extends ServiceError {
-  override name = 'HostError';
-  declare readonly status: 400 | 404 | 409 | 503;
-  constructor(status: HostError['status'], code: string, message: string) {
-    super(status, code, message, { kind: code === 'memory_budget_exceeded' ? 'quota' : undefined });
-  }
-}
 
 export class ComputeHost {
   readonly opts: HostOptions;
@@ -94,12 +110,41 @@ export class ComputeHost {
   private readonly pool: WorkerPool;
   private readonly keys = new CancelKeys();
   private readonly storage: StorageClient;
+  private readonly admission: MemoryAdmission;
+  private readonly reclaimer: IdleReclaimer;
+  /** Compute ids from the start's first check until it ends (waiting in line included): one start per id. */
+  private readonly claimed = new Set<string>();
+  /** When each compute's start finished. */
+  private readonly runningSince = new Map<string, number>();
+  /** Computes started with `evictable: false`: never suspended for waiting starts. */
+  private readonly pinned = new Set<string>();
+  /** Stops in progress, so that a second stop joins the first and a start of the same id waits for it. */
+  private readonly stopping = new Map<string, Promise<StopAnswer>>();
   private closing = false;
 
   constructor(opts: HostOptions) {
     this.opts = opts;
     this.storage = new StorageClient(opts.storageUrl, opts.storageToken);
-    this.pool = new WorkerPool({ size: opts.poolSize, log: opts.log, onChange: (n) => this.metrics.poolIdle.set(n) });
+    const maxSpawns = opts.poolSpawns ?? 2 * availableParallelism();
+    this.pool = new WorkerPool({ size: opts.poolSize, maxSpawns, log: opts.log, onChange: (n) => this.metrics.poolIdle.set(n) });
+    this.reclaimer = new IdleReclaimer({
+      idleMs: opts.evictIdleMs ?? DEFAULT_HOST_OPTIONS.evictIdleMs,
+      computes: () => this.computes.values(),
+      runningSince: (id) => this.runningSince.get(id) ?? Date.now(),
+      untouchable: (id) => this.pinned.has(id) || this.stopping.has(id),
+      stop: (id) => this.stop(id),
+      onEvict: () => this.metrics.evictions.inc(),
+      log: opts.log,
+    });
+    this.admission = new MemoryAdmission({
+      budgetBytes: opts.memoryBudgetBytes,
+      fixedBytes: opts.poolSize * opts.pooledWorkerBytes,
+      maxWaiting: opts.startQueueLength ?? DEFAULT_HOST_OPTIONS.startQueueLength,
+      timeoutMs: opts.startQueueTimeoutMs ?? DEFAULT_HOST_OPTIONS.startQueueTimeoutMs,
+      reclaim: (bytes) => this.reclaimer.reclaim(bytes),
+      describeUse: () => this.describeUse(),
+      onWaiting: (n) => this.metrics.startQueueWaiting.set(n),
+    });
     this.metrics.memoryBudget.set(opts.memoryBudgetBytes);
     this.updateGauges();
   }
@@ -115,17 +160,17 @@ export class ComputeHost {
     return shared + this.opts.pageCacheBytes + this.opts.computeOverheadBytes;
   }
 
-  /** Memory held against the budget: running computes and the pool's workers. */
+  /** Memory held against the budget: admitted computes (starting ones included) and the pool's workers. */
   reservedBytes(): number {
-    let n = this.opts.poolSize * this.opts.pooledWorkerBytes;
-    for (const c of this.computes.values()) n += c.config.reservedBytes;
-    return n;
+    return this.admission.reservedBytes;
   }
 
-  /** Refuses a start this host cannot take (shutting down, a duplicate, a second writer, no memory left); returns the bytes to reserve. */
-  private admit(req: StartRequest): number {
+  /** Refuses a start this host cannot take (shutting down, a duplicate, a second writer). */
+  private check(req: StartRequest, self = false): void {
     if (this.closing) throw new HostError(503, 'host_stopping', 'the compute host is shutting down');
-    if (this.computes.has(req.computeId)) throw new HostError(409, 'compute_exists', `compute ${req.computeId} already exists on this host`);
+    if (this.computes.has(req.computeId) || (!self && this.claimed.has(req.computeId))) {
+      throw new HostError(409, 'compute_exists', `compute ${req.computeId} already exists on this host`);
+    }
     const readOnly = req.readOnly ?? false;
     if (!readOnly) {
       for (const c of this.computes.values()) {
@@ -134,24 +179,49 @@ export class ComputeHost {
         }
       }
     }
-    const need = this.perComputeBytes(req.engine ?? 'pglite');
-    const reserved = this.reservedBytes();
-    if (reserved + need > this.opts.memoryBudgetBytes) {
-      throw new HostError(503, 'memory_budget_exceeded',
-        `starting compute ${req.computeId} needs ${Math.round(need / MiB)} MiB but ${Math.round(reserved / MiB)} of the host's ` +
-        `${Math.round(this.opts.memoryBudgetBytes / MiB)} MiB budget are reserved (${this.computes.size} computes, ${this.opts.poolSize} pooled workers): ` +
-        'stop a compute or start it on another host');
-    }
-    return need;
+  }
+
+  /** "19 computes (2 starting, 1 being suspended) and 2 pooled workers": what holds the memory, for refusals. */
+  private describeUse(): string {
+    const all = [...this.computes.values()];
+    const count = (s: string) => all.filter((c) => c.state === s).length;
+    const parts = [`${count('starting')} starting`, `${this.stopping.size} being suspended`];
+    if (this.pinned.size > 0) parts.push(`${this.pinned.size} never suspended`);
+    return `${all.length} computes (${parts.join(', ')}) and ${this.opts.poolSize} pooled workers`;
   }
 
   async start(req: StartRequest): Promise<StartAnswer> {
     const engine = req.engine ?? 'pglite';
     if (engine === 'postgres') await this.requirePostgres();
-    const need = this.admit(req);
-    const hosted = engine === 'postgres' ? await this.postgresCompute(req, need) : this.pgliteCompute(req, need);
-    // reserved before the next await: a concurrent start with the same id is refused
+    // the same compute being suspended (for waiting starts, or by the control plane): start it once it stopped
+    await this.stopping.get(req.computeId)?.catch(() => undefined);
+    this.check(req);
+    this.claimed.add(req.computeId);
+    try {
+      return await this.admitAndStart(req, engine);
+    } finally {
+      this.claimed.delete(req.computeId);
+    }
+  }
+
+  private async admitAndStart(req: StartRequest, engine: EngineName): Promise<StartAnswer> {
+    const need = this.perComputeBytes(engine);
+    const queueMs = await this.admission.reserve(req.computeId, need).catch((e: unknown) => {
+      this.metrics.startRefusals.inc({ code: (e as HostError).code ?? 'error' });
+      this.opts.log.warn({ computeId: req.computeId, code: (e as HostError).code, waitingStarts: this.admission.waiting }, `start refused: ${(e as Error).message}`);
+      throw e;
+    });
+    if (queueMs > 0) this.metrics.startQueueSeconds.observe(queueMs / 1000);
+    let hosted: EngineCompute;
+    try {
+      this.check(req, true); // again: the host changed while the start waited
+      hosted = engine === 'postgres' ? await this.postgresCompute(req, need) : this.pgliteCompute(req, need);
+    } catch (e) {
+      this.admission.release(need);
+      throw e;
+    }
     this.computes.set(req.computeId, hosted);
+    if (req.evictable === false) this.pinned.add(req.computeId);
     this.updateGauges();
     const t0 = performance.now();
     let checkMs = 0;
@@ -160,18 +230,18 @@ export class ComputeHost {
       checkMs = performance.now() - t0;
       await hosted.start();
     } catch (e) {
-      this.computes.delete(req.computeId);
-      this.updateGauges();
+      this.forget(req.computeId, hosted);
       this.metrics.starts.inc({ outcome: 'error', pooled: String(hosted.pooled) });
       throw this.translate(e);
     }
+    this.runningSince.set(req.computeId, Date.now());
     this.metrics.starts.inc({ outcome: 'ok', pooled: String(hosted.pooled) });
     this.metrics.startSeconds.observe({ pooled: String(hosted.pooled) }, hosted.startMs / 1000);
     this.metrics.startPagesFetched.inc(hosted.pagesFetched);
     this.updateGauges();
     const d = hosted.describe();
-    this.opts.log.info({ computeId: req.computeId, timelineId: req.timelineId, engine, port: d.port, startMs: d.startMs, pooled: d.pooled, pagesFetched: d.pagesFetched }, 'compute started');
-    const phases = { check: round1(checkMs), ...hosted.startPhases };
+    this.opts.log.info({ computeId: req.computeId, timelineId: req.timelineId, engine, port: d.port, startMs: d.startMs, queueMs: round1(queueMs), pooled: d.pooled, pagesFetched: d.pagesFetched }, 'compute started');
+    const phases = { queue: round1(queueMs), check: round1(checkMs), ...hosted.startPhases };
     for (const [phase, ms] of Object.entries(phases)) this.metrics.startPhaseSeconds.observe({ engine, phase }, ms / 1000);
     return { computeId: req.computeId, host: d.host, port: d.port, startMs: d.startMs, pagesFetched: d.pagesFetched, pooled: d.pooled, lsn: d.lsn, engine, phases };
   }
@@ -186,7 +256,7 @@ export class ComputeHost {
       token: this.opts.token, listenHost: this.opts.listenHost, advertiseHost: this.opts.advertiseHost,
       limits: this.opts.limits, idleInTransactionTimeoutMs: this.opts.idleInTransactionTimeoutMs,
       cancelGraceMs: this.opts.cancelGraceMs, stopTimeoutMs: this.opts.stopTimeoutMs,
-      log: this.opts.log, metrics: this.metrics, keys: this.keys, takeWorker: () => this.pool.take(),
+      log: this.opts.log, metrics: this.metrics, keys: this.keys, takeWorker: () => this.pool.acquire(),
     });
   }
 
@@ -274,15 +344,33 @@ export class ComputeHost {
     return e as Error;
   }
 
-  async stop(computeId: string): Promise<{ computeId: string; stopped: true; clean: boolean; lsn: number }> {
+  /** A clean stop; a second stop of the same compute joins the first. */
+  stop(computeId: string): Promise<StopAnswer> {
+    const inFlight = this.stopping.get(computeId);
+    if (inFlight) return inFlight;
     const c = this.computes.get(computeId);
-    if (!c) throw new HostError(404, 'compute_not_found', `no compute ${computeId} on this host`);
-    if (c.state === 'starting') throw new HostError(409, 'compute_starting', `compute ${computeId} is still starting; stop it once the start answered`);
-    const r = await c.stop();
-    this.computes.delete(computeId);
+    if (!c) return Promise.reject(new HostError(404, 'compute_not_found', `no compute ${computeId} on this host`));
+    if (c.state === 'starting') return Promise.reject(new HostError(409, 'compute_starting', `compute ${computeId} is still starting; stop it once the start answered`));
+    const p = c.stop().then((r) => {
+      this.forget(computeId, c);
+      this.opts.log.info({ computeId, clean: r.clean, lsn: r.lsn }, 'compute stopped');
+      return { computeId, stopped: true as const, clean: r.clean, lsn: r.lsn };
+    }).finally(() => {
+      this.stopping.delete(computeId);
+      this.reclaimer.settled(computeId);
+    });
+    this.stopping.set(computeId, p);
+    return p;
+  }
+
+  /** The compute is gone: its memory goes to the starts waiting for it. */
+  private forget(computeId: string, c: EngineCompute): void {
+    if (this.computes.get(computeId) === c) this.computes.delete(computeId);
+    this.pinned.delete(computeId);
+    this.runningSince.delete(computeId);
+    this.reclaimer.settled(computeId);
+    this.admission.release(c.config.reservedBytes);
     this.updateGauges();
-    this.opts.log.info({ computeId, clean: r.clean, lsn: r.lsn }, 'compute stopped');
-    return { computeId, stopped: true, clean: r.clean, lsn: r.lsn };
   }
 
   async list(): Promise<ComputeInfo[]> {
@@ -302,8 +390,13 @@ export class ComputeHost {
     return this.computes.size;
   }
 
-  poolStatus(): { size: number; idle: number } {
-    return { size: this.pool.size, idle: this.pool.idle };
+  poolStatus(): { size: number; idle: number; waiting: number } {
+    return { size: this.pool.size, idle: this.pool.idle, waiting: this.pool.waiting };
+  }
+
+  /** Starts waiting for memory. */
+  get startsWaiting(): number {
+    return this.admission.waiting;
   }
 
   private updateGauges(): void {
@@ -316,6 +409,7 @@ export class ComputeHost {
   /** Stops every compute cleanly and ends the pool. */
   async close(): Promise<void> {
     this.closing = true;
+    this.admission.close();
     await Promise.all([...this.computes.keys()].map((id) => this.stop(id).catch(() => undefined)));
     for (const s of this.spareFuse.splice(0)) s.kill();
     await this.pool.close();
@@ -325,3 +419,5 @@ export class ComputeHost {
 }
 
 const round1 = (ms: number): number => Math.round(ms * 10) / 10;
+
+type StopAnswer = { computeId: string; stopped: true; clean: boolean; lsn: number };

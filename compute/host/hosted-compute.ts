@@ -51,8 +51,8 @@ export interface HostedComputeDeps {
   log: Logger;
   metrics: HostMetrics;
   keys: CancelKeys;
-  /** A pre-started worker for a (re)start, if the pool has one. */
-  takeWorker(): ComputeWorker | undefined;
+  /** A pre-started worker for a (re)start: the pool's, waited for in line; undefined to spawn one's own. */
+  takeWorker(): Promise<ComputeWorker | undefined>;
 }
 
 /** Cancel keys (BackendKeyData) of the host's sessions: a CancelRequest may arrive on any compute's port. */
@@ -108,6 +108,8 @@ export class HostedCompute implements Backend, EngineCompute {
   private readonly sessions = new Set<Session>();
   private parameters: [string, string][] = [];
   private recentRestarts: number[] = [];
+  /** How long the last launch waited for a pooled worker. */
+  private workerWaitMs = 0;
 
   constructor(config: HostedComputeConfig, deps: HostedComputeDeps) {
     this.config = config;
@@ -143,13 +145,16 @@ export class HostedCompute implements Backend, EngineCompute {
     this.startMs = performance.now() - t0;
     const s = compute.counters.start;
     // the listing travels while the worker loads and PGlite starts: they overlap, launch is their span
-    this.startPhases = { launch: ms1(launched - t0), 'launch.listing': ms1(s.bootstrapMs), 'launch.worker_load': ms1(s.workerLoadMs), 'launch.pglite': ms1(s.pgliteStartMs), listen: ms1(performance.now() - launched) };
+    this.mux.touch();
+    this.startPhases = { launch: ms1(launched - t0), 'launch.worker_wait': ms1(this.workerWaitMs), 'launch.listing': ms1(s.bootstrapMs), 'launch.worker_load': ms1(s.workerLoadMs), 'launch.pglite': ms1(s.pgliteStartMs), listen: ms1(performance.now() - launched) };
     this.state = 'running';
   }
 
   private async launch(): Promise<Compute> {
     const c = this.config;
-    const worker = this.deps.takeWorker();
+    const t0 = performance.now();
+    const worker = await this.deps.takeWorker();
+    this.workerWaitMs = performance.now() - t0;
     const compute = await startCompute({
       storageUrl: c.storageUrl, storageToken: c.storageToken, timelineId: c.timelineId, lsn: c.lsn, readOnly: c.readOnly,
       database: c.database, username: c.username, cacheBytes: c.cacheBytes, postgresConfig: c.postgresConfig, worker,
@@ -403,7 +408,8 @@ export class HostedCompute implements Backend, EngineCompute {
       readOnly: this.config.readOnly,
       database: this.config.database,
       createdAt: this.createdAt.toISOString(),
-      lastActivityAt: new Date(this.mux.lastActivity).toISOString(),
+      // a batch running or waiting is activity now (the suspend loop and the host's reclaim must not stop it)
+      lastActivityAt: new Date(this.mux.busy || this.mux.waiting > 0 ? Date.now() : this.mux.lastActivity).toISOString(),
       activeSessions: this.mux.sessionCount,
       inTransaction: this.mux.inTransaction,
       waitingBatches: this.mux.waiting,

@@ -31,6 +31,13 @@ export class HostMetrics {
   readonly cancels = new Counter({ name: 'compute_host_cancels_total', help: 'Cancel requests, by how they were served (interrupt, restart, dropped, idle, unknown_key)', labelNames: ['kind'], registers: [this.registry] });
   readonly memoryReserved = new Gauge({ name: 'compute_host_memory_reserved_bytes', help: 'Memory reserved by computes and pooled workers against the budget', registers: [this.registry] });
   readonly memoryBudget = new Gauge({ name: 'compute_host_memory_budget_bytes', help: 'The host memory budget', registers: [this.registry] });
+  readonly startQueueWaiting = new Gauge({ name: 'compute_host_start_queue_waiting', help: 'Starts waiting for memory', registers: [this.registry] });
+  readonly startQueueSeconds = new Histogram({
+    name: 'compute_host_start_queue_seconds', help: 'Time a start waited for memory (starts that waited)',
+    buckets: [0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 30, 45, 60], registers: [this.registry],
+  });
+  readonly startRefusals = new Counter({ name: 'compute_host_start_refusals_total', help: 'Starts refused for memory, by code (memory_budget_exceeded, start_queue_full, start_queue_timeout, host_stopping)', labelNames: ['code'], registers: [this.registry] });
+  readonly evictions = new Counter({ name: 'compute_host_idle_suspends_total', help: 'Idle computes suspended to make room for starts waiting for memory', registers: [this.registry] });
 
   readonly storageBatches = new Counter({ name: 'compute_host_storage_batches_total', help: 'Write batches shipped to the storage node (postgres engine: one per fsync group), by engine', labelNames: ['engine'], registers: [this.registry] });
   readonly storageBatchSeconds = new Histogram({

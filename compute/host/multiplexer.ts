@@ -293,6 +293,11 @@ export class Multiplexer {
     return this.lastActivityAt;
   }
 
+  /** Counts now as activity (a start that just finished: its idle time begins there, not at its request). */
+  touch(): void {
+    this.lastActivityAt = Date.now();
+  }
+
   /** Resolves when no batch is running or waiting (for a clean stop). */
   async drained(timeoutMs: number): Promise<boolean> {
     const end = Date.now() + timeoutMs;

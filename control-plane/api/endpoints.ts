@@ -1,19 +1,27 @@
-// /projects/{id}/endpoints: create, list, get, update, start, suspend, restart, delete.
+// /projects/{id}/endpoints: create, list, get, update, start, suspend, restart, delete. An endpoint whose compute
+// a wake is starting (perhaps waiting for a compute host's memory) shows Neon's `pending_state: "active"` beside
+// its `current_state: "idle"`.
 import type { Hono } from 'hono';
 import { getEndpoint, getProject } from '../lookup.ts';
+import type { EndpointRecord } from '../model.ts';
+import type { NeonEndpoint } from './neon-types.ts';
 import type { ApiDeps } from './deps.ts';
 import { bodyOf } from './fields.ts';
 import { CreateEndpointBody, UpdateEndpointBody } from './schemas.ts';
 
 export function endpointRoutes(app: Hono, d: ApiDeps): void {
   const state = d.plane.state;
-  const reply = (r: { endpoint: Parameters<typeof d.views.endpoint>[0]; operations: Parameters<typeof d.views.operation>[0][] }) => ({
-    endpoint: d.views.endpoint(r.endpoint), operations: r.operations.map((o) => d.views.operation(o)),
+  const view = (e: EndpointRecord): NeonEndpoint => {
+    const pending = e.current_state === 'idle' ? d.plane.endpoints.pendingState(e.id) : undefined;
+    return pending ? { ...d.views.endpoint(e), pending_state: pending } : d.views.endpoint(e);
+  };
+  const reply = (r: { endpoint: EndpointRecord; operations: Parameters<typeof d.views.operation>[0][] }) => ({
+    endpoint: view(r.endpoint), operations: r.operations.map((o) => d.views.operation(o)),
   });
 
   app.get('/projects/:project_id/endpoints', (c) => {
     const id = getProject(state.current, c.req.param('project_id')).id;
-    return c.json({ endpoints: Object.values(state.current.endpoints).filter((e) => e.project_id === id).map((e) => d.views.endpoint(e)) });
+    return c.json({ endpoints: Object.values(state.current.endpoints).filter((e) => e.project_id === id).map(view) });
   });
 
   app.post('/projects/:project_id/endpoints', async (c) => {
@@ -27,7 +35,7 @@ export function endpointRoutes(app: Hono, d: ApiDeps): void {
   });
 
   app.get('/projects/:project_id/endpoints/:endpoint_id', (c) =>
-    c.json({ endpoint: d.views.endpoint(getEndpoint(state.current, c.req.param('project_id'), c.req.param('endpoint_id'))) }));
+    c.json({ endpoint: view(getEndpoint(state.current, c.req.param('project_id'), c.req.param('endpoint_id'))) }));
 
   app.patch('/projects/:project_id/endpoints/:endpoint_id', async (c) => {
     const pid = c.req.param('project_id');

@@ -2,6 +2,8 @@
 // shared with the proxies, compared in constant time (lib/http-guard.ts); never exposed to users. Errors answer in
 // Neon's control-plane shape (internal-errors.ts).
 import { Hono } from 'hono';
+import { CAPACITY_CODES } from '../../compute/host/host-error.ts';
+import { ComputeHostError } from '../compute-host-client.ts';
 import { ServiceError } from '../../lib/errors.ts';
 import { bearerAuth, limitBody, requireAuth } from '../../lib/http-guard.ts';
 import type { Logger } from '../../lib/logger.ts';
@@ -23,6 +25,10 @@ const TOO_LARGE = new ServiceError(413, 'REQUEST_TOO_LARGE', `request body is ov
 function wakeRefusal(e: unknown): ReasonedRefusal {
   if (e instanceof EndpointNotFoundError) return new ReasonedRefusal(404, 'ENDPOINT_NOT_FOUND', { cause: e });
   if (e instanceof EndpointDisabledError) return new ReasonedRefusal(406, 'ENDPOINT_DISABLED', { kind: 'user', cause: e });
+  // a compute host out of room after its start queue waited (compute/host/admission.ts): retrying only queues again
+  if (e instanceof ComputeHostError && CAPACITY_CODES.includes(e.code)) {
+    return new ReasonedRefusal(423, 'ENDPOINT_UNAVAILABLE', { kind: 'quota', detail: e.message, cause: e });
+  }
   const kind = e instanceof ServiceError ? e.kind : 'service';
   return new ReasonedRefusal(503, 'RUNNING_OPERATIONS', { retriable: true, detail: (e as Error | undefined)?.message, kind, cause: e });
 }

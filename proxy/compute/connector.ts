@@ -1,6 +1,7 @@
 // From an endpoint id to an authenticated compute connection: wake (single-flight per endpoint, bounded
 // retries with backoff), cache the address, connect with retries, and wake again when a cached address
-// turns out to be stale (the compute was suspended since).
+// turns out to be stale (the compute was suspended since). A wake may take long when the compute host queues the
+// start for memory; one that failed after such a wait is not retried (the retry would queue again).
 import type { Logger } from '../../lib/logger.ts';
 import type { ScramKeys } from '../auth/scram.ts';
 import { BackendConnection, ConnectError, VerifierMismatch, type StartupParams } from './connection.ts';
@@ -29,6 +30,11 @@ export interface ConnectorOptions {
   connectTimeoutMs: number;
   /** Forget a cached compute address after this long unused (Neon: 4 min). */
   addressIdleTtlMs: number;
+  /**
+   * A wake the control plane refused after at least this long is final (default 5 s): it held the wake while a
+   * compute host queued the start for memory, and its refusal is the answer, not a blip worth a retry.
+   */
+  queuedWakeMs?: number;
   onWake?: (endpointId: string, seconds: number, ok: boolean) => void;
   rateLimiter?: EndpointRateLimiter;
   logger: Logger;
@@ -82,6 +88,7 @@ export class ComputeConnector {
     const { retries, baseDelayMs, factor } = this.opts.wakeRetry;
     const started = performance.now();
     for (let attempt = 0; ; attempt++) {
+      const attemptStarted = performance.now();
       try {
         const address = await this.directory.wake(endpointId);
         this.cache.set(endpointId, { address, lastUsed: Date.now() });
@@ -89,8 +96,12 @@ export class ComputeConnector {
         return address;
       } catch (err) {
         // Transport failures (no DirectoryError) are retried too: the control plane may be restarting.
-        const retriable = !(err instanceof DirectoryError) || err.retriable;
-        this.opts.logger.warn({ endpointId, attempt, err: String(err), retriable }, 'wake failed');
+        const waitedMs = Math.round(performance.now() - attemptStarted);
+        // a refusal the control plane answered after a long wait is final; no answer in time (its wake may still
+        // be under way) is retried, and joins that wake
+        const answered = err instanceof DirectoryError && err.code !== 'control_plane_unreachable';
+        const retriable = (!(err instanceof DirectoryError) || err.retriable) && !(answered && waitedMs >= (this.opts.queuedWakeMs ?? 5000));
+        this.opts.logger.warn({ endpointId, attempt, err: String(err), waitedMs, retriable }, 'wake failed');
         if (!retriable || attempt >= retries) {
           this.opts.onWake?.(endpointId, (performance.now() - started) / 1000, false);
           throw fromDirectoryError(err);

@@ -119,8 +119,9 @@ export async function runWireSession(initial: ClientTransport, deps: WireSession
     const startup = await startupPhase(s, deps, opts);
     if (startup === null) return; // a CancelRequest, handled
     const login = await authenticatePhase(s, deps, opts, startup);
-    const key = await connectComputePhase(s, deps, login);
+    // the handshake is over: a wake may wait in the compute host's start queue longer than a handshake may take
     clearTimeout(timer);
+    const key = await connectComputePhase(s, deps, login);
     s.log.info('session started');
     await relayPhase(s, deps, login, key);
   } catch (err) {
