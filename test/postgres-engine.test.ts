@@ -10,6 +10,8 @@ import { promisify } from 'node:util';
 import { neon, neonConfig, Pool } from '@neondatabase/serverless';
 import pg from 'pg';
 import ws from 'ws';
+import { StateStore } from '../control-plane/state-store.ts';
+import { LocalFolderStore } from '../storage-node/object-store/local-folder.ts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startLakebaseStack } from './support/lakebase-stack.ts';
 import type { LakebaseStack } from './support/lakebase-stack.ts';
@@ -310,8 +312,8 @@ describe('what works on pglite works here', () => {
     await neon(p.connectionString)`CREATE TABLE ro_seen (x int)`;
     await neon(p.connectionString)`INSERT INTO ro_seen VALUES (7)`;
     const ep = await stack.api<J>('POST', `/projects/${p.id}/endpoints`, { endpoint: { branch_id: p.branchId, type: 'read_only' } });
-    const roUrl = new URL(p.connectionString);
-    roUrl.searchParams.set('options', `endpoint=${ep.endpoint.id}`);
+    const roUrl = new URL(p.connectionString); // the same login, for the read-only endpoint (named in the password)
+    roUrl.password = encodeURIComponent(decodeURIComponent(roUrl.password).replace(/^endpoint=[^$]*\$/, `endpoint=${ep.endpoint.id}$`));
     const ro = neon(roUrl.toString());
     expect(await ro`SELECT x FROM ro_seen`).toEqual([{ x: 7 }]);
     await expect(ro`INSERT INTO ro_seen VALUES (8)`).rejects.toMatchObject({ code: '25006' });
@@ -389,11 +391,11 @@ describe('security on the postgres engine', () => {
   });
 });
 
-/** The storage timeline of a branch, from the control plane's state (not in the public API). */
+/** The storage timeline of a branch, from the control plane's state in the bucket (not in the public API). */
 async function timelineOf(branchId: string): Promise<string> {
-  const { readFile } = await import('node:fs/promises');
-  const raw = await readFile(join(stack.dir, 'objects', 'control-plane', 'state.json'), 'utf8').catch(() => '');
-  const m = new RegExp(`"${branchId}":\\{[^}]*?"timeline_id":"([0-9a-f]{32})"`).exec(raw.replace(/\s+/g, ''));
-  if (!m) throw new Error(`no timeline for branch ${branchId} in the control plane state`);
-  return m[1];
+  const state = new StateStore(new LocalFolderStore(join(stack.dir, 'objects')));
+  await state.load();
+  const id = state.current.branches[branchId]?.timeline_id;
+  if (!id) throw new Error(`no timeline for branch ${branchId} in the control plane state`);
+  return id;
 }
