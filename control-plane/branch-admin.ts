@@ -3,7 +3,7 @@
 import { StorageNodeError } from '../storage-node/client.ts';
 import { badRequest, conflict, fromStorageError, unprocessable } from './errors.ts';
 import { newBranchId, newEndpointId } from './ids.ts';
-import { branchesOf, childrenOf, endpointsOfBranch, findCheckpoint, getBranch, getProject } from './lookup.ts';
+import { childrenOf, endpointsOfBranch, findCheckpoint, getBranch, getProject, plain } from './lookup.ts';
 import { formatLsn } from './lsn.ts';
 import type { BranchRecord, CheckpointRecord, ControlPlaneState, EndpointRecord, EndpointType, OperationRecord } from './model.ts';
 import { operationsOf } from './operations/index.ts';
@@ -42,15 +42,17 @@ export interface RestoreInput {
 }
 
 export function assertNameFree(s: ControlPlaneState, projectId: string, name: string, except?: string): void {
-  if (branchesOf(s, projectId).some((b) => b.name === name && b.id !== except)) throw conflict('BRANCH_NAME_TAKEN', `a branch named ${JSON.stringify(name)} already exists in project ${projectId}; pick another name`);
+  const taken = Object.values(plain(s.branches)).some((b) => b.project_id === projectId && b.name === name && b.id !== except);
+  if (taken) throw conflict('BRANCH_NAME_TAKEN', `a branch named ${JSON.stringify(name)} already exists in project ${projectId}; pick another name`);
 }
 
 /** Copies a branch's roles and databases to another: they are part of the copied data, as in Neon. */
 function copyRolesAndDatabases(s: ControlPlaneState, from: string, to: string): void {
-  s.roles = s.roles.filter((r) => r.branch_id !== to);
-  s.databases = s.databases.filter((d) => d.branch_id !== to);
-  for (const r of s.roles.filter((x) => x.branch_id === from)) s.roles.push({ ...r, branch_id: to });
-  for (const d of s.databases.filter((x) => x.branch_id === from)) {
+  // plain scans (lookup.ts `plain`): a draft of every role and database of every project would cost each change O(n)
+  if (plain(s.roles).some((r) => r.branch_id === to)) s.roles = plain(s.roles).filter((r) => r.branch_id !== to);
+  if (plain(s.databases).some((d) => d.branch_id === to)) s.databases = plain(s.databases).filter((d) => d.branch_id !== to);
+  for (const r of plain(s.roles).filter((x) => x.branch_id === from)) s.roles.push({ ...r, branch_id: to });
+  for (const d of plain(s.databases).filter((x) => x.branch_id === from)) {
     s.databases.push({ ...d, id: s.next_database_id ?? 1, branch_id: to });
     s.next_database_id = (s.next_database_id ?? 1) + 1;
   }

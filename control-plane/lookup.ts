@@ -1,4 +1,6 @@
 // Finding records by id, always inside one project: an id of another project is as unknown as a random one.
+import { current, isDraft } from 'immer';
+import type { Draft } from 'immer';
 import { notFound } from './errors.ts';
 import type { BranchRecord, CheckpointRecord, ControlPlaneState, DatabaseRecord, EndpointRecord, ProjectRecord, RoleRecord } from './model.ts';
 
@@ -34,14 +36,26 @@ export function getDatabase(s: ControlPlaneState, branchId: string, name: string
   return d;
 }
 
-export const branchesOf = (s: ControlPlaneState, projectId: string): BranchRecord[] =>
-  Object.values(s.branches).filter((b) => b.project_id === projectId);
+/**
+ * A collection of the state, plainly: inside a mutation the state is an Immer draft, and reading every record of a
+ * draft makes a draft of each; a scan reads a plain copy instead (records it does not change stay shared), then
+ * takes drafts of the matches only. Outside a mutation, the state itself.
+ */
+export function plain<T>(x: T): T {
+  return isDraft(x) ? (current(x as Draft<T>) as T) : x;
+}
 
-export const endpointsOfBranch = (s: ControlPlaneState, branchId: string): EndpointRecord[] =>
-  Object.values(s.endpoints).filter((e) => e.branch_id === branchId);
+/** The records of a keyed collection that match, as the caller's state holds them (drafts inside a mutation). */
+function matching<T>(records: Record<string, T>, test: (r: T) => boolean): T[] {
+  const all = plain(records);
+  return Object.keys(all).filter((k) => test(all[k])).map((k) => records[k]);
+}
 
-export const childrenOf = (s: ControlPlaneState, branchId: string): BranchRecord[] =>
-  Object.values(s.branches).filter((b) => b.parent_id === branchId);
+export const branchesOf = (s: ControlPlaneState, projectId: string): BranchRecord[] => matching(s.branches, (b) => b.project_id === projectId);
+
+export const endpointsOfBranch = (s: ControlPlaneState, branchId: string): EndpointRecord[] => matching(s.endpoints, (e) => e.branch_id === branchId);
+
+export const childrenOf = (s: ControlPlaneState, branchId: string): BranchRecord[] => matching(s.branches, (b) => b.parent_id === branchId);
 
 /** A branch's checkpoint by name, or 404. */
 export function findCheckpoint(s: ControlPlaneState, branchId: string, name: string): CheckpointRecord {

@@ -4,6 +4,7 @@
 // job still has to end it, and a client may be polling it.
 import { randomUUID } from 'node:crypto';
 import type { ServiceError } from '../../lib/errors.ts';
+import { plain } from '../lookup.ts';
 import type { ControlPlaneState, JobAction, OperationAction, OperationJobInputs, OperationRecord } from '../model.ts';
 
 /** Operations kept per project; older ended ones are forgotten. */
@@ -25,7 +26,7 @@ function newRecord(projectId: string, started: number, s: OperationSpec, status:
 
 /** Drops the project's oldest ended operations past KEEP_PER_PROJECT. Running ones are never dropped. */
 export function prune(draft: ControlPlaneState, projectId: string): void {
-  const all = draft.operations ?? [];
+  const all = plain(draft.operations ?? []); // no draft of every operation of every project (lookup.ts `plain`)
   const mine = all.filter((o) => o.project_id === projectId);
   const excess = mine.length - KEEP_PER_PROJECT;
   if (excess <= 0) return;
