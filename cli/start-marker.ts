@@ -5,24 +5,17 @@
 import { existsSync, mkdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CliError } from './commands/errors.ts';
+import { pidAlive } from '../lib/pid-alive.ts';
 
 const MARKER = 'starting.pid';
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 /** The pid of a `lakebase start` still starting in `dir`, if there is one. */
 export function startingPid(dir: string): number | undefined {
   const path = join(dir, MARKER);
   if (!existsSync(path)) return undefined;
   const pid = Number(readFileSync(path, 'utf8').trim());
-  return Number.isInteger(pid) && pid > 0 && pid !== process.pid && alive(pid) ? pid : undefined;
+  return Number.isInteger(pid) && pid > 0 && pid !== process.pid && pidAlive(pid) ? pid : undefined;
 }
 
 /** The marker this process holds, if any: `lakebase` marks as early as it can, and start() again once it knows its directory. */
@@ -70,7 +63,7 @@ export async function waitForStart(dir: string, timeoutMs = 60_000, say: (s: str
     await new Promise((r) => setTimeout(r, 200));
   }
   // Gone with its marker (a failed start removes it as it exits) or without (killed): either way it never got ready.
-  if (!alive(pid)) {
+  if (!pidAlive(pid)) {
     throw new CliError(`\`lakebase start\` (pid ${pid}) stopped before it was ready; \`lakebase logs\` shows why (${join(dir, 'logs')})`);
   }
 }

@@ -10,6 +10,7 @@ import { mkdir, open, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { pidsOfUid } from './process-stats.ts';
+import { pidAlive } from '../../lib/pid-alive.ts';
 
 const DEFAULT_BASE = 3_000_000;
 const DEFAULT_SIZE = 100_000;
@@ -49,7 +50,7 @@ export class UidPool {
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
       const owner = Number(await readFile(file, 'utf8').catch(() => '0'));
-      if (owner > 0 && alive(owner)) return false;
+      if (owner > 0 && pidAlive(owner)) return false;
       // the host that held it is gone: take it over (once; a concurrent taker that wins makes this fail again)
       await rm(file, { force: true });
       if (!(await this.lease(uid))) return false;
@@ -66,11 +67,3 @@ export class UidPool {
   }
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}

@@ -33,6 +33,7 @@ import {
   type ObjectStoreMetrics,
   type PutOptions,
 } from './object-store.ts';
+import { pidAlive } from '../../lib/pid-alive.ts';
 
 const INTERNAL_DIR = '.lakebase-store';
 const ETAG_CACHE_LIMIT = 100_000;
@@ -78,14 +79,6 @@ function compareKeys(a: string, b: string): number {
   return Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'));
 }
 
-function isPidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return errCode(err) === 'EPERM';
-  }
-}
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
@@ -269,7 +262,7 @@ export class LocalFolderStore implements ObjectStore {
       // Temporary files left by processes that died mid-put (named `<pid>-<random>.tmp`).
       for (const name of await readdir(this.#tmpDir)) {
         const pid = Number(name.split('-')[0]);
-        if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && !isPidAlive(pid)) {
+        if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && !pidAlive(pid)) {
           await unlink(join(this.#tmpDir, name)).catch(() => {});
         }
       }
@@ -413,7 +406,7 @@ export class LocalFolderStore implements ObjectStore {
     const [pidText, host] = content.split(' ');
     const pid = Number(pidText);
     const ageMs = Date.now() - Number(st.mtimeMs);
-    const holderDead = host === hostname() && Number.isInteger(pid) && pid > 0 && !isPidAlive(pid);
+    const holderDead = host === hostname() && Number.isInteger(pid) && pid > 0 && !pidAlive(pid);
     // An empty file is a lock being written right now, unless it is old.
     const stale = (content !== '' && holderDead) || ageMs > this.#staleLockMs;
     if (!stale) return;
