@@ -1,7 +1,7 @@
 // Client of a compute host's control API (compute/host/api.ts): start, list and stop computes, over
 // lib/internal-client.ts with the host's API token (LAKEBASE_COMPUTE_API_TOKEN) as a bearer token. The wire types
 // are the host's own (compute/host/api-types.ts).
-import type { AdminSqlRequest, ComputeInfo, EngineName, StartAnswer, StartRequest, TemplateAnswer } from '../compute/host/api-types.ts';
+import type { AdminSqlAnswer, AdminSqlRequest, ComputeInfo, EngineName, StartAnswer, StartRequest, TemplateAnswer } from '../compute/host/api-types.ts';
 import { ServiceError } from '../lib/errors.ts';
 import { InternalClient } from '../lib/internal-client.ts';
 
@@ -46,8 +46,8 @@ export class ComputeHostClient {
   }
 
   /** Runs statements as the compute's superuser (a Postgres refusal is a 400 `postgres_error`). */
-  async adminSql(computeId: string, req: AdminSqlRequest): Promise<void> {
-    await this.call('POST', `/v1/computes/${encodeURIComponent(computeId)}/sql`, req);
+  adminSql(computeId: string, req: AdminSqlRequest): Promise<AdminSqlAnswer> {
+    return this.call('POST', `/v1/computes/${encodeURIComponent(computeId)}/sql`, req);
   }
 
   /** Makes the engine's template timeline on this host (initdb once); takes seconds. */

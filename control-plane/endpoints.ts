@@ -9,6 +9,7 @@ import { engineOf, type EngineName } from './engines.ts';
 import { ApiError } from './errors.ts';
 import { ComputeHostClient, ComputeHostError } from './compute-host-client.ts';
 import type { ComputeInfo, StartAnswer, StartComputeRequest } from './compute-host-client.ts';
+import type { AdminSqlResult } from '../compute/host/api-types.ts';
 import { effectiveSuspendTimeout } from './model.ts';
 import type { StateStore } from './state-store.ts';
 
@@ -52,6 +53,7 @@ export class EndpointManager {
   private readonly events: EndpointEvents;
   /** Where each running compute is; lost on restart and rebuilt from the hosts (reconcile). */
   private readonly running = new Map<string, ComputeLocation>();
+  private readonly suspendHooks: ((endpointId: string) => Promise<void>)[] = [];
   private readonly waking = new Map<string, Promise<ComputeLocation>>();
   /** Endpoints whose compute is being started (waiting for a host's memory, or starting). */
   private readonly starting = new Set<string>();
@@ -236,11 +238,27 @@ export class EndpointManager {
   }
 
   /** Runs statements as the superuser of the endpoint's compute, woken if suspended. */
-  async adminSql(endpointId: string, database: string, statements: string[]): Promise<void> {
+  async adminSql(endpointId: string, database: string, statements: string[]): Promise<AdminSqlResult[]> {
     const loc = await this.wake(endpointId);
     const host = this.hosts.find((h) => h.baseUrl === loc.hostUrl);
     if (!host) throw new Error(`compute host ${loc.hostUrl} is no longer configured`);
-    await host.adminSql(endpointId, { database, statements });
+    return (await host.adminSql(endpointId, { database, statements })).results;
+  }
+
+  /**
+   * Background work on a running compute (the lake sync): never wakes it and never counts as activity. Null when
+   * the endpoint's compute is not running.
+   */
+  async backgroundSql(endpointId: string, database: string, statements: string[]): Promise<AdminSqlResult[] | null> {
+    const loc = this.running.get(endpointId);
+    const host = loc && this.hosts.find((h) => h.baseUrl === loc.hostUrl);
+    if (!host) return null;
+    return (await host.adminSql(endpointId, { database, statements, background: true })).results;
+  }
+
+  /** Work that must run on a compute before it suspends (the lake sync flushes what it captured). */
+  beforeSuspend(fn: (endpointId: string) => Promise<void>): void {
+    this.suspendHooks.push(fn);
   }
 
   /** Makes an engine's template timeline on a compute host; answers its id. */
@@ -257,6 +275,9 @@ export class EndpointManager {
     await this.waking.get(endpointId)?.catch(() => undefined);
     const loc = this.running.get(endpointId);
     if (loc) {
+      for (const hook of this.suspendHooks) {
+        await hook(endpointId).catch((e: unknown) => this.log.warn({ endpointId, err: String(e) }, 'work before a suspend failed; suspending anyway'));
+      }
       const host = this.hosts.find((h) => h.baseUrl === loc.hostUrl);
       await host?.stop(endpointId);
       this.running.delete(endpointId);

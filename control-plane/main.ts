@@ -24,6 +24,7 @@ const cp = await startControlPlane({
   connectionHost: cfg.connectionHost,
   secret: cfg.secretKey,
   defaultEngine: cfg.engine,
+  lakeSyncIntervalMs: cfg.lakeSyncIntervalS,
   host: cfg.host,
   port: cfg.port,
   logger: log,

@@ -1,6 +1,8 @@
 // The control plane's records. Field names follow Neon's public API v2 where the two meet. Fields added after the
 // first release are optional, so a state written by an older control plane still loads.
 
+import type { SyncedColumn } from '../lake/sync/columns.ts';
+
 export interface DefaultEndpointSettings {
   /** Seconds without a query before a compute is stopped; -1 never; 0 the default (300). */
   suspend_timeout_seconds?: number;
@@ -101,9 +103,30 @@ export interface CheckpointRecord {
   databases: DatabaseRecord[];
 }
 
+/** A table of a branch synced into the lake (lake/): two Iceberg tables in the bucket, the current state and every change. */
+export interface LakeTableRecord {
+  id: string;
+  project_id: string;
+  branch_id: string;
+  /** `schema.table` as Postgres names it. */
+  source_table: string;
+  database: string;
+  /** Key prefixes in the bucket of the current-state and the history tables. */
+  current_prefix: string;
+  history_prefix: string;
+  /** initializing (first copy), syncing, paused (DDL the lake cannot follow: `status_message` says what). */
+  status: 'initializing' | 'syncing' | 'paused';
+  status_message?: string;
+  /** The source's columns as the lake holds them (lake/sync/columns.ts SyncedColumn). */
+  columns: SyncedColumn[];
+  last_synced_lsn: string | null;
+  last_synced_at: string | null;
+  created_at: string;
+}
+
 export type OperationAction =
   | 'create_timeline' | 'create_branch' | 'delete_timeline' | 'start_compute' | 'suspend_compute' | 'create_compute'
-  | 'apply_config' | 'apply_storage_config';
+  | 'apply_config' | 'apply_storage_config' | 'sync_lake_table';
 export type OperationStatus = 'running' | 'finished' | 'failed';
 
 /** What the job of a background operation needs, by action: all of it, so the job can run again after a restart. */
@@ -147,6 +170,7 @@ export interface ControlPlaneState {
   operations?: OperationRecord[];
   /** The jobs of `running` operations, by operation id (operations/runner.ts); removed when the operation ends. */
   operation_jobs?: Record<string, OperationJob>;
+  lake_tables?: Record<string, LakeTableRecord>;
   next_database_id?: number;
 }
 

@@ -11,6 +11,7 @@ import { createLogger } from '../lib/logger.ts';
 import type { Logger } from '../lib/logger.ts';
 import type { ObjectStore } from '../storage-node/object-store/object-store.ts';
 import { EndpointManager } from './endpoints.ts';
+import { LakeSyncer } from './lake/lake-syncer.ts';
 import type { ErrorReport } from './http/error-report.ts';
 import { internalApi } from './http/internal-api.ts';
 import { publicApi } from './http/public-api.ts';
@@ -49,6 +50,8 @@ export interface ControlPlaneConfig {
   host?: string;
   port?: number;
   suspendCheckIntervalMs?: number;
+  /** How often running computes' lake tables are synced (default 15 s): the lake's freshness bound. */
+  lakeSyncIntervalMs?: number;
   logger?: Logger;
 }
 
@@ -84,6 +87,8 @@ export async function startControlPlane(config: ControlPlaneConfig): Promise<Con
   }, config.computeApiToken);
   await endpoints.reconcile();
   endpoints.startSuspendLoop(config.suspendCheckIntervalMs ?? 1000);
+  const lake = new LakeSyncer(state, endpoints, config.objectStore, log, { intervalMs: config.lakeSyncIntervalMs ?? 15_000 });
+  lake.start();
 
   const app = new Hono();
   app.get('/healthz', (c) => c.json({ status: 'ok' }));
@@ -97,7 +102,7 @@ export async function startControlPlane(config: ControlPlaneConfig): Promise<Con
   app.route('/', publicApi(state, projects, endpoints, {
     apiKey: config.apiKey, baseDomain: config.baseDomain, proxyPort: config.proxyPort, connectionHost: config.connectionHost,
     secret: config.secret, computePassword: config.computePassword, computeHosts: config.computeHostUrls.length,
-    storageToken: config.storageToken, errors, defaultEngine: config.defaultEngine,
+    storageToken: config.storageToken, errors, defaultEngine: config.defaultEngine, lake,
   }));
   const host = config.host ?? '127.0.0.1';
   const { server, port } = await new Promise<{ server: Server; port: number }>((resolve, reject) => {
@@ -114,6 +119,7 @@ export async function startControlPlane(config: ControlPlaneConfig): Promise<Con
     close: async () => {
       // running operations stay `running` in the state: the next start resumes them
       runnerOf(state)?.stop();
+      await lake.close();
       await endpoints.close();
       await state.flush().catch((e: unknown) => log.warn({ err: e }, 'could not write a state snapshot at stop; the next start replays the changes'));
       await new Promise<void>((resolve) => {

@@ -104,6 +104,10 @@ export class StorageClient {
   async readPages(timelineId: string, pages: PageRef[], lsn?: number): Promise<Buffer[]> {
     const path = StorageClient.timeline(timelineId, `/pages${StorageClient.lsnQuery(lsn)}`);
     const all = (await this.call('POST', path, { body: JSON.stringify({ pages }), contentType: 'application/json' })).body;
+    // a short answer must never be taken for pages: the missing bytes would be read as another page's
+    if (all.length !== pages.length * PAGE_SIZE) {
+      throw new StorageNodeError(502, 'bad_answer', `storage node at ${this.baseUrl} answered ${all.length} bytes for ${pages.length} pages (${pages.length * PAGE_SIZE} expected)`);
+    }
     const out: Buffer[] = [];
     for (let i = 0; i < pages.length; i++) out.push(all.subarray(i * PAGE_SIZE, (i + 1) * PAGE_SIZE));
     return out;

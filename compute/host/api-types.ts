@@ -31,10 +31,22 @@ export interface StartRequest {
   evictable?: boolean;
 }
 
-/** Statements the control plane runs as the compute's superuser (roles, databases), in order, in one database. */
+/** Statements the control plane runs as the compute's superuser (roles, databases, lake sync), in order, in one database. */
 export interface AdminSqlRequest {
   database: string;
   statements: string[];
+  /** Work the compute's users did not ask for (the lake sync): it never counts as activity, so it keeps no compute awake. */
+  background?: boolean;
+}
+
+/** One statement's result: column names and rows of Postgres' text values (null for NULL). */
+export interface AdminSqlResult {
+  fields: string[];
+  rows: (string | null)[][];
+}
+
+export interface AdminSqlAnswer {
+  results: AdminSqlResult[];
 }
 
 /** A template timeline made on the host (initdb once): every project of the engine branches from it. */

@@ -51,7 +51,8 @@ const TemplateRequestSchema = v.object({ engine: v.picklist(ENGINES, MESSAGES.en
 const AdminSqlSchema = v.object({
   database: v.pipe(v.string('database must be a name'), v.regex(NAME, 'database must be a name of 1-63 characters')),
   statements: v.pipe(v.array(v.pipe(v.string('statements must be strings'), v.maxLength(16_384, 'a statement is over 16 KiB')), 'statements must be a list of strings'), v.minLength(1, 'statements must not be empty'), v.maxLength(64, 'at most 64 statements')),
-}, 'the body must be {"database", "statements"}');
+  background: v.optional(v.boolean('background must be true or false')),
+}, 'the body must be {"database", "statements", "background"?}');
 
 /** The start request; unknown fields are refused (checked first), `lsn: null` is no LSN. */
 export const StartRequestSchema = v.pipe(
@@ -125,8 +126,7 @@ export function createHostApp(host: ComputeHost, opts: { apiToken?: string } = {
   app.get('/v1/computes/:id', async (c) => c.json(await host.get(c.req.param('id'))));
   app.delete('/v1/computes/:id', async (c) => c.json(await host.stop(c.req.param('id'))));
   app.post('/v1/computes/:id/sql', jsonBody(AdminSqlSchema, { notJson, fail: invalidStart }), async (c) => {
-    await host.adminSql(c.req.param('id'), c.req.valid('json'));
-    return c.json({ ok: true });
+    return c.json(await host.adminSql(c.req.param('id'), c.req.valid('json')));
   });
   app.post('/v1/templates', jsonBody(TemplateRequestSchema, { notJson, fail: invalidStart }), async (c) => c.json(await host.createTemplate(c.req.valid('json').engine), 201));
 

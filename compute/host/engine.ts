@@ -1,7 +1,7 @@
 // What the compute host holds per compute, whatever its engine: PGlite in a worker thread behind the host's own wire
 // server (hosted-compute.ts), or a PostgreSQL 15 postmaster on a FUSE view of the timeline
 // (../postgres/postgres-compute.ts). The host admits, starts, lists and stops them through this alone.
-import type { AdminSqlRequest, ComputeInfo, ComputeState, EngineName } from './api-types.ts';
+import type { AdminSqlAnswer, AdminSqlRequest, ComputeInfo, ComputeState, EngineName } from './api-types.ts';
 
 export interface EngineComputeConfig {
   computeId: string;
@@ -28,5 +28,5 @@ export interface EngineCompute {
   refreshStats(): Promise<void>;
   describe(): ComputeInfo;
   /** Runs statements as the compute's superuser (the control plane's roles and databases). */
-  adminSql(req: AdminSqlRequest): Promise<void>;
+  adminSql(req: AdminSqlRequest): Promise<AdminSqlAnswer>;
 }

@@ -7,7 +7,7 @@ import type { Logger } from '../../lib/logger.ts';
 import { getPgliteWasmModule } from '../wasm.ts';
 import { DEFAULT_MAX_RESULT_BYTES } from '../compute.ts';
 import { CancelKeys, HostedCompute } from './hosted-compute.ts';
-import type { AdminSqlRequest, ComputeInfo, StartAnswer, StartRequest, TemplateAnswer, EngineName } from './api-types.ts';
+import type { AdminSqlAnswer, AdminSqlRequest, ComputeInfo, StartAnswer, StartRequest, TemplateAnswer, EngineName } from './api-types.ts';
 import type { EngineCompute } from './engine.ts';
 import { PostgresCompute } from '../postgres/postgres-compute.ts';
 import { checkPostgresEngine } from '../postgres/environment.ts';
@@ -311,10 +311,10 @@ export class ComputeHost {
   }
 
   /** Runs the control plane's statements as the compute's superuser. */
-  async adminSql(computeId: string, req: AdminSqlRequest): Promise<void> {
+  async adminSql(computeId: string, req: AdminSqlRequest): Promise<AdminSqlAnswer> {
     const c = this.computes.get(computeId);
     if (!c) throw new HostError(404, 'compute_not_found', `no compute ${computeId} on this host`);
-    await c.adminSql(req).catch((e: unknown) => {
+    return c.adminSql(req).catch((e: unknown) => {
       const err = e as { code?: unknown; message: string };
       // Postgres' own refusal (a SQLSTATE) is the caller's error; anything else is the host's
       if (typeof err.code === 'string' && /^[0-9A-Z]{5}$/.test(err.code)) throw new HostError(400, 'postgres_error', `${err.message} (SQLSTATE ${err.code})`);

@@ -12,9 +12,10 @@ import { Session } from './wire/session.ts';
 import type { SessionContext, SessionLimits } from './wire/session.ts';
 import type { ErrorFields } from '../../lib/pg-wire/index.ts';
 import type { HostMetrics } from './metrics.ts';
-import type { AdminSqlRequest, ComputeInfo, ComputeState } from './api-types.ts';
+import type { AdminSqlAnswer, AdminSqlRequest, ComputeInfo, ComputeState } from './api-types.ts';
 import type { EngineCompute } from './engine.ts';
 import pg from 'pg';
+import { runStatements } from './admin-statements.ts';
 export type { ComputeInfo, ComputeState } from './api-types.ts';
 
 
@@ -65,6 +66,13 @@ export class CancelKeys {
     const secret = (Math.random() * 0x100000000) | 0;
     this.keys.set(pid, { secret, session, compute });
     return { pid, secret };
+  }
+
+  /** Marks the session with this pid as background work (hosted-compute adminSql). */
+  markBackground(pid: number): void {
+    const k = this.keys.get(pid);
+    if (!k) throw new Error(`no session with pid ${pid} on this host`);
+    k.session.background = true;
   }
 
   release(pid: number): void {
@@ -382,11 +390,13 @@ export class HostedCompute implements Backend, EngineCompute {
   }
 
   /** Runs statements as the superuser through the compute's own wire server, as a client would. */
-  async adminSql(req: AdminSqlRequest): Promise<void> {
+  async adminSql(req: AdminSqlRequest): Promise<AdminSqlAnswer> {
     const client = new pg.Client({ host: this.deps.listenHost, port: this.port, user: 'postgres', password: this.deps.token, database: req.database, connectionTimeoutMillis: 10_000 });
     await client.connect();
     try {
-      for (const sql of req.statements) await client.query(sql);
+      // found by the pid its BackendKeyData gave: no startup parameter a client could send marks a session background
+      if (req.background) this.deps.keys.markBackground((client as unknown as { processID: number }).processID);
+      return { results: await runStatements(client, req.statements) };
     } finally {
       await client.end().catch(() => undefined);
     }
@@ -409,7 +419,7 @@ export class HostedCompute implements Backend, EngineCompute {
       database: this.config.database,
       createdAt: this.createdAt.toISOString(),
       // a batch running or waiting is activity now (the suspend loop and the host's reclaim must not stop it)
-      lastActivityAt: new Date(this.mux.busy || this.mux.waiting > 0 ? Date.now() : this.mux.lastActivity).toISOString(),
+      lastActivityAt: new Date(this.mux.busyForeground ? Date.now() : this.mux.lastActivity).toISOString(),
       activeSessions: this.mux.sessionCount,
       inTransaction: this.mux.inTransaction,
       waitingBatches: this.mux.waiting,

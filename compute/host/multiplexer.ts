@@ -60,6 +60,8 @@ export interface MuxSession {
    * request): a hand-off drops what it left instead of saving it, and skips the costly settings capture.
    */
   readonly stateless?: boolean;
+  /** Work nobody asked for (the control plane's lake sync): its batches are not activity, so it keeps no compute awake. */
+  background?: boolean;
   /** Ends the session from the server side (sends the error, closes the socket). */
   terminate(err: ErrorFields): void;
 }
@@ -288,6 +290,12 @@ export class Multiplexer {
     return this.runningItem !== null || this.flushing;
   }
 
+  /** Busy with, or holding, a batch some client asked for (background work is not activity). */
+  get busyForeground(): boolean {
+    return (this.runningItem !== null && !this.runningItem.session.background) || this.queue.some((i) => !i.session.background)
+      || this.held.some((h) => !h.item.session.background);
+  }
+
   /** Last time a batch finished (ms since epoch). */
   get lastActivity(): number {
     return this.lastActivityAt;
@@ -329,9 +337,10 @@ export class Multiplexer {
     if (this.flushNow || (this.held.length > 0 && (this.closedWith || this.held.length >= MAX_GROUP || this.heldBytes >= MAX_GROUP_BYTES || this.nextIndex() < 0))) {
       this.flushNow = false;
       this.flushing = true;
+      const foreground = this.held.some((h) => !h.item.session.background);
       void this.flushHeld().finally(() => {
         this.flushing = false;
-        this.lastActivityAt = Date.now();
+        if (foreground) this.lastActivityAt = Date.now();
         this.pump();
       });
       return;
@@ -342,7 +351,7 @@ export class Multiplexer {
     this.runningItem = item;
     void this.execute(item).finally(() => {
       this.runningItem = null;
-      this.lastActivityAt = Date.now();
+      if (!item.session.background) this.lastActivityAt = Date.now();
       this.pump();
     });
   }

@@ -6,11 +6,12 @@ import { chmod, chown, mkdir, rm, writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import type { Logger } from '../../lib/logger.ts';
 import { FuseServer, type SpareFuseServer } from '../fuse/fuse-server.ts';
-import type { AdminSqlRequest, ComputeInfo, ComputeState, RoleVerifier } from '../host/api-types.ts';
+import type { AdminSqlAnswer, AdminSqlRequest, ComputeInfo, ComputeState, RoleVerifier } from '../host/api-types.ts';
 import type { EngineCompute, EngineComputeConfig } from '../host/engine.ts';
 import type { HostMetrics } from '../host/metrics.ts';
 import type pg from 'pg';
 import { type AdminAddress, connectAdmin, readActivity, syncVerifiers, withAdmin } from './admin.ts';
+import { runStatements } from '../host/admin-statements.ts';
 import { freePort } from './ports.ts';
 import { Postmaster } from './postmaster.ts';
 import { killUid, pidsOfUid, pssOf } from './process-stats.ts';
@@ -298,11 +299,10 @@ export class PostgresCompute implements EngineCompute {
     }
   }
 
-  async adminSql(req: AdminSqlRequest): Promise<void> {
+  /** The admin role's sessions are not counted as activity (readActivity), so `background` needs nothing more here. */
+  async adminSql(req: AdminSqlRequest): Promise<AdminSqlAnswer> {
     if (this.state !== 'running') throw new Error(`compute ${this.config.computeId} is ${this.state}`);
-    await withAdmin(this.at, req.database, async (c) => {
-      for (const sql of req.statements) await c.query(sql);
-    });
+    return { results: await withAdmin(this.at, req.database, (c) => runStatements(c, req.statements)) };
   }
 
   /** Waits (briefly) for a fresh sample. */

@@ -62,6 +62,7 @@ export class BridgeClient implements SyncBackend {
   /** Time spent blocked on the bridge, ms. */
   waitedMs = 0;
   roundTrips = 0;
+  private broken: BridgeError | null = null;
 
   constructor(memory: SharedArrayBuffer, port: RequestPort, timeoutMs: number = 120_000) {
     this.ctrl = new Int32Array(memory, 0, 4);
@@ -73,13 +74,18 @@ export class BridgeClient implements SyncBackend {
   }
 
   private roundTrip(msg: BridgeRequest, transfer?: ArrayBuffer[]): void {
+    // After a timeout the late answer may still land in the shared memory: no later call may take it for its own.
+    if (this.broken) throw this.broken;
     const t0 = performance.now();
     Atomics.store(this.ctrl, STATE, 0);
     this.port.postMessage(msg, transfer);
     const r = Atomics.wait(this.ctrl, STATE, 0, this.timeoutMs);
     this.waitedMs += performance.now() - t0;
     this.roundTrips++;
-    if (r === 'timed-out') throw new BridgeError(`storage request timed out after ${this.timeoutMs} ms`);
+    if (r === 'timed-out') {
+      this.broken = new BridgeError(`storage request timed out after ${this.timeoutMs} ms; this compute stopped using the storage node (restart it)`);
+      throw this.broken;
+    }
     if (Atomics.load(this.ctrl, STATUS) !== 0) {
       const len = Atomics.load(this.ctrl, LENGTH);
       throw new BridgeError(new TextDecoder().decode(this.data.slice(0, len)));
@@ -142,7 +148,9 @@ export class BridgeServer {
     try {
       if (msg.t === 'io-read') {
         const pages = await this.io.readPages(msg.refs, msg.lsn);
+        if (pages.length !== msg.refs.length) throw new BridgeError(`read answered ${pages.length} pages for ${msg.refs.length}`);
         if (pages.length * PAGE_SIZE > this.data.length) throw new BridgeError('read answer larger than the bridge');
+        if (pages.some((p) => p.length !== PAGE_SIZE)) throw new BridgeError('read answered a page that is not a whole page');
         for (let i = 0; i < pages.length; i++) this.data.set(pages[i].subarray(0, PAGE_SIZE), i * PAGE_SIZE);
         Atomics.store(this.ctrl, LENGTH, pages.length * PAGE_SIZE);
       } else {

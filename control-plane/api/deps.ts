@@ -6,6 +6,8 @@ import type { Plane } from '../plane.ts';
 import type { ProjectAdmin } from '../project-admin.ts';
 import type { RoleAdmin } from '../role-admin.ts';
 import type { Views } from './views.ts';
+import type { LakeSyncer } from '../lake/lake-syncer.ts';
+import type { LakeTables } from '../lake/lake-tables.ts';
 
 export interface ApiDeps {
   plane: Plane;
@@ -15,4 +17,6 @@ export interface ApiDeps {
   checkpoints: CheckpointAdmin;
   endpoints: EndpointAdmin;
   roles: RoleAdmin;
+  /** Lake tables and the syncer (and its bucket) behind them. */
+  lake: { tables: LakeTables; store: LakeSyncer['store'] };
 }

@@ -165,6 +165,10 @@ export const RestoreBranchBody = inOrder({
 
 export const CreateCheckpointBody = body({ name: reqString('name', CHECKPOINT_NAME), lsn: optLsn('lsn') });
 
+export const CreateLakeTableBody = body({
+  lake_table: section('lake_table', { source_table: reqString('lake_table.source_table') }, { required: true }),
+});
+
 export const RewindBody = body({ checkpoint: reqString('checkpoint', CHECKPOINT_NAME) });
 
 // ---- endpoints ----

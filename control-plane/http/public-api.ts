@@ -4,6 +4,9 @@ import { Hono } from 'hono';
 import { ServiceError, errorBody, errorHandler, routeNotFound } from '../../lib/errors.ts';
 import { bearerAuth, limitBody, requireAuth } from '../../lib/http-guard.ts';
 import { checkpointRoutes } from '../api/checkpoints.ts';
+import { lakeTableRoutes } from '../api/lake-tables.ts';
+import type { LakeSyncer } from '../lake/lake-syncer.ts';
+import { LakeTables } from '../lake/lake-tables.ts';
 import { databaseRoutes } from '../api/databases.ts';
 import type { ApiDeps } from '../api/deps.ts';
 import { endpointRoutes } from '../api/endpoints.ts';
@@ -47,6 +50,8 @@ export interface PublicApiOptions {
   storageToken?: string;
   /** Engine of a project created without pg_version. */
   defaultEngine?: EngineName;
+  /** Keeps lake tables fresh; their Iceberg tables live in its bucket. */
+  lake: LakeSyncer;
   /** Where answered errors are logged and counted. */
   errors?: ErrorReport;
 }
@@ -64,6 +69,7 @@ export function publicApi(state: StateStore, projects: Projects, endpoints: Endp
   projectRoutes(v2, deps);
   branchRoutes(v2, deps);
   checkpointRoutes(v2, deps);
+  lakeTableRoutes(v2, deps);
   endpointRoutes(v2, deps);
   roleRoutes(v2, deps);
   databaseRoutes(v2, deps);
@@ -106,5 +112,6 @@ function apiDeps(state: StateStore, projects: Projects, endpoints: EndpointManag
     checkpoints: new CheckpointAdmin(plane, branches),
     endpoints: new EndpointAdmin(plane, hasHosts),
     roles: new RoleAdmin(plane),
+    lake: { tables: new LakeTables(plane, opts.lake), store: opts.lake.store },
   };
 }

@@ -70,6 +70,8 @@ export class Session implements MuxSession {
   user = '';
   /** Set by the proxy's HTTP pool (startup parameter lakebase.stateless=on; the proxy strips it from clients). */
   stateless = false;
+  /** Set by the host for its own admin connections that do background work (CancelKeys.markBackground). */
+  background = false;
   applicationName = '';
   pid = 0;
   private readonly ctx: SessionContext;
