@@ -2,6 +2,7 @@
 // time) and suspend (stop it), plus the loop that suspends endpoints idle longer than their suspend timeout. A
 // wake waits while the compute host queues its start for memory (its pending state shows in the API); a host
 // that cannot take it at all is passed over for the next one.
+import { randomBytes } from 'node:crypto';
 import { ServiceError } from '../lib/errors.ts';
 import type { Logger } from '../lib/logger.ts';
 import { CAPACITY_CODES } from '../compute/host/host-error.ts';
@@ -254,6 +255,23 @@ export class EndpointManager {
     const host = loc && this.hosts.find((h) => h.baseUrl === loc.hostUrl);
     if (!host) return null;
     return (await host.adminSql(endpointId, { database, statements, background: true })).results;
+  }
+
+  /**
+   * A compute for the control plane's own work (a snapshot export: read-only at a point in history), on the least
+   * loaded host; no endpoint names it, so no client reaches it. The caller stops it when done.
+   */
+  async startEphemeral(req: Omit<StartComputeRequest, 'computeId'>): Promise<{ computeId: string; sql(statements: string[]): Promise<AdminSqlResult[]>; stop(): Promise<void> }> {
+    if (this.hosts.length === 0) throw new ApiError(503, 'NO_COMPUTE_HOST', 'no compute host is configured, so no compute can start');
+    const host = this.pickHost();
+    const computeId = `ephemeral-${randomBytes(6).toString('hex')}`;
+    await host.start({ ...req, computeId }); // evictable: an orphan (the control plane died mid-export) goes when room is needed
+    const database = req.database ?? 'neondb';
+    return {
+      computeId,
+      sql: async (statements) => (await host.adminSql(computeId, { database, statements, background: true })).results,
+      stop: () => host.stop(computeId),
+    };
   }
 
   /** Work that must run on a compute before it suspends (the lake sync flushes what it captured). */

@@ -2,6 +2,8 @@
 // first release are optional, so a state written by an older control plane still loads.
 
 import type { SyncedColumn } from '../lake/sync/columns.ts';
+import type { ExportRecord } from './lake/exports.ts';
+import type { SyncedTableRecord } from './lake/synced-tables.ts';
 
 export interface DefaultEndpointSettings {
   /** Seconds without a query before a compute is stopped; -1 never; 0 the default (300). */
@@ -126,7 +128,7 @@ export interface LakeTableRecord {
 
 export type OperationAction =
   | 'create_timeline' | 'create_branch' | 'delete_timeline' | 'start_compute' | 'suspend_compute' | 'create_compute'
-  | 'apply_config' | 'apply_storage_config' | 'sync_lake_table';
+  | 'apply_config' | 'apply_storage_config' | 'sync_lake_table' | 'load_synced_table' | 'export_branch';
 export type OperationStatus = 'running' | 'finished' | 'failed';
 
 /** What the job of a background operation needs, by action: all of it, so the job can run again after a restart. */
@@ -171,6 +173,8 @@ export interface ControlPlaneState {
   /** The jobs of `running` operations, by operation id (operations/runner.ts); removed when the operation ends. */
   operation_jobs?: Record<string, OperationJob>;
   lake_tables?: Record<string, LakeTableRecord>;
+  synced_tables?: Record<string, SyncedTableRecord>;
+  lake_exports?: Record<string, ExportRecord>;
   next_database_id?: number;
 }
 

@@ -8,6 +8,8 @@ import type { RoleAdmin } from '../role-admin.ts';
 import type { Views } from './views.ts';
 import type { LakeSyncer } from '../lake/lake-syncer.ts';
 import type { LakeTables } from '../lake/lake-tables.ts';
+import type { Exports } from '../lake/exports.ts';
+import type { SyncedTables } from '../lake/synced-tables.ts';
 
 export interface ApiDeps {
   plane: Plane;
@@ -18,5 +20,5 @@ export interface ApiDeps {
   endpoints: EndpointAdmin;
   roles: RoleAdmin;
   /** Lake tables and the syncer (and its bucket) behind them. */
-  lake: { tables: LakeTables; store: LakeSyncer['store'] };
+  lake: { tables: LakeTables; synced: SyncedTables; exports: Exports; store: LakeSyncer['store'] };
 }

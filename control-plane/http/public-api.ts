@@ -5,6 +5,10 @@ import { ServiceError, errorBody, errorHandler, routeNotFound } from '../../lib/
 import { bearerAuth, limitBody, requireAuth } from '../../lib/http-guard.ts';
 import { checkpointRoutes } from '../api/checkpoints.ts';
 import { lakeTableRoutes } from '../api/lake-tables.ts';
+import { exportRoutes } from '../api/exports.ts';
+import { syncedTableRoutes } from '../api/synced-tables.ts';
+import { Exports } from '../lake/exports.ts';
+import { SyncedTables } from '../lake/synced-tables.ts';
 import type { LakeSyncer } from '../lake/lake-syncer.ts';
 import { LakeTables } from '../lake/lake-tables.ts';
 import { databaseRoutes } from '../api/databases.ts';
@@ -70,6 +74,8 @@ export function publicApi(state: StateStore, projects: Projects, endpoints: Endp
   branchRoutes(v2, deps);
   checkpointRoutes(v2, deps);
   lakeTableRoutes(v2, deps);
+  syncedTableRoutes(v2, deps);
+  exportRoutes(v2, deps);
   endpointRoutes(v2, deps);
   roleRoutes(v2, deps);
   databaseRoutes(v2, deps);
@@ -112,6 +118,8 @@ function apiDeps(state: StateStore, projects: Projects, endpoints: EndpointManag
     checkpoints: new CheckpointAdmin(plane, branches),
     endpoints: new EndpointAdmin(plane, hasHosts),
     roles: new RoleAdmin(plane),
-    lake: { tables: new LakeTables(plane, opts.lake), store: opts.lake.store },
+    lake: {
+      tables: new LakeTables(plane, opts.lake), synced: new SyncedTables(plane, opts.lake), exports: new Exports(plane, opts.lake), store: opts.lake.store,
+    },
   };
 }

@@ -5,7 +5,7 @@
 import type { ControlPlaneState } from '../model.ts';
 
 /** Collections of records keyed by id. */
-const MAPS = ['projects', 'branches', 'endpoints', 'operation_jobs', 'lake_tables'] as const;
+const MAPS = ['projects', 'branches', 'endpoints', 'operation_jobs', 'lake_tables', 'synced_tables', 'lake_exports'] as const;
 /** Ordered lists of records. */
 const LISTS = ['roles', 'databases', 'checkpoints', 'operations'] as const;
 
