@@ -1,7 +1,7 @@
 // The control plane's options, declared once (lib/config.ts gives --help, parsing and refusals). Environment:
 // LAKEBASE_CONTROL_PLANE_<OPTION>; the names documented before that rule (LAKEBASE_API_KEY, LAKEBASE_STORAGE_URL,
 // LAKEBASE_COMPUTE_HOSTS, ...) still work. Numbers are checked: a typo in --port or --proxy-port is refused, not NaN.
-import { defineConfig, duration, list, oneOf, option, port, text, url } from '../lib/config.ts';
+import { defineConfig, duration, integer, list, oneOf, option, port, text, url } from '../lib/config.ts';
 import { ENGINES } from './engines.ts';
 
 export const CONTROL_PLANE_CONFIG = defineConfig({
@@ -46,6 +46,10 @@ export const CONTROL_PLANE_CONFIG = defineConfig({
     lakeSyncIntervalS: option(duration('s', { min: 0.1, fraction: true }), {
       help: "how often a running compute's lake tables are synced: changes reach the lake within about this long",
       default: 15_000,
+    }),
+    lakeCompactAfterFiles: option(integer({ min: 2 }), {
+      help: "a lake table's files are merged (and its old snapshots expired) once it has more than this many",
+      default: 32,
     }),
     secretKey: option(text('K'), {
       help: 'seals role passwords so reveal_password can show them (changing it makes stored passwords unrevealable: reset them)',

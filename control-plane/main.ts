@@ -25,6 +25,7 @@ const cp = await startControlPlane({
   secret: cfg.secretKey,
   defaultEngine: cfg.engine,
   lakeSyncIntervalMs: cfg.lakeSyncIntervalS,
+  lakeCompactAfterFiles: cfg.lakeCompactAfterFiles,
   host: cfg.host,
   port: cfg.port,
   logger: log,

@@ -52,6 +52,8 @@ export interface ControlPlaneConfig {
   suspendCheckIntervalMs?: number;
   /** How often running computes' lake tables are synced (default 15 s): the lake's freshness bound. */
   lakeSyncIntervalMs?: number;
+  /** A lake table is compacted once it has more files than this (default 32). */
+  lakeCompactAfterFiles?: number;
   logger?: Logger;
 }
 
@@ -87,7 +89,7 @@ export async function startControlPlane(config: ControlPlaneConfig): Promise<Con
   }, config.computeApiToken);
   await endpoints.reconcile();
   endpoints.startSuspendLoop(config.suspendCheckIntervalMs ?? 1000);
-  const lake = new LakeSyncer(state, endpoints, config.objectStore, log, { intervalMs: config.lakeSyncIntervalMs ?? 15_000 });
+  const lake = new LakeSyncer(state, endpoints, config.objectStore, log, { intervalMs: config.lakeSyncIntervalMs ?? 15_000, compactAfterFiles: config.lakeCompactAfterFiles });
   lake.start();
 
   const app = new Hono();

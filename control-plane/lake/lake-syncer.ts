@@ -16,6 +16,8 @@ export interface LakeSyncerOptions {
   intervalMs: number;
   /** Most changes one round takes from a table. */
   batchRows?: number;
+  /** A table with more files than this is compacted (lake/sync/table-sync.ts). */
+  compactAfterFiles?: number;
 }
 
 /** The compute is not running: nothing to sync from now (its changes wait in Postgres). */
@@ -65,7 +67,7 @@ export class LakeSyncer {
   tableSync(rec: Pick<LakeTableRecord, 'id' | 'source_table' | 'current_prefix' | 'history_prefix' | 'columns'>, exec: SqlExec): TableSync {
     return new TableSync({
       id: rec.id, table: splitTableName(rec.source_table), currentPrefix: rec.current_prefix, historyPrefix: rec.history_prefix, columns: rec.columns,
-    }, this.store, exec, { batchRows: this.opts.batchRows });
+    }, this.store, exec, { batchRows: this.opts.batchRows, compactAfterFiles: this.opts.compactAfterFiles });
   }
 
   private backgroundExec(endpointId: string, database: string): SqlExec {

@@ -133,7 +133,7 @@ export function initialCopySql(lakeTableId: string, table: TableName, columns: s
     SELECT 'r', NULL, ${columnsOf('j', columns)} FROM (SELECT to_jsonb(t) AS j FROM ${qualified(table)} t) s`;
 }
 
-/** The change columns every drain answers before the table's columns. */
+/** The change columns every drain answers before the table's columns (text: order by the source's c.seq, never by these). */
 const CHANGE_COLUMNS = `seq::text, op::text, xid::text, lsn::text,
   (CASE WHEN current_setting('track_commit_timestamp')::bool
         THEN pg_xact_commit_timestamp(((xid::text::numeric % 4294967296)::text)::xid) END)::text,
@@ -147,13 +147,13 @@ export function drainSql(lakeTableId: string, batch: number, limit: number, colu
       UPDATE ${s}.changes SET batch = ${batch}
       WHERE seq IN (SELECT seq FROM ${s}.changes WHERE table_id = ${id} AND batch IS NULL ORDER BY seq LIMIT ${limit})
       RETURNING *)
-    SELECT ${CHANGE_COLUMNS}, ${columnsOf('row', columns)} FROM b ORDER BY seq`;
+    SELECT ${CHANGE_COLUMNS}, ${columnsOf('row', columns)} FROM b ORDER BY b.seq`;
 }
 
 /** The changes of a batch already marked (published again after a crash, to the tables that lack it). */
 export function batchSql(lakeTableId: string, batch: number, columns: string[]): string {
-  return `SELECT ${CHANGE_COLUMNS}, ${columnsOf('row', columns)} FROM ${ident(CAPTURE_SCHEMA)}.changes
-    WHERE table_id = ${literal(lakeTableId)} AND batch = ${batch} ORDER BY seq`;
+  return `SELECT ${CHANGE_COLUMNS}, ${columnsOf('row', columns)} FROM ${ident(CAPTURE_SCHEMA)}.changes c
+    WHERE table_id = ${literal(lakeTableId)} AND batch = ${batch} ORDER BY c.seq`;
 }
 
 export function pendingBatchesSql(lakeTableId: string): string {

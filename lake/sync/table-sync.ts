@@ -62,13 +62,15 @@ export class TableSync {
   private readonly store: ObjectStore;
   private readonly exec: SqlExec;
   private readonly batchRows: number;
+  private readonly maintenance: { compactAfterFiles: number; keepSnapshots: number };
   private columns: SyncedColumn[];
 
-  constructor(spec: TableSyncSpec, store: ObjectStore, exec: SqlExec, opts: { batchRows?: number } = {}) {
+  constructor(spec: TableSyncSpec, store: ObjectStore, exec: SqlExec, opts: { batchRows?: number; compactAfterFiles?: number; keepSnapshots?: number } = {}) {
     this.spec = spec;
     this.store = store;
     this.exec = exec;
     this.batchRows = opts.batchRows ?? 50_000;
+    this.maintenance = { compactAfterFiles: opts.compactAfterFiles ?? 32, keepSnapshots: opts.keepSnapshots ?? 20 };
     this.columns = spec.columns;
   }
 
@@ -146,6 +148,7 @@ export class TableSync {
     const complete = drained.length < this.batchRows;
     if (drained.length > 0) await this.publish(current, history, batch, drained, complete ? lsn : null);
     changes += drained.length;
+    if (changes > 0) await this.maintain(current, history);
     return { state: 'syncing', columns: this.columns, syncedLsn: complete ? lsn : null, changes };
   }
 
@@ -166,6 +169,19 @@ export class TableSync {
       await history.commit({ schema: historySchema(this.columns, history.schema['schema-id'] + 1), summary: history.currentSnapshot?.summary });
     }
     return null;
+  }
+
+  /**
+   * Small files from frequent batches are merged once a table has more than `compactAfterFiles` (the current state
+   * then also loses its delete files), and snapshots past the newest `keepSnapshots` are expired with their files.
+   */
+  private async maintain(current: IcebergTable, history: IcebergTable): Promise<void> {
+    for (const t of [current, history]) {
+      if ((await t.files()).length > this.maintenance.compactAfterFiles) {
+        await t.compact();
+        await t.expireSnapshots(this.maintenance.keepSnapshots);
+      }
+    }
   }
 
   private async publish(current: IcebergTable, history: IcebergTable, batch: number, changes: Change[], lsn: string | null): Promise<void> {
