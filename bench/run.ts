@@ -1,4 +1,4 @@
-// `npm run bench [-- storage|compute|proxy|workers|engines|http|agents ...]`: runs the benchmarks and prints their tables (Markdown).
+// `npm run bench [-- storage|compute|proxy|workers|engines|http|agents|lake ...]`: runs the benchmarks and prints their tables (Markdown).
 import { runProxyBenchmarks } from './proxy.ts';
 import { runStorageBenchmarks } from './storage-node.ts';
 import { runComputeBenchmarks } from './compute.ts';
@@ -6,6 +6,7 @@ import { runWorkersBenchmarks } from './workers.ts';
 import { runEnginesBenchmarks } from './engines.ts';
 import { runHttpPathBenchmarks } from './http-path.ts';
 import { runAgentsBenchmarks } from './agents.ts';
+import { runLakeBenchmarks } from './lake.ts';
 
 const suites: Record<string, () => Promise<string[]>> = {
   storage: runStorageBenchmarks,
@@ -15,6 +16,7 @@ const suites: Record<string, () => Promise<string[]>> = {
   engines: runEnginesBenchmarks,
   http: runHttpPathBenchmarks,
   agents: runAgentsBenchmarks,
+  lake: runLakeBenchmarks,
 };
 
 const wanted = process.argv.slice(2).filter((a) => !a.startsWith('-'));

@@ -1,5 +1,6 @@
 // Branches: create (from a parent at its head, an LSN or a time), change, delete, restore. Every one of them is
 // metadata on the storage node (a timeline with an ancestor), so its cost never depends on the data.
+import { forgetLakeRecords } from './lake/forget.ts';
 import { StorageNodeError } from '../storage-node/client.ts';
 import { badRequest, conflict, fromStorageError, unprocessable } from './errors.ts';
 import { newBranchId, newEndpointId } from './ids.ts';
@@ -219,6 +220,7 @@ export class BranchAdmin {
         s.roles = s.roles.filter((r) => r.branch_id !== branchId);
         s.databases = s.databases.filter((d) => d.branch_id !== branchId);
         s.checkpoints = (s.checkpoints ?? []).filter((c) => c.branch_id !== branchId);
+        forgetLakeRecords(s, new Set([branchId]));
         return ops;
       });
       this.ops.launch(operations);

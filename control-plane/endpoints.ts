@@ -269,7 +269,8 @@ export class EndpointManager {
     const database = req.database ?? 'neondb';
     return {
       computeId,
-      sql: async (statements) => (await host.adminSql(computeId, { database, statements, background: true })).results,
+      // not background: its queries are what keeps the host from reclaiming it as idle
+      sql: async (statements) => (await host.adminSql(computeId, { database, statements })).results,
       stop: () => host.stop(computeId),
     };
   }

@@ -1,4 +1,5 @@
 // Creating, changing and deleting projects.
+import { forgetLakeRecords } from './lake/forget.ts';
 import { makeVerifier } from '../proxy/auth/scram.ts';
 import { badRequest, fromStorageError } from './errors.ts';
 import { newBranchId, newEndpointId, newProjectId } from './ids.ts';
@@ -159,6 +160,7 @@ export class ProjectAdmin {
         s.roles = s.roles.filter((r) => !ids.has(r.branch_id));
         s.databases = s.databases.filter((d) => !ids.has(d.branch_id));
         s.checkpoints = (s.checkpoints ?? []).filter((c) => c.project_id !== projectId);
+        forgetLakeRecords(s, ids);
         // A running operation stays until its job ends it (its record then goes: operations/records.ts).
         s.operations = (s.operations ?? []).filter((o) => o.project_id !== projectId || o.status === 'running');
         return ops;

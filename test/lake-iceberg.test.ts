@@ -460,8 +460,8 @@ describe('checks and helpers', () => {
   });
 
   it('joins store and key into one URI', () => {
-    expect(objectUri({ description: 's3://bucket/pre/' }, '/lake/t')).toBe('s3://bucket/pre/lake/t');
-    expect(objectUri({ description: 'file:///' }, 'lake/t')).toBe('file:///lake/t');
-    expect(objectUri({ description: 'file:///data' }, 'lake/t')).toBe('file:///data/lake/t');
+    expect(objectUri({ uri: 's3://bucket/pre/' }, '/lake/t')).toBe('s3://bucket/pre/lake/t');
+    expect(objectUri({ uri: 'file:///' }, 'lake/t')).toBe('file:///lake/t');
+    expect(objectUri({ uri: 'file:///data' }, 'lake/t')).toBe('file:///data/lake/t');
   });
 });

@@ -10,7 +10,9 @@
 //   GET    /healthz            {status: "ok", computes, pool, startsWaiting}
 // Errors: {"error": {"code", "message"}} with 400/401/404/409/413/503 (lib/errors.ts). With a token
 // (lib/http-guard.ts), /v1 and /metrics require `Authorization: Bearer <token>`; a body over 64 KiB is refused
-// while it is read. Wire types: api-types.ts; the start request is checked by a valibot schema (lib/validate.ts).
+// while it is read, except on the admin SQL route: 16 MiB there, with statements of up to 8 MiB, as a synced table's
+// load sends its rows through it in one transaction (control-plane/lake/synced-tables.ts). Wire types: api-types.ts;
+// the start request is checked by a valibot schema (lib/validate.ts).
 import { Hono } from 'hono';
 import { bearerAuth, limitBody, requireAuth } from '../../lib/http-guard.ts';
 import { ServiceError, errorBody, errorHandler, routeNotFound, tooLarge, unauthorized } from '../../lib/errors.ts';
@@ -48,9 +50,11 @@ const RoleSchema = v.object({
 }, MESSAGES.roles);
 
 const TemplateRequestSchema = v.object({ engine: v.picklist(ENGINES, MESSAGES.engine) }, MESSAGES.engine);
+/** A statement of admin SQL: a synced table's load sends rows as a few MiB of JSON per statement. */
+const MAX_STATEMENT = 8 * 1024 * 1024;
 const AdminSqlSchema = v.object({
   database: v.pipe(v.string('database must be a name'), v.regex(NAME, 'database must be a name of 1-63 characters')),
-  statements: v.pipe(v.array(v.pipe(v.string('statements must be strings'), v.maxLength(16_384, 'a statement is over 16 KiB')), 'statements must be a list of strings'), v.minLength(1, 'statements must not be empty'), v.maxLength(64, 'at most 64 statements')),
+  statements: v.pipe(v.array(v.pipe(v.string('statements must be strings'), v.maxLength(MAX_STATEMENT, 'a statement is over 8 MiB')), 'statements must be a list of strings'), v.minLength(1, 'statements must not be empty'), v.maxLength(64, 'at most 64 statements')),
   background: v.optional(v.boolean('background must be true or false')),
 }, 'the body must be {"database", "statements", "background"?}');
 
@@ -98,6 +102,9 @@ export function parseStartRequest(body: unknown): StartRequest {
 }
 
 const MAX_BODY = 64 * 1024;
+/** The admin SQL route's body: behind the host's token, and a synced table's rows come through it. */
+const MAX_SQL_BODY = 16 * 1024 * 1024;
+const SQL_ROUTE = /^\/v1\/computes\/[^/]+\/sql$/;
 
 /** Only the host's own refusals carry their status; anything else (a storage node's error too) is a 500, logged. */
 const answered = (e: Error): Error => (e instanceof HostError || !(e instanceof ServiceError) ? e : new ServiceError(500, 'internal_error', e.message, { cause: e }));
@@ -119,7 +126,9 @@ export function createHostApp(host: ComputeHost, opts: { apiToken?: string } = {
     unauthorized: (c) => c.json(errorBody(unauthorized(), 'internal'), 401),
     onFailure: (f) => host.opts.log.warn(f, 'compute host API authentication failed'),
   }));
-  app.use('*', limitBody(MAX_BODY, (c) => c.json(errorBody(tooLarge('body_too_large', 'request body is over 64 KiB'), 'internal'), 413)));
+  const smallBodies = limitBody(MAX_BODY, (c) => c.json(errorBody(tooLarge('body_too_large', 'request body is over 64 KiB'), 'internal'), 413));
+  const sqlBodies = limitBody(MAX_SQL_BODY, (c) => c.json(errorBody(tooLarge('body_too_large', 'request body is over 16 MiB'), 'internal'), 413));
+  app.use('*', (c, next) => (c.req.method === 'POST' && SQL_ROUTE.test(c.req.path) ? sqlBodies : smallBodies)(c, next));
 
   app.post('/v1/computes', jsonBody(StartRequestSchema, { notJson, fail: invalidStart }), async (c) => c.json(await host.start(c.req.valid('json')), 201));
   app.get('/v1/computes', async (c) => c.json({ computes: await host.list() }));

@@ -3,16 +3,16 @@
 import type { ObjectStore } from '../../storage-node/object-store/object-store.ts';
 import { tableError } from './errors.ts';
 
-type Described = Pick<ObjectStore, 'description'>;
+type Described = Pick<ObjectStore, 'uri'>;
 
 /** The store's base URI without trailing slashes (`file:///` becomes `file://`, to which `/key` is added). */
 function baseUri(store: Described): string {
-  let base = store.description;
+  let base = store.uri;
   while (base.endsWith('/') && !base.endsWith('://')) base = base.slice(0, -1);
   return base;
 }
 
-/** The absolute URI of `key` in `store`: `${store.description}/${key}` with exactly one slash between. */
+/** The absolute URI of `key` in `store`: `${store.uri}/${key}` with exactly one slash between. */
 export function objectUri(store: Described, key: string): string {
   const base = baseUri(store);
   const rest = key.replace(/^\/+/, '');
@@ -25,7 +25,7 @@ export function keyOfUri(store: Described, uri: string): string {
   if (!uri.startsWith(prefix) || uri.length === prefix.length) {
     throw tableError(
       'foreign_uri',
-      `the table references ${uri}, which is not inside this object store (${store.description}); ` +
+      `the table references ${uri}, which is not inside this object store (${store.uri}); ` +
         'open the table through the store it was written to',
     );
   }

@@ -84,6 +84,7 @@ const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 export class LocalFolderStore implements ObjectStore {
   readonly description: string;
+  readonly uri: string;
   readonly root: string;
   readonly #metrics: ObjectStoreMetrics | undefined;
   readonly #staleLockMs: number;
@@ -98,6 +99,7 @@ export class LocalFolderStore implements ObjectStore {
   constructor(root: string, options: LocalFolderStoreOptions = {}) {
     this.root = resolve(root);
     this.description = pathToFileURL(this.root).href;
+    this.uri = this.description;
     this.#metrics = options.metrics;
     this.#staleLockMs = options.staleLockMs ?? 10_000;
     this.#lockTimeoutMs = options.lockTimeoutMs ?? 30_000;

@@ -29,6 +29,8 @@ export interface GetResult {
 export interface ObjectStore {
   /** A short description for logs, e.g. `file:///var/lib/lakebase` or `s3://bucket/prefix`. */
   readonly description: string;
+  /** The URI its keys hang under (`file:///var/lib/lakebase`, `s3://bucket/prefix`): what other engines open. */
+  readonly uri: string;
   /** The object's bytes (or a byte range of them), or null when there is no such object. */
   get(key: string, range?: ByteRange): Promise<GetResult | null>;
   head(key: string): Promise<ObjectInfo | null>;

@@ -107,6 +107,7 @@ function isTransientBodyError(err: unknown): boolean {
 
 export class S3Store implements ObjectStore {
   readonly description: string;
+  readonly uri: string;
   readonly bucket: string;
   readonly prefix: string;
   readonly client: S3Client;
@@ -124,7 +125,8 @@ export class S3Store implements ObjectStore {
     let prefix = (config.prefix ?? '').replace(/^\/+/, '');
     if (prefix !== '' && !prefix.endsWith('/')) prefix += '/';
     this.prefix = prefix;
-    this.description = `s3://${this.bucket}/${this.prefix}${config.endpoint ? ` (${config.endpoint})` : ''}`;
+    this.uri = `s3://${this.bucket}/${this.prefix}`;
+    this.description = `${this.uri}${config.endpoint ? ` (${config.endpoint})` : ''}`;
     this.#metrics = config.metrics;
     this.#maxAttempts = config.maxAttempts ?? 5;
     this.#listPageSize = config.listPageSize ?? 1000;

@@ -29,6 +29,10 @@ export class CountingStore implements ObjectStore {
   get description(): string {
     return this.inner.description;
   }
+
+  get uri(): string {
+    return this.inner.uri;
+  }
   get(key: string, range?: ByteRange): Promise<GetResult | null> {
     return this.inner.get(key, range);
   }

@@ -38,6 +38,7 @@ interface Fault {
 export class UnreliableStore implements ObjectStore {
   readonly inner: ObjectStore;
   readonly description: string;
+  readonly uri: string;
   /** Every operation, in the order they were started. */
   readonly calls: StoreCall[] = [];
   private seq = 0;
@@ -46,6 +47,7 @@ export class UnreliableStore implements ObjectStore {
   constructor(inner: ObjectStore) {
     this.inner = inner;
     this.description = `unreliable(${inner.description})`;
+    this.uri = inner.uri;
   }
 
   /** Makes the `n`th operation from now (1 = the next) that matches `match` (default: any) fail with `error`. */
