@@ -28,6 +28,17 @@ Usage:
   lakebase connection-string [BRANCH] [--role R] [--database D] [--pooled]
   lakebase sql "STATEMENTS" [BRANCH] [--role R] [--database D]       several, separated by ";": each one's result
   lakebase dump [BRANCH] [--role R] [--database D] [--file F]       pg_dump (plain SQL) of the branch's database
+  lakebase lake tables list | create SCHEMA.TABLE | get ID | delete ID            [--branch BRANCH]
+                                                                    a table kept in Iceberg in the bucket as it changes
+  lakebase lake synced-tables list | get ID | refresh ID [--refresh MODE] | delete ID   [--branch BRANCH]
+  lakebase lake synced-tables create --source URI --target SCHEMA.TABLE [--refresh snapshot|incremental]
+                                     [--database D] [--branch BRANCH]
+                                                                    Iceberg or Parquet in the bucket, loaded into a
+                                                                    read-only Postgres table
+  lakebase lake exports list | get ID                                             [--branch BRANCH]
+  lakebase lake exports create TABLE [TABLE...] [--at LSN|TIMESTAMP] [--format iceberg|parquet] [--database D]
+                               [--wait] [--branch BRANCH]           tables at a point, written to the bucket (--wait:
+                                                                    until done, progress on stderr, exit 1 if it fails)
   lakebase mcp                                                      the MCP server for agents, over stdio
                                                                     (over HTTP: the API's /mcp, same key)
   lakebase help

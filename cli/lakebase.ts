@@ -19,6 +19,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   sql: async () => (await import('./commands/sql.ts')).sql,
   dump: async () => (await import('./commands/dump.ts')).dump,
   mcp: async () => (await import('./commands/mcp.ts')).mcp,
+  lake: async () => (await import('./commands/lake.ts')).lake,
 };
 const ALIASES: Record<string, string> = { project: 'projects', branch: 'branches', endpoint: 'endpoints', role: 'roles', cs: 'connection-string' };
 

@@ -1,6 +1,6 @@
 // Branches: create (from a parent at its head, an LSN or a time), change, delete, restore. Every one of them is
 // metadata on the storage node (a timeline with an ancestor), so its cost never depends on the data.
-import { forgetLakeRecords } from './lake/forget.ts';
+import { forgetLakeRecords, pauseLakeTables } from './lake/lake-records.ts';
 import { StorageNodeError } from '../storage-node/client.ts';
 import { badRequest, conflict, fromStorageError, unprocessable } from './errors.ts';
 import { newBranchId, newEndpointId } from './ids.ts';
@@ -272,6 +272,7 @@ export class BranchAdmin {
             b.retired_timelines = [...oldRetired, oldTimeline];
           }
           b.timeline_id = t.timelineId;
+          pauseLakeTables(s, branchId, self ? 'restored to an earlier point of itself' : 'reset or restored from another branch');
           b.parent_id = self ? preservedId : source.id;
           b.parent_lsn = t.walLsn;
           b.parent_timestamp = 'timestamp' in input.at ? new Date(input.at.timestamp).toISOString() : null;

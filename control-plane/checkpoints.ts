@@ -1,6 +1,7 @@
 // Beyond Neon, for agents: named checkpoints of a branch (a name for a point of its history) and rewind to one in
 // a single call. Both are O(1): a checkpoint is a record (timeline, LSN); a rewind points the branch at a new
 // timeline branched from the checkpoint's timeline at its LSN, and restarts the branch's computes.
+import { pauseLakeTables } from './lake/lake-records.ts';
 import { lsnError } from './branch-admin.ts';
 import type { BranchAdmin } from './branch-admin.ts';
 import { conflict, fromStorageError } from './errors.ts';
@@ -104,6 +105,7 @@ export class CheckpointAdmin {
           const cur = getBranch(s, projectId, branchId);
           cur.retired_timelines = [...(cur.retired_timelines ?? []), cur.timeline_id];
           cur.timeline_id = timelineId;
+          pauseLakeTables(s, branchId, 'rewound to a checkpoint');
           cur.last_reset_at = new Date().toISOString();
           cur.updated_at = cur.last_reset_at;
           // Roles and databases as they were: those made after the checkpoint no longer exist in Postgres. Current

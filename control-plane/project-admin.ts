@@ -1,5 +1,5 @@
 // Creating, changing and deleting projects.
-import { forgetLakeRecords } from './lake/forget.ts';
+import { forgetLakeRecords } from './lake/lake-records.ts';
 import { makeVerifier } from '../proxy/auth/scram.ts';
 import { badRequest, fromStorageError } from './errors.ts';
 import { newBranchId, newEndpointId, newProjectId } from './ids.ts';

@@ -13,3 +13,6 @@ export const SESSION_RESET_SQL =
 
 /** `on`: the session keeps no state between its batches (the HTTP pool resets after each request), see multiplexer.ts. */
 export const STATELESS_PARAM = 'lakebase.stateless';
+
+/** The timeline a compute serves, as a setting in Postgres (lake capture triggers compare it with their own). */
+export const TIMELINE_SETTING = 'lakebase.timeline_id';

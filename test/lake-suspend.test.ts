@@ -44,4 +44,25 @@ describe('lake tables and suspend', () => {
     const history = (await icebergRead({ tableUrl: lt.history_location })) as Record<string, unknown>[];
     expect(history.map((h) => `${h._op}${h.id}`).sort()).toEqual(['D1', 'I1', 'I2', 'I3']);
   });
+
+  it('pauses a lake table whose branch is rewound, saying why; a branch made from it syncs its own', async () => {
+    const made = await stack.api<J>('POST', '/projects', { project: { name: 'lake-rewind' } });
+    const base = `/projects/${made.project.id}/branches/${made.branch.id}`;
+    const c = new pg.Client({ connectionString: made.connection_uris[0].connection_uri });
+    await c.connect();
+    await c.query('CREATE TABLE t (id int PRIMARY KEY)');
+    await c.query('INSERT INTO t VALUES (1)');
+    await c.end();
+    const lt = (await stack.api<J>('POST', `${base}/lake_tables`, { lake_table: { source_table: 't' } })).lake_table;
+    await stack.api('POST', `${base}/checkpoints`, { name: 'before' });
+    const child = await stack.api<J>('POST', `/projects/${made.project.id}/branches`, { branch: { name: 'child' }, endpoints: [{ type: 'read_write' }] });
+    const childLt = (await stack.api<J>('POST', `/projects/${made.project.id}/branches/${child.branch.id}/lake_tables`, { lake_table: { source_table: 't' } })).lake_table;
+    expect(childLt.location).not.toBe(lt.location);
+    expect(await ids(childLt.location)).toEqual([1]);
+    await stack.api('POST', `${base}/rewind`, { checkpoint: 'before' });
+    const after = (await stack.api<J>('GET', `${base}/lake_tables/${lt.id}`)).lake_table;
+    expect(after.status).toBe('paused');
+    expect(after.status_message).toMatch(/rewound to a checkpoint.*delete this lake table and create it again/);
+    expect((await stack.api<J>('GET', `/projects/${made.project.id}/branches/${child.branch.id}/lake_tables/${childLt.id}`)).lake_table.status).toBe('syncing');
+  });
 });

@@ -19,7 +19,7 @@ const USAGE = `usage:
   lakebase branches rewind BRANCH NAME                               (back to a checkpoint; later changes go)`;
 
 /** `--at` is an LSN ("0/3E8" or a number) or an ISO 8601 time. */
-function point(at: string | undefined, lsnKey: string, timeKey: string): Json {
+export function point(at: string | undefined, lsnKey: string, timeKey: string): Json {
   if (at === undefined) return {};
   if (/^[0-9A-Fa-f]{1,8}\/[0-9A-Fa-f]{1,8}$/.test(at) || /^\d+$/.test(at)) return { [lsnKey]: at };
   if (!Number.isNaN(Date.parse(at))) return { [timeKey]: new Date(at).toISOString() };

@@ -1,6 +1,7 @@
 // The compute host: the computes of this machine (one per active endpoint, each in its own worker thread with its
 // own wire port), a pool of pre-started workers, and the memory budget that bounds how many can run. A start that
 // does not fit waits in line for memory (admission.ts), which idle computes give up (idle-reclaim.ts).
+import { TIMELINE_SETTING } from '../../lib/compute-startup.ts';
 import { availableParallelism } from 'node:os';
 import { StorageClient, StorageNodeError } from '../../storage-node/client.ts';
 import type { Logger } from '../../lib/logger.ts';
@@ -250,7 +251,7 @@ export class ComputeHost {
     return new HostedCompute({
       computeId: req.computeId, timelineId: req.timelineId, lsn: req.lsn, readOnly: req.readOnly ?? false,
       database: req.database ?? 'neondb', username: req.username ?? 'postgres', storageUrl: this.opts.storageUrl, storageToken: this.opts.storageToken,
-      postgresConfig: { shared_buffers: `${Math.max(1, Math.round(this.opts.pgliteSharedBuffersBytes / MiB))}MB` },
+      postgresConfig: { shared_buffers: `${Math.max(1, Math.round(this.opts.pgliteSharedBuffersBytes / MiB))}MB`, [TIMELINE_SETTING]: req.timelineId },
       cacheBytes: this.opts.pageCacheBytes, reservedBytes: need,
     }, {
       token: this.opts.token, listenHost: this.opts.listenHost, advertiseHost: this.opts.advertiseHost,

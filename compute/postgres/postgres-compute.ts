@@ -178,7 +178,7 @@ export class PostgresCompute implements EngineCompute {
     mark('mounted');
     const settings = computeSettings({
       computeId: c.computeId, at: this.at, hbaPath: path.join(this.dir, 'pg_hba.conf'), sharedBuffersBytes: c.sharedBuffersBytes,
-      preloadLibraries: ['pg_stat_statements', await this.deps.guardLibrary()], suspendMarker: this.suspendMarker,
+      preloadLibraries: ['pg_stat_statements', await this.deps.guardLibrary()], suspendMarker: this.suspendMarker, timelineId: c.timelineId,
     });
     mark('guard');
     this.pm = await Postmaster.start({

@@ -1,5 +1,6 @@
 // The PostgreSQL settings and pg_hba of a compute: the host owns them (passed with -c and a host-side hba_file),
 // so nothing stored in the timeline, which the tenant's owner could influence, decides who may log in how.
+import { TIMELINE_SETTING } from '../../lib/compute-startup.ts';
 import type { AdminAddress } from './admin.ts';
 import { ADMIN_ROLE } from './admin.ts';
 
@@ -26,6 +27,8 @@ export interface ComputeSettingsInput {
   preloadLibraries: string[];
   /** The file the host creates before a suspend's fast shutdown (the guard module then marks the sessions' 57P01). */
   suspendMarker: string;
+  /** The timeline it serves: the lake's capture triggers capture only on the timeline they were made for. */
+  timelineId: string;
 }
 
 export function computeSettings(i: ComputeSettingsInput): Record<string, string> {
@@ -41,6 +44,7 @@ export function computeSettings(i: ComputeSettingsInput): Record<string, string>
     'pg_stat_statements.max': '1000',
     'pg_stat_statements.track': 'top',
     'lakebase.suspend_marker': i.suspendMarker,
+    [TIMELINE_SETTING]: i.timelineId,
     // commits are durable only once the storage node acknowledged them (fsync ships the batch): keep both on
     fsync: 'on',
     synchronous_commit: 'on',

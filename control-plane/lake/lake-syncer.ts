@@ -64,9 +64,10 @@ export class LakeSyncer {
     return Object.values(this.state.current.endpoints).find((e) => e.branch_id === branchId && e.type === 'read_write')?.id;
   }
 
-  tableSync(rec: Pick<LakeTableRecord, 'id' | 'source_table' | 'current_prefix' | 'history_prefix' | 'columns'>, exec: SqlExec): TableSync {
+  tableSync(rec: Pick<LakeTableRecord, 'id' | 'branch_id' | 'source_table' | 'current_prefix' | 'history_prefix' | 'columns'>, exec: SqlExec): TableSync {
+    const timelineId = this.state.current.branches[rec.branch_id]?.timeline_id ?? '';
     return new TableSync({
-      id: rec.id, table: splitTableName(rec.source_table), currentPrefix: rec.current_prefix, historyPrefix: rec.history_prefix, columns: rec.columns,
+      id: rec.id, timelineId, table: splitTableName(rec.source_table), currentPrefix: rec.current_prefix, historyPrefix: rec.history_prefix, columns: rec.columns,
     }, this.store, exec, { batchRows: this.opts.batchRows, compactAfterFiles: this.opts.compactAfterFiles });
   }
 

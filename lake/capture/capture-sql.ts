@@ -6,6 +6,7 @@
 // (one UPDATE, itself a commit in Postgres), publishes that batch to the lake, records the batch number in the
 // Iceberg snapshot, and only then deletes the batch. After a crash anywhere, a marked batch is published again only
 // to the tables whose snapshot does not hold its number yet.
+import { TIMELINE_SETTING } from '../../lib/compute-startup.ts';
 import { quoteIdent as ident, quoteLiteral as literal } from '../../lib/sql-quote.ts';
 
 export const CAPTURE_SCHEMA = 'lakebase_lake';
@@ -40,18 +41,21 @@ export function captureSchemaSql(): string[] {
        batch bigint,
        row jsonb NOT NULL)`,
     `CREATE INDEX IF NOT EXISTS changes_by_table ON ${s}.changes (table_id, batch, seq)`,
-    // TG_ARGV: the lake table's id, then its primary key columns. An UPDATE that changes the key deletes the old row.
+    // TG_ARGV: the lake table's id, the timeline it syncs, then its primary key columns. A branch made from this one
+    // (another timeline) inherits the trigger but captures nothing: no sync would ever drain it. An UPDATE that
+    // changes the key deletes the old row.
     `CREATE OR REPLACE FUNCTION ${s}.capture() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER
        SET search_path = pg_catalog, pg_temp AS $fn$
      DECLARE o jsonb; n jsonb; i int;
      BEGIN
+       IF current_setting('${TIMELINE_SETTING}', true) IS DISTINCT FROM TG_ARGV[1] THEN RETURN NULL; END IF;
        IF TG_OP = 'DELETE' THEN
          INSERT INTO ${s}.changes (table_id, op, row) VALUES (TG_ARGV[0], 'D', to_jsonb(OLD));
        ELSIF TG_OP = 'INSERT' THEN
          INSERT INTO ${s}.changes (table_id, op, row) VALUES (TG_ARGV[0], 'I', to_jsonb(NEW));
        ELSE
          o := to_jsonb(OLD); n := to_jsonb(NEW);
-         FOR i IN 1 .. TG_NARGS - 1 LOOP
+         FOR i IN 2 .. TG_NARGS - 1 LOOP
            IF o -> TG_ARGV[i] IS DISTINCT FROM n -> TG_ARGV[i] THEN
              INSERT INTO ${s}.changes (table_id, op, row) VALUES (TG_ARGV[0], 'D', o);
              EXIT;
@@ -64,6 +68,7 @@ export function captureSchemaSql(): string[] {
     `CREATE OR REPLACE FUNCTION ${s}.capture_truncate() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER
        SET search_path = pg_catalog, pg_temp AS $fn$
      BEGIN
+       IF current_setting('${TIMELINE_SETTING}', true) IS DISTINCT FROM TG_ARGV[1] THEN RETURN NULL; END IF;
        INSERT INTO ${s}.changes (table_id, op, row) VALUES (TG_ARGV[0], 'T', '{}');
        RETURN NULL;
      END $fn$`,
@@ -71,15 +76,15 @@ export function captureSchemaSql(): string[] {
 }
 
 /** The triggers of one synced table. CREATE TRIGGER waits for the table's writers: every later write is captured. */
-export function installTriggerSql(lakeTableId: string, table: TableName, keyColumns: string[]): string[] {
+export function installTriggerSql(lakeTableId: string, timelineId: string, table: TableName, keyColumns: string[]): string[] {
   const s = ident(CAPTURE_SCHEMA);
   const trig = triggerName(lakeTableId);
-  const args = [lakeTableId, ...keyColumns].map(literal).join(', ');
+  const args = [lakeTableId, timelineId, ...keyColumns].map(literal).join(', ');
   return [
     `DROP TRIGGER IF EXISTS ${ident(trig)} ON ${qualified(table)}`,
     `DROP TRIGGER IF EXISTS ${ident(`${trig}_truncate`)} ON ${qualified(table)}`,
     `CREATE TRIGGER ${ident(trig)} AFTER INSERT OR UPDATE OR DELETE ON ${qualified(table)} FOR EACH ROW EXECUTE FUNCTION ${s}.capture(${args})`,
-    `CREATE TRIGGER ${ident(`${trig}_truncate`)} AFTER TRUNCATE ON ${qualified(table)} FOR EACH STATEMENT EXECUTE FUNCTION ${s}.capture_truncate(${literal(lakeTableId)})`,
+    `CREATE TRIGGER ${ident(`${trig}_truncate`)} AFTER TRUNCATE ON ${qualified(table)} FOR EACH STATEMENT EXECUTE FUNCTION ${s}.capture_truncate(${literal(lakeTableId)}, ${literal(timelineId)})`,
   ];
 }
 

@@ -22,6 +22,8 @@ export type SqlExec = (statements: string[]) => Promise<AdminSqlResult[]>;
 
 export interface TableSyncSpec {
   id: string;
+  /** The timeline of the branch the table is synced from (its capture trigger captures there only). */
+  timelineId: string;
   table: TableName;
   /** Key prefixes of the two Iceberg tables in the bucket. */
   currentPrefix: string;
@@ -94,7 +96,7 @@ export class TableSync {
     }
     let id = 0;
     this.columns = described.map((d) => syncedColumn(d, () => ++id));
-    await this.exec([...captureSchemaSql(), ...installTriggerSql(this.spec.id, this.spec.table, keys.map((k) => k.name))]);
+    await this.exec([...captureSchemaSql(), ...installTriggerSql(this.spec.id, this.spec.timelineId, this.spec.table, keys.map((k) => k.name))]);
     return this.copy();
   }
 
@@ -133,16 +135,19 @@ export class TableSync {
     const history = await IcebergTable.open(this.store, this.spec.historyPrefix);
     if (this.columns.length === 0) return this.start(); // a start that never finished
     if (!current || !history || markerOf(current) < 0) return this.copy();
-    const check = await this.checkSource(current, history);
+    // one round trip for what the round starts from; the WAL position read here, before the drain's UPDATE, still
+    // bounds what the drain is sure to see
+    const [described, pendingRows, position] = await this.exec([describeTableSql(this.spec.id, this.spec.table), pendingBatchesSql(this.spec.id), WAL_POSITION_SQL]);
+    const check = await this.checkSource(current, history, parseDescription(described.rows));
     if (check) return check;
     let changes = 0;
-    for (const r of await this.one(pendingBatchesSql(this.spec.id))) {
+    for (const r of pendingRows.rows) {
       const batch = Number(r[0]);
       const pending = parseChanges(await this.one(batchSql(this.spec.id, batch, this.columns.map((c) => c.name))), this.columns);
       await this.publish(current, history, batch, pending, null);
       changes += pending.length;
     }
-    const lsn = (await this.one(WAL_POSITION_SQL))[0]?.[0] ?? null;
+    const lsn = position.rows[0]?.[0] ?? null;
     const batch = Math.max(markerOf(current), markerOf(history)) + 1;
     const drained = parseChanges(await this.one(drainSql(this.spec.id, batch, this.batchRows, this.columns.map((c) => c.name))), this.columns);
     const complete = drained.length < this.batchRows;
@@ -153,8 +158,7 @@ export class TableSync {
   }
 
   /** DDL on the source: added columns evolve both schemas; anything else pauses the sync with what happened. */
-  private async checkSource(current: IcebergTable, history: IcebergTable): Promise<SyncOutcome | null> {
-    const described = await this.describe();
+  private async checkSource(current: IcebergTable, history: IcebergTable, described: DescribedColumn[]): Promise<SyncOutcome | null> {
     const paused = (message: string): SyncOutcome => ({ state: 'paused', message, columns: this.columns, syncedLsn: null, changes: 0 });
     if (described.length === 0) return paused(`the source table ${this.spec.table.schema}.${this.spec.table.name} was dropped`);
     if (described[0].triggerState === null || described[0].triggerState === 'D') {
