@@ -149,7 +149,11 @@ export class TableSync {
     }
     const lsn = position.rows[0]?.[0] ?? null;
     const batch = Math.max(markerOf(current), markerOf(history)) + 1;
-    const drained = parseChanges(await this.one(drainSql(this.spec.id, batch, this.batchRows, this.columns.map((c) => c.name))), this.columns);
+    // the source's columns read again right after the drain: a column added between the check above and the drain
+    // may be in the changes taken, so that batch waits (marked) for the next round, which evolves the schema first
+    const [drainedRows, after] = await this.exec([drainSql(this.spec.id, batch, this.batchRows, this.columns.map((c) => c.name)), describeTableSql(this.spec.id, this.spec.table)]);
+    if (compareColumns(this.columns, parseDescription(after.rows)).kind !== 'same') return { state: 'syncing', columns: this.columns, syncedLsn: null, changes };
+    const drained = parseChanges(drainedRows.rows, this.columns);
     const complete = drained.length < this.batchRows;
     if (drained.length > 0) await this.publish(current, history, batch, drained, complete ? lsn : null);
     changes += drained.length;

@@ -212,7 +212,8 @@ export class LocalFolderStore implements ObjectStore {
           const code = errCode(err);
           if (code !== 'ENOENT' && code !== 'ENOTDIR' && code !== 'EISDIR') throw err;
         }
-        if (removed) await this.#fsyncDir(dirname(path));
+        // a concurrent delete of the directory's last other object may have pruned it already: nothing to sync then
+        if (removed) await this.#fsyncDir(dirname(path), { mayBeGone: true });
       });
       if (removed) await this.#pruneEmptyDirs(dirname(path));
       return { value: undefined, bytes: 0 };
@@ -325,9 +326,15 @@ export class LocalFolderStore implements ObjectStore {
     for (const d of created.reverse()) await this.#fsyncDir(dirname(d));
   }
 
-  async #fsyncDir(dir: string): Promise<void> {
+  async #fsyncDir(dir: string, opts: { mayBeGone?: boolean } = {}): Promise<void> {
     if (!this.#sync) return;
-    const fh = await open(dir, 'r');
+    let fh: FileHandle;
+    try {
+      fh = await open(dir, 'r');
+    } catch (err) {
+      if (opts.mayBeGone && errCode(err) === 'ENOENT') return;
+      throw err;
+    }
     try {
       await fh.sync();
     } finally {
