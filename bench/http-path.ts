@@ -6,17 +6,15 @@
 // Run: npm run bench -- http
 // Knobs: LAKEBASE_BENCH_SECONDS (throughput seconds, 10), LAKEBASE_BENCH_ROUNDS (cold starts and branches per
 // engine, 5), LAKEBASE_BENCH_LOOKUPS (sequential lookups for the p50, 1000).
-import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import http from 'node:http';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { neon, neonConfig, type NeonQueryFunction } from '@neondatabase/serverless';
 import pg from 'pg';
 import ws from 'ws';
 import type { LakebaseStack } from '../test/support/lakebase-stack.ts';
 import type { NativePostgres } from '../test/support/native-postgres.ts';
-import { knob, met, ratio, sleep, throughput as runThroughput, withNativeAndLakebase } from './support/engines-harness.ts';
+import { knob, met, pgCtl, ratio, sleep, throughput as runThroughput, withNativeAndLakebase } from './support/engines-harness.ts';
 import { fmtMs, fmtNum, mean, nowMs, percentile, printTable, progress, timeEach } from './support/stats.ts';
 
 const SECONDS = knob('LAKEBASE_BENCH_SECONDS', 10);
@@ -29,7 +27,6 @@ const AFTER_WAKE = 10;
 const SETTLE_MS = 3000;
 const LOOKUP_SQL = 'SELECT v FROM kv WHERE k = $1';
 const COLD_TARGET_MS: Record<EngineName, number> = { pglite: 150, postgres: 250 };
-const exec = promisify(execFile);
 
 type Sql = NeonQueryFunction<false, false>;
 type EngineName = 'postgres' | 'pglite';
@@ -247,13 +244,6 @@ async function branchStarts(ctx: Ctx, e: Engine): Promise<number[]> {
     }
   }
   return out;
-}
-
-/** pg_ctl on the native cluster, as the postgres user when we are root (as test/support/native-postgres.ts runs it). */
-function pgCtl(native: NativePostgres, args: string[]): Promise<unknown> {
-  const ctl = join(native.binDir, 'pg_ctl');
-  const [file, argv] = process.getuid?.() === 0 ? ['runuser', ['-u', 'postgres', '--', ctl, ...args]] : [ctl, args];
-  return exec(file, argv);
 }
 
 /** Connects and runs the lookup, retrying while the server is still starting. */

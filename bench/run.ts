@@ -1,4 +1,4 @@
-// `npm run bench [-- storage|compute|proxy|workers|engines|http|agents|lake ...]`: runs the benchmarks and prints their tables (Markdown).
+// `npm run bench [-- storage|compute|proxy|workers|engines|http|agents|lake|scale-out ...]`: runs the benchmarks and prints their tables (Markdown).
 import { runProxyBenchmarks } from './proxy.ts';
 import { runStorageBenchmarks } from './storage-node.ts';
 import { runComputeBenchmarks } from './compute.ts';
@@ -7,6 +7,7 @@ import { runEnginesBenchmarks } from './engines.ts';
 import { runHttpPathBenchmarks } from './http-path.ts';
 import { runAgentsBenchmarks } from './agents.ts';
 import { runLakeBenchmarks } from './lake.ts';
+import { runScaleOutBenchmarks } from './scale-out.ts';
 
 const suites: Record<string, () => Promise<string[]>> = {
   storage: runStorageBenchmarks,
@@ -17,6 +18,7 @@ const suites: Record<string, () => Promise<string[]>> = {
   http: runHttpPathBenchmarks,
   agents: runAgentsBenchmarks,
   lake: runLakeBenchmarks,
+  'scale-out': runScaleOutBenchmarks,
 };
 
 const wanted = process.argv.slice(2).filter((a) => !a.startsWith('-'));

@@ -3,8 +3,10 @@ export const HELP = `lakebase: an open lakebase (serverless Postgres on branchab
 
 Usage:
   lakebase start [--dir DIR] [--storage-port N] [--compute-port N] [--api-port N] [--http-port N] [--tcp-port N]
-                 [--auto-ports] [--engine pglite|postgres] [--quiet | --verbose]
-      Runs every service on this machine, supervised (a service that dies is restarted).
+                 [--auto-ports] [--engine pglite|postgres] [--compute-hosts N] [--storage-nodes M] [--quiet | --verbose]
+      Runs every service on this machine, supervised (a service that dies is restarted); --compute-hosts N
+      (LAKEBASE_COMPUTE_HOSTS) runs N compute hosts (compute-host-1, ...), each registered with the control plane;
+      --storage-nodes M (LAKEBASE_STORAGE_NODES) runs M storage nodes over the one bucket, projects spread over them.
       State (object store folder, storage node disk) lives in DIR (default .lakebase, or LAKEBASE_DIR).
       With LAKEBASE_S3_BUCKET (and LAKEBASE_S3_ENDPOINT, ...) the object store is that bucket instead.
       Writes DIR/local.json with the addresses of what it started. Ctrl-C stops everything cleanly.
@@ -39,6 +41,9 @@ Usage:
   lakebase lake exports create TABLE [TABLE...] [--at LSN|TIMESTAMP] [--format iceberg|parquet] [--database D]
                                [--wait] [--branch BRANCH]           tables at a point, written to the bucket (--wait:
                                                                     until done, progress on stderr, exit 1 if it fails)
+  lakebase admin hosts | nodes                                      the machines: compute hosts (state, engines,
+                                                                    memory, endpoints) and storage nodes (operator)
+  lakebase admin drain NODE [--to NODE]                             move every project off a storage node
   lakebase mcp                                                      the MCP server for agents, over stdio
                                                                     (over HTTP: the API's /mcp, same key)
   lakebase help

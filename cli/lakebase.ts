@@ -20,6 +20,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   dump: async () => (await import('./commands/dump.ts')).dump,
   mcp: async () => (await import('./commands/mcp.ts')).mcp,
   lake: async () => (await import('./commands/lake.ts')).lake,
+  admin: async () => (await import('./commands/admin.ts')).admin,
 };
 const ALIASES: Record<string, string> = { project: 'projects', branch: 'branches', endpoint: 'endpoints', role: 'roles', cs: 'connection-string' };
 

@@ -1,17 +1,19 @@
-// `lakebase start`: runs the whole lakebase on this machine as supervised processes (storage node, compute host,
-// control plane, proxy), creates a default project on first start, prints how to connect, and writes
+// `lakebase start`: runs the whole lakebase on this machine as supervised processes (M storage nodes over one
+// bucket, the control plane, the proxy, and N compute hosts that register with the control plane), creates a default project on
+// first start, prints how to connect, and writes
 // <dir>/local.json for tools and tests, always with the ports this start listens on. The services' logs go to
 // <dir>/logs/<service>.log (cli/service-logs.ts); while it starts, <dir>/starting.pid makes other `lakebase`
 // commands wait for it (cli/start-marker.ts). Every internal API gets a credential made once per directory
 // (secrets.json). Ctrl-C or SIGTERM stops the services in dependency order
-// (proxy, control plane, compute host, storage node), each after the previous one has exited, so every compute
-// stops cleanly while the storage node is still up.
+// (proxy, control plane, compute hosts, storage node), each after the previous one has exited, so every compute
+// stops cleanly while the storage node is still up. Services are named for what they are (`compute-host-1`,
+// `storage-node-1`) in services.json and DIR/logs.
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ConfigError, defineConfig, envName, flag, helpText, oneOf, option, parseConfig, port, text } from '../lib/config.ts';
+import { ConfigError, defineConfig, envName, flag, helpText, integer, oneOf, option, parseConfig, port, text } from '../lib/config.ts';
 import { ENGINES, type EngineName } from '../control-plane/engines.ts';
 import type { Parsed, Values } from '../lib/config.ts';
 import { freePort } from '../lib/free-port.ts';
@@ -47,7 +49,12 @@ export interface LocalInfo {
   sqlUrl: string;
   wsProxy: string;
   tcp: { host: string; port: number };
+  /** The first storage node (templates are made there). */
   storageUrl: string;
+  /** Every storage node, by service name. */
+  storageNodes: Record<string, string>;
+  /** The compute hosts' control APIs, by service name. */
+  computeHosts: Record<string, string>;
   project: {
     id: string;
     branchId: string;
@@ -206,8 +213,10 @@ const START_CONFIG = defineConfig({
   usage: 'lakebase start [--dir DIR] [--storage-port N] [--compute-port N] [--api-port N] [--http-port N] [--tcp-port N] [--auto-ports] [--quiet | --verbose]',
   options: {
     dir: option(text('DIR'), { help: 'state: object store folder, storage node disk, secrets, local.json', default: '.lakebase', env: 'LAKEBASE_DIR' }),
-    storagePort: option(port(), { help: 'the storage node', defaultText: '9870', env: 'LAKEBASE_STORAGE_PORT' }),
-    computePort: option(port(), { help: "the compute host's control API", defaultText: '9872', env: 'LAKEBASE_COMPUTE_PORT' }),
+    storagePort: option(port(), { help: 'the first storage node (the others: any free port)', defaultText: '9870', env: 'LAKEBASE_STORAGE_PORT' }),
+    storageNodes: option(integer({ min: 1, max: 16, unit: 'nodes' }), { help: 'storage nodes to run over the one bucket (storage-node-1, -2, ...); projects are spread over them', default: 1, env: 'LAKEBASE_STORAGE_NODES' }),
+    computePort: option(port(), { help: "the first compute host's control API (the others: any free port)", defaultText: '9872', env: 'LAKEBASE_COMPUTE_PORT' }),
+    computeHosts: option(integer({ min: 1, max: 16, unit: 'hosts' }), { help: 'compute hosts to run (compute-host-1, -2, ...); each registers with the control plane', default: 1, env: 'LAKEBASE_COMPUTE_HOSTS' }),
     apiPort: option(port(), { help: 'the control plane (API)', defaultText: '9871', env: 'LAKEBASE_API_PORT' }),
     httpPort: option(port(), { help: 'SQL over HTTP and WebSocket', defaultText: '4444', env: 'LAKEBASE_PROXY_HTTP_PORT' }),
     tcpPort: option(port(), { help: 'Postgres TCP', defaultText: '5432', env: 'LAKEBASE_PROXY_TCP_PORT' }),
@@ -225,7 +234,7 @@ const START_CONFIG = defineConfig({
 type StartValues = Values<typeof START_CONFIG.options>;
 
 /** Where the state lives and which ports to ask for; null when --help was asked (and printed). */
-function startOptions(argv: string[]): { dir: string; ports: Ports; terminal: TerminalMode; engine: EngineName } | null {
+function startOptions(argv: string[]): { dir: string; ports: Ports; terminal: TerminalMode; engine: EngineName; computeHosts: number; storageNodes: number } | null {
   let parsed: Parsed<typeof START_CONFIG.options>;
   try {
     parsed = parseConfig(START_CONFIG, argv, process.env);
@@ -239,7 +248,7 @@ function startOptions(argv: string[]): { dir: string; ports: Ports; terminal: Te
   }
   const v = parsed.values;
   if (v.quiet && v.verbose) throw new CliError('--quiet and --verbose contradict each other; `lakebase help` shows the usage', 2);
-  return { dir: resolve(v.dir), ports: portsOf(v), terminal: v.verbose ? 'verbose' : v.quiet ? 'quiet' : 'normal', engine: v.engine };
+  return { dir: resolve(v.dir), ports: portsOf(v), terminal: v.verbose ? 'verbose' : v.quiet ? 'quiet' : 'normal', engine: v.engine, computeHosts: v.computeHosts, storageNodes: v.storageNodes };
 }
 
 /** Each port: the one asked for, else 0 with --auto-ports (the service binds any free one and reports it), else the default. */
@@ -292,7 +301,7 @@ function stopOnSignals(sv: Supervisor): { stop: () => Promise<void>; interrupted
 export async function start(argv: string[]): Promise<void> {
   const opts = startOptions(argv);
   if (!opts) return;
-  const { dir, ports, terminal, engine } = opts;
+  const { dir, ports, terminal, engine, computeHosts, storageNodes } = opts;
   await mkdir(dir, { recursive: true });
   const starting = markStarting(dir);
   const secrets = await loadSecrets(dir);
@@ -300,7 +309,7 @@ export async function start(argv: string[]): Promise<void> {
   const stops = stopOnSignals(supervisor);
   if (terminal !== 'quiet') process.stderr.write(`lakebase: starting in ${dir}; each service logs to ${join(dir, 'logs')} (\`lakebase logs\`)\n`);
   try {
-    const local = await startAll(supervisor, { dir, ports, secrets, engine });
+    const local = await startAll(supervisor, { dir, ports, secrets, engine, computeHosts, storageNodes });
     const localPath = join(dir, 'local.json');
     await writeFile(localPath, JSON.stringify(local, null, 2) + '\n', { mode: 0o600 });
     starting.done();
@@ -321,29 +330,40 @@ interface StartContext {
   storeEnv: Record<string, string>;
   /** Engine of new projects. */
   engine: EngineName;
+  computeHosts: number;
+  storageNodes: number;
 }
 
-/** The storage node, on the port asked for (on restart: the one it had). */
-async function startStorage(sv: Supervisor, c: StartContext): Promise<string> {
-  const args = (p: string) => ['--data-dir', join(c.dir, 'storage-node'), '--port', p];
+/**
+ * Storage node number `n` over the one bucket, with its own disk (DIR/storage-node for the first, as before there
+ * were several; DIR/storage-node-N for the others), on the port asked for (on restart: the one it had).
+ */
+async function startStorage(sv: Supervisor, c: StartContext, n: number): Promise<[string, string]> {
+  const name = `storage-node-${n}`;
+  const args = (p: string) => ['--data-dir', join(c.dir, n === 1 ? 'storage-node' : name), '--port', p];
   const storage = await sv.start({
-    name: 'storage-node',
+    name,
     script: join(ROOT, 'storage-node/main.ts'),
-    args: args(String(c.ports.storage)),
+    args: args(String(n === 1 ? c.ports.storage : 0)),
     restartArgs: (ready) => args(portOf(ready.url)),
     env: { ...c.storeEnv, [envName('storage-node', 'token')]: c.secrets.storageToken },
     readyMessage: 'storage node listening',
   });
-  return String(storage.ready.url);
+  return [name, String(storage.ready.url)];
 }
 
-/** The compute host, on the storage node at `storageUrl`. */
-async function startCompute(sv: Supervisor, c: StartContext, storageUrl: string): Promise<string> {
-  const args = (p: string) => ['--storage-url', storageUrl, '--port', p];
+/**
+ * Compute host number `n`, on the storage node at `storageUrl`, registering with the control plane at `cpUrl`. It
+ * stops after the control plane and before the storage node (and before the compute hosts started before it).
+ */
+async function startCompute(sv: Supervisor, c: StartContext, storageUrl: string, cpUrl: string, n: number): Promise<[string, string]> {
+  const name = `compute-host-${n}`;
+  const args = (p: string) => ['--storage-url', storageUrl, '--port', p, '--control-plane-url', cpUrl, '--name', name];
   const computeHost = await sv.start({
-    name: 'compute-host',
+    name,
+    stopsBefore: n === 1 ? `storage-node-${c.storageNodes}` : `compute-host-${n - 1}`,
     script: join(ROOT, 'compute/main.ts'),
-    args: args(String(c.ports.compute)),
+    args: args(String(n === 1 ? c.ports.compute : 0)),
     restartArgs: (ready) => args(portOf(ready.url)),
     env: {
       [envName('compute', 'token')]: c.secrets.computeToken,
@@ -352,16 +372,28 @@ async function startCompute(sv: Supervisor, c: StartContext, storageUrl: string)
     },
     readyMessage: 'compute host listening',
   });
-  return String(computeHost.ready.url);
+  return [name, String(computeHost.ready.url)];
+}
+
+/** Waits until every compute host has registered with the control plane (its first heartbeat). */
+async function hostsRegistered(cpUrl: string, apiKey: string, names: string[]): Promise<void> {
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    const { compute_hosts: hosts } = await api<{ compute_hosts: { name: string; state: string }[] }>(cpUrl, apiKey, 'GET', '/admin/v1/compute_hosts');
+    const missing = names.filter((n) => !hosts.some((h) => h.name === n && h.state === 'live'));
+    if (missing.length === 0) return;
+    if (Date.now() > deadline) throw new Error(`${missing.join(', ')} did not register with the control plane within 60 s (see DIR/logs/${missing[0]}.log)`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
 }
 
 /** How to start the control plane (given the proxy's TCP port) and the proxy (given the control plane's URL). */
-function frontSpecs(c: StartContext, storageUrl: string, computeUrl: string, tls: LocalTlsFiles): { controlPlane: (tcp: number) => ServiceSpec; proxy: (cpUrl: string, tcp: number) => ServiceSpec } {
+function frontSpecs(c: StartContext, storageUrls: string[], tls: LocalTlsFiles): { controlPlane: (tcp: number) => ServiceSpec; proxy: (cpUrl: string, tcp: number) => ServiceSpec } {
   // Endpoint host names (ep-....lakebase.localhost) do not resolve on most machines: connection URIs name
   // 127.0.0.1 and carry the endpoint in the password (Neon's form for clients without SNI), which every client
   // passes on. That login is a cleartext password: over TLS when the client asks (psql, pgbench do), else on
   // loopback only. Clients that say the endpoint in options or SNI still log in with SCRAM.
-  const cpArgs = (p: string, tcp: number) => ['--storage-url', storageUrl, '--compute-host', computeUrl, '--port', p, '--proxy-port', String(tcp), '--connection-host', '127.0.0.1', '--engine', c.engine];
+  const cpArgs = (p: string, tcp: number) => ['--storage-url', storageUrls.join(','), '--port', p, '--proxy-port', String(tcp), '--connection-host', '127.0.0.1', '--engine', c.engine];
   const proxyArgs = (cpUrl: string, http: string, tcp: string) => [
     '--directory-url', `${cpUrl}/internal`, '--http-port', http, '--tcp-port', tcp, '--base-domain', BASE_DOMAIN,
     '--tls-cert', tls.cert, '--tls-key', tls.key, '--tcp-allow-cleartext',
@@ -396,7 +428,7 @@ function frontSpecs(c: StartContext, storageUrl: string, computeUrl: string, tls
 }
 
 /** What local.json says: the addresses this start listens on, and the default project (made on first start). */
-async function localInfo(c: StartContext, storageUrl: string, front: Front): Promise<LocalInfo> {
+async function localInfo(c: StartContext, storageNodes: Record<string, string>, front: Front, computeHosts: Record<string, string>): Promise<LocalInfo> {
   const localPath = join(c.dir, 'local.json');
   const previous = existsSync(localPath) ? (JSON.parse(await readFile(localPath, 'utf8')) as Partial<LocalInfo>) : {};
   return {
@@ -405,19 +437,28 @@ async function localInfo(c: StartContext, storageUrl: string, front: Front): Pro
     sqlUrl: `http://127.0.0.1:${front.httpPort}/sql`,
     wsProxy: `127.0.0.1:${front.httpPort}/v2`,
     tcp: { host: '127.0.0.1', port: front.tcpPort },
-    storageUrl,
+    storageUrl: storageNodes['storage-node-1'],
+    storageNodes,
+    computeHosts,
     project: await defaultProject(front.cpUrl, c.secrets.apiKey, previous, front.tcpPort),
   };
 }
 
-/** Starts the four services in dependency order and returns what local.json says about them. */
-async function startAll(sv: Supervisor, o: { dir: string; ports: Ports; secrets: Secrets; engine: EngineName }): Promise<LocalInfo> {
+/**
+ * Starts the services in dependency order (the storage node, the control plane and the proxy, then the compute
+ * hosts, which register with the control plane) and returns what local.json says about them.
+ */
+async function startAll(sv: Supervisor, o: { dir: string; ports: Ports; secrets: Secrets; engine: EngineName; computeHosts: number; storageNodes: number }): Promise<LocalInfo> {
   const storeEnv: Record<string, string> = {};
   if (!process.env.LAKEBASE_S3_BUCKET && !process.env.LAKEBASE_OBJECT_STORE_DIR) storeEnv.LAKEBASE_OBJECT_STORE_DIR = join(o.dir, 'objects');
   const c: StartContext = { ...o, storeEnv };
-  const storageUrl = await startStorage(sv, c);
-  const computeUrl = await startCompute(sv, c, storageUrl);
+  const nodes: [string, string][] = [];
+  for (let n = 1; n <= o.storageNodes; n++) nodes.push(await startStorage(sv, c, n));
+  const storageUrls = nodes.map(([, url]) => url);
   const tls = await localTlsCertificate(o.dir, BASE_DOMAIN);
-  const front = await startFront(sv, c.ports, frontSpecs(c, storageUrl, computeUrl, tls));
-  return localInfo(c, storageUrl, front);
+  const front = await startFront(sv, c.ports, frontSpecs(c, storageUrls, tls));
+  const hosts: [string, string][] = [];
+  for (let n = 1; n <= o.computeHosts; n++) hosts.push(await startCompute(sv, c, storageUrls[0], front.cpUrl, n));
+  await hostsRegistered(front.cpUrl, o.secrets.apiKey, hosts.map(([name]) => name));
+  return localInfo(c, Object.fromEntries(nodes), front, Object.fromEntries(hosts));
 }

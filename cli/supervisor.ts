@@ -20,6 +20,11 @@ export interface ServiceSpec {
    * back on the port it got, where the other services reach it.
    */
   restartArgs?: (ready: Record<string, unknown>) => string[];
+  /**
+   * Stop it right before this earlier-started service, not in reverse start order: a service started late (it needs
+   * a later one's address) may still depend on an early one and have to stop before the ones in between.
+   */
+  stopsBefore?: string;
 }
 
 export interface RunningService {
@@ -88,7 +93,10 @@ export class Supervisor {
   start(spec: ServiceSpec, attempt = 0): Promise<RunningService> {
     if (this.stopping) return Promise.reject(new Error(`not starting ${spec.name}: stopping`));
     this.halted.delete(spec.name);
-    if (!this.order.includes(spec.name)) this.order.push(spec.name);
+    if (!this.order.includes(spec.name)) {
+      const at = spec.stopsBefore ? this.order.indexOf(spec.stopsBefore) : -1;
+      this.order.splice(at < 0 ? this.order.length : at + 1, 0, spec.name);
+    }
     return new Promise((resolve, reject) => {
       // stdin is a pipe we never write: when this process dies, even by kill -9, the child sees it close and stops
       // (lib/supervised.ts). detached: its own process group, out of reach of the terminal's Ctrl-C.
@@ -143,7 +151,7 @@ export class Supervisor {
     });
   }
 
-  /** Stops every service, in reverse start order, each once the previous one has exited; no more restarts. */
+  /** Stops every service, in reverse start order (but see stopsBefore), each once the previous one has exited; no more restarts. */
   async stopAll(graceMs = 30_000, progress: (name: string, outcome?: StopOutcome, ms?: number) => void = () => {}): Promise<void> {
     this.stopping = true;
     for (const name of [...this.order].reverse()) {

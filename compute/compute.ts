@@ -43,6 +43,11 @@ export interface ComputeOptions {
   /** Never writes to the storage node; SQL writes are refused (default_transaction_read_only). */
   readOnly?: boolean;
   /**
+   * The writer generation the timeline was taken with (StorageClient.acquireWriter; the compute host's start):
+   * every batch carries it. Undefined: none is sent (a timeline nobody took, e.g. a template being made).
+   */
+  writerGeneration?: number;
+  /**
    * Compiled pglite.wasm. Default: one module compiled per process (getPgliteWasmModule()). `null`: let the
    * worker read and compile the wasm itself (slow; for comparison).
    */
@@ -396,7 +401,7 @@ function bindStorage(cw: ComputeWorker, client: StorageClient, opts: ComputeOpti
     },
     writeBatch: async (batch: WriteBatch) => {
       if (opts.readOnly) throw new Error('a read-only compute never writes to the storage node');
-      const ack = await client.writeBatch(opts.timelineId, batch);
+      const ack = await client.writeBatch(opts.timelineId, opts.writerGeneration === undefined ? batch : { ...batch, writerGeneration: opts.writerGeneration });
       io.batchesWritten++;
       for (const op of batch.ops) io.bytesWritten += op.op === 'write' ? op.data.byteLength : 0;
       return ack.lsn;

@@ -8,6 +8,9 @@ import { stopWithSupervisor } from '../lib/supervised.ts';
 import { COMPUTE_CONFIG } from './config.ts';
 import { DEFAULT_HOST_OPTIONS } from './host/host.ts';
 import { startComputeHost } from './host/server.ts';
+import { startHeartbeat } from './host/heartbeat.ts';
+import type { EngineName } from './host/api-types.ts';
+import { checkPostgresEngine } from './postgres/environment.ts';
 
 const log = createLogger('compute-host');
 const cfg = readConfig(COMPUTE_CONFIG, { log: (m) => log.error(m) });
@@ -40,12 +43,30 @@ const running = await startComputeHost({
   log,
 }).catch((e: unknown) => (e instanceof InsecureBindError ? exitWithUsage(COMPUTE_CONFIG, e.message, (m) => log.error(m)) : Promise.reject(e)));
 
+// A registered host heartbeats; its engines are what this machine can run (the postgres engine needs FUSE and PostgreSQL 15).
+const stopHeartbeat = cfg.controlPlaneUrl
+  ? startHeartbeat(running.host, {
+      controlPlaneUrl: cfg.controlPlaneUrl,
+      token: cfg.apiToken,
+      name: cfg.name ?? `compute-host-${running.port}`,
+      url: cfg.advertiseUrl ?? running.url,
+      ...(await checkPostgresEngine().then(
+        () => ({ engines: ['pglite', 'postgres'] as EngineName[] }),
+        (e: unknown) => ({ engines: ['pglite'] as EngineName[], unavailable: { postgres: (e as Error).message } }),
+      )),
+      memoryBudgetBytes: cfg.memoryBudgetMb,
+      intervalMs: cfg.heartbeatIntervalS,
+      log,
+    })
+  : () => {};
+
 let stopping = false;
 for (const sig of ['SIGINT', 'SIGTERM'] as const) {
   process.on(sig, () => {
     if (stopping) return;
     stopping = true;
     log.info({ signal: sig }, 'shutting down: stopping every compute');
+    stopHeartbeat();
     running.close().then(
       () => process.exit(0),
       (e: unknown) => {

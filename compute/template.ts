@@ -1,6 +1,8 @@
 // The template timeline: a freshly initialised Postgres data directory on the storage node. initdb runs once,
 // with PGlite on an ordinary local directory (NodeFS); the directory is then imported into a new timeline in a
-// few batches. Every new database is a branch of the template: O(1), no initdb.
+// few batches. Every new database is a branch of the template: O(1), no initdb. A template ends checkpointed
+// (checkpointTemplate): its data in layers in the bucket, so that every storage node over that bucket can read it,
+// not only the one whose local write log took the import.
 import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
@@ -149,7 +151,20 @@ export interface TemplateResult extends ImportResult {
   hintPages: number;
 }
 
-/** initdb once, import into a new timeline, record the prefetch hint. Branch the result for each new database. */
+/**
+ * Makes a template's data part of uploaded layers (POST /v1/timelines/:id/checkpoint): several storage nodes share
+ * one bucket, and a project's branch of the template may live on any of them; with `--durability local` the
+ * import's batches would otherwise sit in the making node's write log until its next freeze. Both engines' templates.
+ */
+export async function checkpointTemplate(client: StorageClient, timelineId: string, lsn: number): Promise<void> {
+  const { uploadedLsn } = await client.checkpoint(timelineId);
+  if (uploadedLsn < lsn) throw new Error(`checkpointing template timeline ${timelineId} uploaded up to LSN ${uploadedLsn}, not its LSN ${lsn}`);
+}
+
+/**
+ * initdb once, import into a new timeline, record the prefetch hint, checkpoint. Branch the result for each new
+ * database.
+ */
 export async function createTemplateTimeline(opts: TemplateOptions): Promise<TemplateResult> {
   const client = new StorageClient(opts.storageUrl, opts.storageToken);
   const dir = await mkdtemp(path.join(tmpdir(), 'lakebase-template-'));
@@ -180,8 +195,10 @@ export async function createTemplateTimeline(opts: TemplateOptions): Promise<Tem
         ops: [{ op: 'create', path: HINT_PATH }, { op: 'write', path: HINT_PATH, offset: 0, data }],
       })).lsn;
     }
+    await checkpointTemplate(client, imported.timelineId, lsn);
     return { ...imported, lsn, initdbMs: t1 - t0, importMs: t2 - t1, hintPages };
   } finally {
+    client.close();
     await rm(dir, { recursive: true, force: true });
   }
 }

@@ -99,7 +99,7 @@ export class BranchAdmin {
    */
   private async branchTimeline(sourceTimeline: string, at: PointInTime | { storageLsn: number }): Promise<{ timelineId: string; walLsn: string }> {
     try {
-      const t = await this.plane.storage.createTimeline({
+      const t = await this.plane.storage.ofTimeline(this.plane.state.current, sourceTimeline).createTimeline({
         ancestorTimelineId: sourceTimeline,
         ...('storageLsn' in at ? { ancestorLsn: at.storageLsn } : {}),
         ...('lsn' in at ? { ancestorWalLsn: at.lsn } : {}),
@@ -165,7 +165,7 @@ export class BranchAdmin {
         });
         return { branch, endpoints, operations };
       } catch (e) {
-        await dropTimelines(this.plane.storage, [t.timelineId]);
+        await dropTimelines(this.plane.storage.of(this.plane.state.current, projectId), [t.timelineId]);
         throw e;
       }
     });
@@ -213,7 +213,7 @@ export class BranchAdmin {
       const operations = await this.plane.state.mutate((s) => {
         const ops = [
           ...this.ops.record(s, projectId, started, endpoints.map((e): OperationSpec => ({ action: 'suspend_compute', branch_id: branchId, endpoint_id: e.id }))),
-          this.ops.begin(s, projectId, started, { action: 'delete_timeline', branch_id: branchId }, { timeline_ids: timelines }),
+          this.ops.begin(s, projectId, started, { action: 'delete_timeline', branch_id: branchId }, { timeline_ids: timelines, storage_node: this.plane.storage.nodeOf(s0, projectId).name }),
         ];
         delete s.branches[branchId];
         for (const e of endpoints) delete s.endpoints[e.id];
@@ -294,7 +294,7 @@ export class BranchAdmin {
     if (!b || b.project_id !== projectId || !b.retired_timelines?.length) return;
     const pinned = new Set((this.plane.state.current.checkpoints ?? []).map((c) => c.timeline_id));
     const candidates = [...b.retired_timelines].reverse().filter((t) => !pinned.has(t));
-    const kept = new Set(await dropTimelines(this.plane.storage, candidates));
+    const kept = new Set(await dropTimelines(this.plane.storage.of(this.plane.state.current, projectId), candidates));
     const gone = new Set(candidates.filter((t) => !kept.has(t)));
     if (gone.size === 0) return;
     await this.plane.state.mutate((s) => {

@@ -63,10 +63,10 @@ export class CheckpointAdmin {
   private async storagePoint(timelineId: string, walLsn: number | undefined): Promise<{ lsn: number; walLsn: number | undefined }> {
     try {
       if (walLsn === undefined) {
-        const info = await this.plane.storage.getTimeline(timelineId);
+        const info = await this.plane.storage.ofTimeline(this.plane.state.current, timelineId).getTimeline(timelineId);
         return { lsn: info.lastLsn, walLsn: info.lastWalLsn ?? undefined };
       }
-      const at = await this.plane.storage.lsnAtWal(timelineId, walLsn);
+      const at = await this.plane.storage.ofTimeline(this.plane.state.current, timelineId).lsnAtWal(timelineId, walLsn);
       return { lsn: at.lsn, walLsn };
     } catch (e) {
       throw lsnError(e, walLsn);
@@ -95,7 +95,7 @@ export class CheckpointAdmin {
       const started = Date.now();
       let timelineId: string;
       try {
-        timelineId = (await this.plane.storage.createTimeline({ ancestorTimelineId: c.timeline_id, ancestorLsn: c.lsn })).timelineId;
+        timelineId = (await this.plane.storage.of(s0, projectId).createTimeline({ ancestorTimelineId: c.timeline_id, ancestorLsn: c.lsn })).timelineId;
       } catch (e) {
         throw fromStorageError(e);
       }

@@ -55,23 +55,24 @@ export class ComputeHostClient {
     return this.call('POST', '/v1/templates', { engine });
   }
 
-  /** The compute, or null when the host does not run it (e.g. the host restarted) or does not answer. */
-  async get(computeId: string): Promise<ComputeInfo | null> {
+  /** The compute, or null when the host does not run it (e.g. the host restarted) or does not answer in `timeoutMs`. */
+  async get(computeId: string, timeoutMs?: number): Promise<ComputeInfo | null> {
     try {
-      return await this.call<ComputeInfo>('GET', `/v1/computes/${encodeURIComponent(computeId)}`);
+      return await this.call<ComputeInfo>('GET', `/v1/computes/${encodeURIComponent(computeId)}`, undefined, timeoutMs);
     } catch (e) {
       if (e instanceof ComputeHostError && (e.status === 404 || e.status === 0)) return null;
       throw e;
     }
   }
 
-  async list(): Promise<ComputeInfo[]> {
-    return (await this.call<{ computes: ComputeInfo[] }>('GET', '/v1/computes')).computes;
+  async list(timeoutMs?: number): Promise<ComputeInfo[]> {
+    return (await this.call<{ computes: ComputeInfo[] }>('GET', '/v1/computes', undefined, timeoutMs)).computes;
   }
 
-  async stop(computeId: string): Promise<void> {
+  /** `immediate`: killed without a shutdown checkpoint or any wait (its storage node is gone). */
+  async stop(computeId: string, opts: { immediate?: boolean } = {}): Promise<void> {
     try {
-      await this.call('DELETE', `/v1/computes/${encodeURIComponent(computeId)}`);
+      await this.call('DELETE', `/v1/computes/${encodeURIComponent(computeId)}${opts.immediate ? '?immediate=true' : ''}`);
     } catch (e) {
       if (e instanceof ComputeHostError && e.status === 404) return; // already gone
       throw e;

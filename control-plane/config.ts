@@ -7,14 +7,25 @@ import { ENGINES } from './engines.ts';
 export const CONTROL_PLANE_CONFIG = defineConfig({
   service: 'control-plane',
   title: 'lakebase control plane',
-  usage: 'node control-plane/main.ts --storage-url URL --compute-host URL[,URL...] [options]',
+  usage: 'node control-plane/main.ts --storage-url URL [--compute-host URL[,URL...]] [options]',
   options: {
-    storageUrl: option(url(), { help: 'the storage node', default: 'http://127.0.0.1:9870', aliases: ['LAKEBASE_STORAGE_URL'] }),
-    storageToken: option(text('T'), { help: 'Bearer token of the storage node', secret: true, aliases: ['LAKEBASE_STORAGE_TOKEN'] }),
+    storageUrl: option(list(url(), 'URLS'), {
+      help: 'the storage nodes, comma-separated: storage-node-1, -2, ... in this order (keep the order: projects name their node)',
+      default: ['http://127.0.0.1:9870'],
+      aliases: ['LAKEBASE_STORAGE_URL'],
+    }),
+    storageToken: option(text('T'), { help: 'Bearer token of the storage nodes', secret: true, aliases: ['LAKEBASE_STORAGE_TOKEN'] }),
+    storageNodeTimeoutS: option(duration('s', { min: 1, fraction: true }), {
+      help: "a storage node silent this long is dead: with object-store durability another node takes its projects over",
+      default: 5000,
+    }),
     computeHost: option(list(url(), 'URLS'), {
-      help: "compute hosts' control APIs, comma-separated",
-      required: true,
-      aliases: ['LAKEBASE_COMPUTE_HOSTS'],
+      help: "static compute hosts' control APIs, comma-separated (always live, no heartbeat); other hosts register themselves with --compute-api-token",
+      default: [],
+    }),
+    hostHeartbeatTimeoutS: option(duration('s', { min: 1, fraction: true }), {
+      help: 'a registered compute host silent this long is taken out: its endpoints wake on another host',
+      default: 5000,
     }),
     computeApiToken: option(text('T'), {
       help: "Bearer token of the compute hosts' control APIs",

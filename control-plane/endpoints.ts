@@ -1,18 +1,23 @@
 // Endpoint lifecycle: wake (start a compute for the endpoint's branch, once however many callers ask at the same
 // time) and suspend (stop it), plus the loop that suspends endpoints idle longer than their suspend timeout. A
 // wake waits while the compute host queues its start for memory (its pending state shows in the API); a host
-// that cannot take it at all is passed over for the next one.
+// that cannot take it at all is passed over for the next one. Hosts come from the registry (hosts/host-registry.ts):
+// a host that misses its heartbeats loses its endpoints, which wake on another host at their next query, and
+// when it heartbeats again it is told to stop the computes it lost (the storage node's writer generation has
+// fenced them already: they cannot write).
 import { randomBytes } from 'node:crypto';
 import { ServiceError } from '../lib/errors.ts';
 import type { Logger } from '../lib/logger.ts';
 import { CAPACITY_CODES } from '../compute/host/host-error.ts';
 import { engineOf, type EngineName } from './engines.ts';
 import { ApiError } from './errors.ts';
-import { ComputeHostClient, ComputeHostError } from './compute-host-client.ts';
-import type { ComputeInfo, StartAnswer, StartComputeRequest } from './compute-host-client.ts';
+import { ComputeHostError } from './compute-host-client.ts';
+import type { ComputeHostClient, ComputeInfo, StartAnswer, StartComputeRequest } from './compute-host-client.ts';
+import type { ComputeHostRecord, HeartbeatReport, HostRegistry } from './hosts/host-registry.ts';
 import type { AdminSqlResult } from '../compute/host/api-types.ts';
 import { effectiveSuspendTimeout } from './model.ts';
 import type { StateStore } from './state-store.ts';
+import type { StorageNodes } from './storage/storage-nodes.ts';
 
 export interface ComputeLocation {
   host: string;
@@ -45,11 +50,20 @@ export class EndpointDisabledError extends ServiceError {
 export interface EndpointEvents {
   wake?(seconds: number): void;
   suspend?(): void;
+  /** The endpoint's compute is gone from where proxies reached it (its host was taken out): drop that address. */
+  moved?(endpointId: string): void;
 }
+
+/** How long a wake asks a host whether it still runs a compute, or the suspend loop lists a host's computes. */
+const PROBE_TIMEOUT_MS = 3000;
 
 export class EndpointManager {
   private readonly state: StateStore;
-  private readonly hosts: ComputeHostClient[];
+  private readonly hosts: HostRegistry;
+  /** Computes each host ran when it was taken out: stopped when it heartbeats again. */
+  private readonly lost = new Map<string, Set<string>>();
+  /** Ephemeral computes (exports) this control plane started: a heartbeat listing them is not a stray. */
+  private readonly ephemeral = new Set<string>();
   private readonly log: Logger;
   private readonly events: EndpointEvents;
   /** Where each running compute is; lost on restart and rebuilt from the hosts (reconcile). */
@@ -59,33 +73,51 @@ export class EndpointManager {
   /** Endpoints whose compute is being started (waiting for a host's memory, or starting). */
   private readonly starting = new Set<string>();
   private readonly lastActivity = new Map<string, number>();
+  /** Projects being moved to another storage node: their wakes wait for the move (hold()). */
+  private readonly holds = new Map<string, Promise<unknown>>();
+  private readonly storage: StorageNodes;
   private timer: NodeJS.Timeout | null = null;
 
-  constructor(state: StateStore, hostUrls: string[], log: Logger, events: EndpointEvents = {}, hostApiToken?: string) {
+  constructor(state: StateStore, hosts: HostRegistry, storage: StorageNodes, log: Logger, events: EndpointEvents = {}) {
     this.state = state;
-    this.hosts = hostUrls.map((u) => new ComputeHostClient(u, hostApiToken));
+    this.hosts = hosts;
+    this.storage = storage;
     this.log = log;
     this.events = events;
+    hosts.on({ dead: (h) => this.hostLost(h) });
   }
 
-  /** Learns which computes are already running (after a control-plane restart) and fixes endpoint states. */
+  private client(hostUrl: string): ComputeHostClient | undefined {
+    return this.hosts.get(hostUrl)?.client;
+  }
+
+  /**
+   * Learns which computes already run on the static hosts (after a control-plane restart) and fixes endpoint
+   * states; registered hosts report theirs with their heartbeats (heartbeat()).
+   */
   async reconcile(): Promise<void> {
-    for (const h of this.hosts) {
+    for (const h of this.hosts.all()) {
+      if (!h.static) continue;
       let list: ComputeInfo[] = [];
       try {
-        list = await h.list();
+        list = await h.client.list();
       } catch (e) {
-        this.log.warn({ err: e, host: h.baseUrl }, 'compute host not reachable during reconcile');
+        this.log.warn({ err: e, host: h.url }, 'compute host not reachable during reconcile');
         continue;
       }
       for (const c of list) {
-        if (this.state.current.endpoints[c.computeId]) this.running.set(c.computeId, { host: c.host, port: c.port, hostUrl: h.baseUrl, engine: c.engine ?? 'pglite' });
-        else await h.stop(c.computeId); // a compute of an endpoint that no longer exists
+        if (this.state.current.endpoints[c.computeId]) this.running.set(c.computeId, { host: c.host, port: c.port, hostUrl: h.url, engine: c.engine ?? 'pglite' });
+        else await h.client.stop(c.computeId); // a compute of an endpoint that no longer exists
       }
     }
     await this.state.mutate((s) => {
       for (const ep of Object.values(s.endpoints)) ep.current_state = this.running.has(ep.id) ? 'active' : 'idle';
     });
+  }
+
+  /** The endpoints whose computes run on the host (the admin view). */
+  placedOn(hostUrl: string): string[] {
+    return [...this.running].filter(([, loc]) => loc.hostUrl === hostUrl).map(([id]) => id);
   }
 
   location(endpointId: string): ComputeLocation | undefined {
@@ -117,14 +149,19 @@ export class EndpointManager {
   }
 
   private async ensureRunning(endpointId: string): Promise<ComputeLocation> {
+    const projectId = this.state.current.endpoints[endpointId]?.project_id;
+    for (let held = projectId && this.holds.get(projectId); held; held = projectId && this.holds.get(projectId)) await held.catch(() => undefined);
     const known = this.running.get(endpointId);
     if (known) {
-      const host = this.hosts.find((h) => h.baseUrl === known.hostUrl);
-      const info = await host?.get(endpointId).catch(() => null);
+      // a dead host is not asked; a live one that does not answer in time is passed over like a dead one (a
+      // compute started elsewhere fences the one left there)
+      const host = this.hosts.isLive(known.hostUrl) ? this.client(known.hostUrl) : undefined;
+      const info = await host?.get(endpointId, PROBE_TIMEOUT_MS).catch(() => null);
       if (info && info.state !== 'failed' && info.state !== 'stopping' && info.state !== 'stopped') return known;
       this.running.delete(endpointId);
       if (info) await host?.stop(endpointId).catch(() => undefined); // a failed compute frees its slot first
-      this.log.warn({ endpointId, host: known.hostUrl, state: info?.state ?? 'gone' }, 'compute is not serving (host restarted or compute failed); starting it again');
+      else this.noteLost(known.hostUrl, endpointId);
+      this.log.warn({ endpointId, host: known.hostUrl, state: info?.state ?? 'gone' }, 'compute is not serving (host restarted, gone or hung, or compute failed); starting it again');
     }
     return this.start(endpointId);
   }
@@ -142,6 +179,7 @@ export class EndpointManager {
     const req: StartComputeRequest = {
       computeId: endpointId,
       timelineId: branch.timeline_id,
+      storageUrl: this.storageFor(ep.project_id),
       readOnly: ep.type === 'read_only',
       database: db?.name ?? 'neondb',
       // an endpoint that never suspends is not suspended for other starts either
@@ -151,7 +189,7 @@ export class EndpointManager {
     this.starting.add(endpointId);
     let placed: { host: ComputeHostClient; info: StartAnswer };
     try {
-      placed = await this.startOnSomeHost(req);
+      placed = await this.startOnSomeHost(req, engine);
     } catch (e) {
       const ms = Math.round(performance.now() - started);
       this.log.warn({ endpointId, ms, code: (e as ServiceError).code, err: (e as Error).message }, `wake failed: ${(e as Error).message}`);
@@ -162,6 +200,7 @@ export class EndpointManager {
     const { host, info } = placed;
     const hostMs = performance.now() - started;
     const loc: ComputeLocation = { host: info.host, port: info.port, hostUrl: host.baseUrl, engine };
+    this.lost.get(host.baseUrl)?.delete(endpointId); // placed there again: the host's compute is the current one
     this.running.set(endpointId, loc);
     this.lastActivity.set(endpointId, Date.now());
     this.noteActive(endpointId);
@@ -191,32 +230,140 @@ export class EndpointManager {
   }
 
   /**
-   * Starts the compute on the least loaded host; a host that refuses for memory (it cannot hold the compute, its
-   * line of waiting starts is full, or the start waited there past its deadline) is passed over for the next.
+   * Starts the compute on the least loaded live host; a host that refuses for memory (it cannot hold the compute,
+   * its line of waiting starts is full, or the start waited there past its deadline) or does not answer is passed
+   * over for the next.
    */
-  private async startOnSomeHost(req: StartComputeRequest): Promise<{ host: ComputeHostClient; info: StartAnswer }> {
+  private async startOnSomeHost(req: StartComputeRequest, engine: EngineName): Promise<{ host: ComputeHostClient; info: StartAnswer }> {
     let refusal: unknown;
-    for (const host of this.hostsByLoad()) {
+    for (const host of this.hostsByLoad(engine)) {
       try {
         return { host, info: await host.start(req) };
       } catch (e) {
-        if (!(e instanceof ComputeHostError && CAPACITY_CODES.includes(e.code))) throw e;
+        const unreachable = e instanceof ComputeHostError && e.status === 0;
+        // a host still holding the endpoint's old compute (it lost it while taken out, and is stopping it)
+        const holdsOld = e instanceof ComputeHostError && (e.code === 'compute_exists' || e.code === 'timeline_busy');
+        if (!(e instanceof ComputeHostError && (CAPACITY_CODES.includes(e.code) || unreachable || holdsOld))) throw e;
         refusal ??= e;
-        this.log.warn({ endpointId: req.computeId, host: host.baseUrl, code: e.code }, `compute host refused the start for memory: ${e.message}`);
+        const why = unreachable ? 'did not answer' : holdsOld ? 'still holds its old compute' : 'refused the start for memory';
+        this.log.warn({ endpointId: req.computeId, host: host.baseUrl, code: e.code }, `compute host ${why}: ${e.message}`);
       }
     }
-    throw refusal ?? new ApiError(503, 'NO_COMPUTE_HOST', 'no compute host is configured');
+    throw refusal ?? this.noHost(engine);
   }
 
-  private pickHost(): ComputeHostClient {
-    return this.hostsByLoad()[0];
+  private pickHost(engine: EngineName): ComputeHostClient {
+    const host = this.hostsByLoad(engine)[0];
+    if (!host) throw this.noHost(engine);
+    return host;
   }
 
-  /** Least loaded first, by the computes this control plane placed there. */
-  private hostsByLoad(): ComputeHostClient[] {
+  private noHost(engine: EngineName): ApiError {
+    return new ApiError(503, 'NO_COMPUTE_HOST', `no live compute host runs the ${engine} engine, so no compute can start (${this.hosts.whyNot(engine)}); start one (lakebase start --compute-hosts N, or node compute/main.ts --control-plane-url URL)`);
+  }
+
+  /**
+   * Live hosts that run the engine, least loaded first: by the computes this control plane placed there, then by
+   * the memory each reported free.
+   */
+  private hostsByLoad(engine: EngineName): ComputeHostClient[] {
     const load = new Map<string, number>();
     for (const loc of this.running.values()) load.set(loc.hostUrl, (load.get(loc.hostUrl) ?? 0) + 1);
-    return [...this.hosts].sort((a, b) => (load.get(a.baseUrl) ?? 0) - (load.get(b.baseUrl) ?? 0));
+    const free = (h: ComputeHostRecord) => (h.memoryBudgetBytes ?? 0) - (h.memoryUsedBytes ?? 0);
+    return this.hosts
+      .live(engine)
+      .sort((a, b) => (load.get(a.url) ?? 0) - (load.get(b.url) ?? 0) || free(b) - free(a))
+      .map((h) => h.client);
+  }
+
+  /**
+   * The URL of the storage node holding the project's timelines. A dead node whose acknowledged writes may be only on
+   * its own disk (local durability) is waited for: its projects answer 503 until it is back.
+   */
+  private storageFor(projectId: string): string {
+    const node = this.storage.nodeOf(this.state.current, projectId);
+    if (node.state === 'dead' && node.durability !== 'object-store') {
+      throw new ApiError(503, 'STORAGE_NODE_UNAVAILABLE', `storage node ${node.name}, which holds this project, does not answer; its recent writes are only on its own disk (local durability), so the project waits for it: restart it (or run storage nodes with LAKEBASE_DURABILITY=object-store, so that another node takes over)`);
+    }
+    return node.url;
+  }
+
+  /**
+   * Runs `fn` (a move of the project to another storage node) while the project's wakes wait; concurrent holds of
+   * one project run one after the other.
+   */
+  async hold<T>(projectId: string, fn: () => Promise<T>): Promise<T> {
+    for (let held = this.holds.get(projectId); held; held = this.holds.get(projectId)) await held.catch(() => undefined);
+    const p = fn();
+    this.holds.set(projectId, p);
+    try {
+      return await p;
+    } finally {
+      if (this.holds.get(projectId) === p) this.holds.delete(projectId);
+    }
+  }
+
+  /**
+   * Lets go of an endpoint's compute: its storage node is gone, so a clean stop (a last flush there) could hang. The
+   * host kills it at once (it is fenced anyway once the endpoint starts on the new node); the next wake starts it
+   * afresh there.
+   */
+  async abandon(endpointId: string): Promise<void> {
+    const loc = this.running.get(endpointId);
+    if (!loc) return;
+    this.running.delete(endpointId);
+    this.events.moved?.(endpointId);
+    const host = this.hosts.isLive(loc.hostUrl) ? this.client(loc.hostUrl) : undefined;
+    if (!host) return this.noteLost(loc.hostUrl, endpointId);
+    await host.stop(endpointId, { immediate: true }).catch((e: unknown) => {
+      this.noteLost(loc.hostUrl, endpointId); // its host stops it at its next heartbeat
+      this.log.warn({ endpointId, err: String(e) }, 'stopping a compute whose storage node is gone failed');
+    });
+  }
+
+  /** A compute left on a host that no longer serves it: the host stops it when it heartbeats again. */
+  private noteLost(hostUrl: string, computeId: string): void {
+    const set = this.lost.get(hostUrl) ?? new Set<string>();
+    set.add(computeId);
+    this.lost.set(hostUrl, set);
+  }
+
+  /** A host was taken out: its endpoints are idle, and proxies drop their addresses, so the next query wakes them elsewhere. */
+  private hostLost(h: ComputeHostRecord): void {
+    const gone = [...this.running].filter(([, loc]) => loc.hostUrl === h.url).map(([id]) => id);
+    for (const id of gone) {
+      this.running.delete(id);
+      this.noteLost(h.url, id);
+      this.events.moved?.(id);
+    }
+    if (gone.length > 0) this.log.warn({ host: h.name, endpoints: gone }, `${gone.length} endpoint(s) of compute host ${h.name} will wake on another host`);
+    this.state
+      .mutate((d) => {
+        for (const id of gone) if (d.endpoints[id] && !this.running.has(id)) d.endpoints[id].current_state = 'idle';
+      })
+      .catch((err: unknown) => this.log.warn({ err: String(err) }, 'could not record the endpoints of a lost host as idle'));
+  }
+
+  /**
+   * A host's heartbeat: registers it, adopts the computes it runs that this control plane did not know of (after a
+   * restart of the control plane), and answers which computes it must stop: those it lost while taken out, those
+   * now running elsewhere, and those of endpoints that no longer exist.
+   */
+  heartbeat(report: HeartbeatReport): { stop: string[] } {
+    const h = this.hosts.heartbeat(report);
+    const stop: string[] = [];
+    const lost = this.lost.get(h.url);
+    for (const c of report.computes) {
+      if (this.ephemeral.has(c.id) || c.id.startsWith('ephemeral-')) continue;
+      const loc = this.running.get(c.id);
+      if (loc?.hostUrl === h.url) continue;
+      const busy = this.waking.has(c.id) || this.starting.has(c.id);
+      if (lost?.has(c.id) || loc || (!this.state.current.endpoints[c.id] && !busy)) stop.push(c.id);
+      else if (!busy) this.running.set(c.id, { host: c.host, port: c.port, hostUrl: h.url, engine: c.engine });
+    }
+    if (lost) for (const id of lost) if (!report.computes.some((c) => c.id === id)) lost.delete(id);
+    if (stop.length > 0) this.log.warn({ host: h.name, stop }, `compute host ${h.name} runs computes it no longer owns: told to stop them`);
+    return { stop };
   }
 
   /**
@@ -228,7 +375,7 @@ export class EndpointManager {
    */
   async checkpointIfRunning(endpointId: string, database: string, waitMs: number): Promise<void> {
     const loc = this.running.get(endpointId);
-    const host = loc && this.hosts.find((h) => h.baseUrl === loc.hostUrl);
+    const host = loc && this.client(loc.hostUrl);
     if (!host) return;
     const done = host.adminSql(endpointId, { database, statements: ['CHECKPOINT'] }).catch((e: unknown) => {
       this.log.warn({ endpointId, err: String(e) }, 'checkpoint before a branch failed; the branch starts with a longer recovery');
@@ -241,8 +388,8 @@ export class EndpointManager {
   /** Runs statements as the superuser of the endpoint's compute, woken if suspended. */
   async adminSql(endpointId: string, database: string, statements: string[]): Promise<AdminSqlResult[]> {
     const loc = await this.wake(endpointId);
-    const host = this.hosts.find((h) => h.baseUrl === loc.hostUrl);
-    if (!host) throw new Error(`compute host ${loc.hostUrl} is no longer configured`);
+    const host = this.client(loc.hostUrl);
+    if (!host) throw new Error(`compute host ${loc.hostUrl} is no longer registered`);
     return (await host.adminSql(endpointId, { database, statements })).results;
   }
 
@@ -252,7 +399,7 @@ export class EndpointManager {
    */
   async backgroundSql(endpointId: string, database: string, statements: string[]): Promise<AdminSqlResult[] | null> {
     const loc = this.running.get(endpointId);
-    const host = loc && this.hosts.find((h) => h.baseUrl === loc.hostUrl);
+    const host = loc && this.client(loc.hostUrl);
     if (!host) return null;
     return (await host.adminSql(endpointId, { database, statements, background: true })).results;
   }
@@ -262,16 +409,16 @@ export class EndpointManager {
    * loaded host; no endpoint names it, so no client reaches it. The caller stops it when done.
    */
   async startEphemeral(req: Omit<StartComputeRequest, 'computeId'>): Promise<{ computeId: string; sql(statements: string[]): Promise<AdminSqlResult[]>; stop(): Promise<void> }> {
-    if (this.hosts.length === 0) throw new ApiError(503, 'NO_COMPUTE_HOST', 'no compute host is configured, so no compute can start');
-    const host = this.pickHost();
+    const host = this.pickHost(req.engine ?? 'pglite');
     const computeId = `ephemeral-${randomBytes(6).toString('hex')}`;
+    this.ephemeral.add(computeId);
     await host.start({ ...req, computeId }); // evictable: an orphan (the control plane died mid-export) goes when room is needed
     const database = req.database ?? 'neondb';
     return {
       computeId,
       // not background: its queries are what keeps the host from reclaiming it as idle
       sql: async (statements) => (await host.adminSql(computeId, { database, statements })).results,
-      stop: () => host.stop(computeId),
+      stop: () => host.stop(computeId).finally(() => this.ephemeral.delete(computeId)),
     };
   }
 
@@ -282,9 +429,9 @@ export class EndpointManager {
 
   /** Makes an engine's template timeline on a compute host; answers its id. */
   async createTemplate(engine: EngineName): Promise<string> {
-    if (this.hosts.length === 0) throw new ApiError(503, 'ENGINE_UNAVAILABLE', `the ${engine} engine needs a compute host, and none is configured`);
+    if (this.hosts.live(engine).length === 0) throw new ApiError(503, 'ENGINE_UNAVAILABLE', `the ${engine} engine is not available: ${this.hosts.whyNot(engine)}`);
     try {
-      return (await this.pickHost().createTemplate(engine)).timelineId;
+      return (await this.pickHost(engine).createTemplate(engine)).timelineId;
     } catch (e) {
       throw new ApiError(503, 'ENGINE_UNAVAILABLE', `the ${engine} engine is not available: ${(e as Error).message}`);
     }
@@ -297,8 +444,9 @@ export class EndpointManager {
       for (const hook of this.suspendHooks) {
         await hook(endpointId).catch((e: unknown) => this.log.warn({ endpointId, err: String(e) }, 'work before a suspend failed; suspending anyway'));
       }
-      const host = this.hosts.find((h) => h.baseUrl === loc.hostUrl);
-      await host?.stop(endpointId);
+      const host = this.hosts.isLive(loc.hostUrl) ? this.client(loc.hostUrl) : undefined;
+      if (host) await host.stop(endpointId);
+      else this.noteLost(loc.hostUrl, endpointId); // stopped when its host heartbeats again
       this.running.delete(endpointId);
       this.events.suspend?.();
       this.log.info({ endpointId }, 'endpoint suspended');
@@ -313,13 +461,15 @@ export class EndpointManager {
   async suspendIdle(now = Date.now()): Promise<string[]> {
     const suspended: string[] = [];
     const byHost = new Map<string, ComputeInfo[]>();
-    for (const h of this.hosts) {
-      try {
-        byHost.set(h.baseUrl, await h.list());
-      } catch {
-        // an unreachable host is handled by wake's retries; nothing to suspend there now
-      }
-    }
+    await Promise.all(
+      this.hosts.live().map(async (h) => {
+        try {
+          byHost.set(h.url, await h.client.list(PROBE_TIMEOUT_MS));
+        } catch {
+          // an unreachable host is handled by wake's retries and its heartbeats; nothing to suspend there now
+        }
+      }),
+    );
     for (const [id, loc] of [...this.running]) {
       const ep = this.state.current.endpoints[id];
       if (!ep) continue;

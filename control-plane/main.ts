@@ -1,4 +1,4 @@
-// The control plane process: `node control-plane/main.ts --storage-url URL --compute-host URL[,URL...]`.
+// The control plane process: `node control-plane/main.ts --storage-url URL`; compute hosts register with it.
 // Its options are declared in control-plane/config.ts (`--help` lists them).
 import { resolve } from 'node:path';
 import { readConfig } from '../lib/config.ts';
@@ -11,9 +11,11 @@ import { startControlPlane } from './server.ts';
 const log = createLogger('control-plane');
 const cfg = readConfig(CONTROL_PLANE_CONFIG);
 const cp = await startControlPlane({
-  storageUrl: cfg.storageUrl,
+  storageUrls: cfg.storageUrl,
+  storageNodeTimeoutMs: cfg.storageNodeTimeoutS,
   storageToken: cfg.storageToken,
   computeHostUrls: cfg.computeHost,
+  hostHeartbeatTimeoutMs: cfg.hostHeartbeatTimeoutS,
   computeApiToken: cfg.computeApiToken,
   objectStore: objectStoreFromEnv(process.env, { localPath: resolve('.lakebase/objects') }),
   apiKey: cfg.apiKey,

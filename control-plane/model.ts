@@ -22,6 +22,8 @@ export interface ProjectRecord {
   default_branch_id: string;
   default_endpoint_settings?: DefaultEndpointSettings;
   history_retention_seconds?: number;
+  /** The storage node holding the project's timelines (storage/storage-nodes.ts); absent: the first. Never shown to tenants. */
+  storage_node?: string;
 }
 
 export interface BranchRecord {
@@ -134,7 +136,7 @@ export type OperationStatus = 'running' | 'finished' | 'failed';
 /** What the job of a background operation needs, by action: all of it, so the job can run again after a restart. */
 export interface OperationJobInputs {
   /** Storage-node timelines to delete, children first (a deleted branch's current and retired timelines). */
-  delete_timeline: { timeline_ids: string[] };
+  delete_timeline: { timeline_ids: string[]; /** The node holding them; absent: the first. */ storage_node?: string };
 }
 export type JobAction = keyof OperationJobInputs & OperationAction;
 export type OperationJob = { [A in JobAction]: { action: A; input: OperationJobInputs[A] } }[JobAction];

@@ -62,7 +62,8 @@ export class ProjectAdmin {
     if (input.databaseName !== undefined && input.databaseName !== DEFAULT_DATABASE) throw badRequest(`projects start with the database ${DEFAULT_DATABASE}; create database ${input.databaseName} afterwards (POST .../branches/{branch_id}/databases)`);
     const started = Date.now();
     const template = await this.projects.templateFor(engine, () => this.plane.endpoints.createTemplate(engine));
-    const timeline = await this.plane.storage.createTimeline({ ancestorTimelineId: template }).catch((e: unknown) => {
+    const node = this.plane.storage.pick(this.plane.state.current);
+    const timeline = await node.client.createTimeline({ ancestorTimelineId: template }).catch((e: unknown) => {
       throw fromStorageError(e);
     });
     const password = newPassword();
@@ -77,6 +78,7 @@ export class ProjectAdmin {
     const project: ProjectRecord = {
       id: projectId, name: input.name ?? projectId, region_id: REGION, pg_version: ENGINE_PG_VERSION[engine], created_at: now, updated_at: now,
       default_branch_id: branch.id, default_endpoint_settings: settings, history_retention_seconds: input.historyRetentionSeconds ?? 86400,
+      storage_node: node.name,
     };
     const endpoint: EndpointRecord = {
       id: newEndpointId(), project_id: projectId, branch_id: branch.id, type: 'read_write',
@@ -148,6 +150,7 @@ export class ProjectAdmin {
       for (const e of endpoints) await this.plane.endpoints.suspend(e.id);
       const branches = branchesOf(this.plane.state.current, projectId);
       const timelines = branches.flatMap((b) => [b.timeline_id, ...[...(b.retired_timelines ?? [])].reverse()]);
+      const storage = this.plane.storage.of(s0, projectId);
       const operations = await this.plane.state.mutate((s) => {
         const ops = this.ops.record(s, projectId, started, [
           ...endpoints.map((e) => ({ action: 'suspend_compute' as const, branch_id: e.branch_id, endpoint_id: e.id })),
@@ -166,7 +169,7 @@ export class ProjectAdmin {
         return ops;
       });
       // After the state: a crash here leaves unreferenced timelines (garbage), never records without timelines.
-      await dropTimelines(this.plane.storage, timelines);
+      await dropTimelines(storage, timelines);
       return { project, operations };
     });
   }

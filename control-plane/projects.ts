@@ -29,11 +29,9 @@ export function newPassword(): string {
 
 export class Projects {
   readonly state: StateStore;
-  readonly storageUrl: string;
 
-  constructor(state: StateStore, storageUrl: string) {
+  constructor(state: StateStore) {
     this.state = state;
-    this.storageUrl = storageUrl;
   }
 
   private postgresTemplate: Promise<string> | null = null;

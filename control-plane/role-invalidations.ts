@@ -1,4 +1,5 @@
-// The role-invalidation feed the proxies follow to drop cached verifiers (proxy/auth/role-cache.ts). Events are
+// The role-invalidation feed the proxies follow to drop cached verifiers (proxy/auth/role-cache.ts), and cached
+// compute addresses when an endpoint's compute host is taken out (`kind: 'compute'`, published by endpoints.ts). Role events are
 // derived from the durable state itself: each sync compares the verifier of every (endpoint, role) with the
 // last snapshot, so every path that changes or removes a role (password reset, role deleted, endpoint, branch or
 // project deleted, endpoint moved to another branch) is covered without each one having to remember to publish.
@@ -17,6 +18,8 @@ export interface RoleInvalidation {
   endpoint_id: string;
   /** null: every role of the endpoint (the endpoint is gone). */
   role: string | null;
+  /** 'compute': the endpoint's compute is no longer where proxies reached it (role is null, verifiers stay valid). */
+  kind?: 'compute';
 }
 
 export interface FeedAnswer {
@@ -91,8 +94,18 @@ export class RoleInvalidations {
     if (this.seq !== before) this.wake();
   }
 
+  /** The endpoint's compute moved or is gone: proxies drop its address and their connections to it. */
+  publishCompute(endpointId: string): void {
+    this.push({ seq: ++this.seq, endpoint_id: endpointId, role: null, kind: 'compute' });
+    this.wake();
+  }
+
   private publish(endpointId: string, role: string | null): void {
-    this.events.push({ seq: ++this.seq, endpoint_id: endpointId, role });
+    this.push({ seq: ++this.seq, endpoint_id: endpointId, role });
+  }
+
+  private push(event: RoleInvalidation): void {
+    this.events.push(event);
     if (this.events.length > MAX_EVENTS) this.events.splice(0, this.events.length - MAX_EVENTS);
   }
 

@@ -11,11 +11,18 @@ import { createLogger } from '../lib/logger.ts';
 import type { Logger } from '../lib/logger.ts';
 import type { ObjectStore } from '../storage-node/object-store/object-store.ts';
 import { EndpointManager } from './endpoints.ts';
+import { HostRegistry } from './hosts/host-registry.ts';
+import { StorageNodes } from './storage/storage-nodes.ts';
+import { ProjectMover } from './storage/project-mover.ts';
+import type { ControlPlaneState } from './model.ts';
+import { adminApi } from './http/admin-api.ts';
+import { hostApi } from './http/host-api.ts';
 import { LakeSyncer } from './lake/lake-syncer.ts';
 import type { ErrorReport } from './http/error-report.ts';
 import { internalApi } from './http/internal-api.ts';
 import { publicApi } from './http/public-api.ts';
 import { runnerOf } from './plane.ts';
+import { invalidationsFor } from './role-invalidations.ts';
 import { DEFAULT_DATABASE, Projects, TEMPLATE_SETUP_SQL } from './projects.ts';
 import { StateStore } from './state-store.ts';
 import type { EngineName } from './engines.ts';
@@ -26,11 +33,17 @@ import { SqlRunner } from '../mcp/sql-runner.ts';
 import type { ToolContext } from '../mcp/tool.ts';
 
 export interface ControlPlaneConfig {
-  storageUrl: string;
-  /** The storage node's bearer token (LAKEBASE_STORAGE_TOKEN). */
+  /** The storage nodes, storage-node-1, -2, ... in this order (storage/storage-nodes.ts). */
+  storageUrls: string[];
+  /** A storage node silent this long is dead (default 5 s): with object-store durability its projects move. */
+  storageNodeTimeoutMs?: number;
+  /** The storage nodes' bearer token (LAKEBASE_STORAGE_TOKEN), one for all. */
   storageToken?: string;
+  /** Static compute hosts (--compute-host): always live, no heartbeat. Others register (POST /hosts/v1/heartbeat). */
   computeHostUrls: string[];
-  /** The compute hosts' control API token (LAKEBASE_COMPUTE_API_TOKEN). */
+  /** A registered host silent this long is taken out (default 5 s). */
+  hostHeartbeatTimeoutMs?: number;
+  /** The compute hosts' control API token (LAKEBASE_COMPUTE_API_TOKEN); hosts present it to register. */
   computeApiToken?: string;
   /** Where the control plane keeps its state (the same bucket as the storage node is fine). */
   objectStore: ObjectStore;
@@ -69,11 +82,12 @@ export async function startControlPlane(config: ControlPlaneConfig): Promise<Con
   const log = config.logger ?? createLogger('control-plane');
   const state = new StateStore(config.objectStore);
   await state.load();
-  const projects = new Projects(state, config.storageUrl);
+  const projects = new Projects(state);
+  const storage = new StorageNodes(config.storageUrls, { token: config.storageToken, timeoutMs: config.storageNodeTimeoutMs ?? 5000, log });
   const started = Date.now();
   const template = await projects.ensureTemplate(async () => {
     log.info('creating the template timeline (initdb, once)');
-    const t = await createTemplateTimeline({ storageUrl: config.storageUrl, storageToken: config.storageToken, database: DEFAULT_DATABASE, setupSql: TEMPLATE_SETUP_SQL });
+    const t = await createTemplateTimeline({ storageUrl: storage.first.url, storageToken: config.storageToken, database: DEFAULT_DATABASE, setupSql: TEMPLATE_SETUP_SQL });
     return t.timelineId;
   });
   log.info({ template, ms: Date.now() - started }, 'template timeline ready');
@@ -83,11 +97,18 @@ export async function startControlPlane(config: ControlPlaneConfig): Promise<Con
   const suspends = new Counter({ name: 'control_plane_suspends_total', help: 'Endpoints suspended (compute stopped)', registers: [registry] });
   const apiErrors = new Counter({ name: 'control_plane_api_errors_total', help: 'Errors answered by the APIs, by API and error kind', labelNames: ['api', 'kind'] as const, registers: [registry] });
   const errors: ErrorReport = { log, count: (labels) => apiErrors.inc(labels) };
-  const endpoints = new EndpointManager(state, config.computeHostUrls, log, {
+  const hosts = new HostRegistry(config.computeHostUrls, { token: config.computeApiToken, heartbeatTimeoutMs: config.hostHeartbeatTimeoutMs ?? 5000, log });
+  const feed = invalidationsFor(state);
+  const endpoints = new EndpointManager(state, hosts, storage, log, {
     wake: (seconds) => wakes.observe(seconds),
     suspend: () => suspends.inc(),
-  }, config.computeApiToken);
+    moved: (id) => feed.publishCompute(id),
+  });
   await endpoints.reconcile();
+  hosts.startSweeping();
+  const mover = new ProjectMover(state, storage, endpoints, log);
+  await sharedTemplates(storage, state.current, log);
+  storage.startProbing();
   endpoints.startSuspendLoop(config.suspendCheckIntervalMs ?? 1000);
   const lake = new LakeSyncer(state, endpoints, config.objectStore, log, { intervalMs: config.lakeSyncIntervalMs ?? 15_000, compactAfterFiles: config.lakeCompactAfterFiles });
   lake.start();
@@ -98,13 +119,15 @@ export async function startControlPlane(config: ControlPlaneConfig): Promise<Con
   const metricsAuth = requireAuth(bearerAuth(config.internalToken), { unauthorized: (c) => c.json({ message: 'unauthorized' }, 401) });
   app.get('/metrics', metricsAuth, async (c) => c.text(await registry.metrics(), 200, { 'content-type': registry.contentType }));
   // Proxies use <url>/internal as their directory URL (proxy/directory/http-directory.ts).
+  app.route('/hosts', hostApi(endpoints, config.computeApiToken, log, errors));
+  app.route('/admin', adminApi({ apiKey: config.apiKey, hosts, endpoints, storage, state, mover }));
   app.route('/internal', internalApi(projects, endpoints, config.internalToken, config.computePassword, log, errors));
   const migrations = new MigrationStore(); // prepared by /mcp's tools, kept until completed
   app.route('/mcp', mcpApp(config.apiKey, () => mcpContext(app, config, migrations)));
   app.route('/', publicApi(state, projects, endpoints, {
     apiKey: config.apiKey, baseDomain: config.baseDomain, proxyPort: config.proxyPort, connectionHost: config.connectionHost,
-    secret: config.secret, computePassword: config.computePassword, computeHosts: config.computeHostUrls.length,
-    storageToken: config.storageToken, errors, defaultEngine: config.defaultEngine, lake,
+    secret: config.secret, computePassword: config.computePassword, drivesComputes: config.computeHostUrls.length > 0 || config.computeApiToken !== undefined,
+    storage, errors, defaultEngine: config.defaultEngine, lake,
   }));
   const host = config.host ?? '127.0.0.1';
   const { server, port } = await new Promise<{ server: Server; port: number }>((resolve, reject) => {
@@ -123,6 +146,8 @@ export async function startControlPlane(config: ControlPlaneConfig): Promise<Con
       runnerOf(state)?.stop();
       await lake.close();
       await endpoints.close();
+      hosts.close();
+      storage.close();
       await state.flush().catch((e: unknown) => log.warn({ err: e }, 'could not write a state snapshot at stop; the next start replays the changes'));
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
@@ -130,6 +155,18 @@ export async function startControlPlane(config: ControlPlaneConfig): Promise<Con
       });
     },
   };
+}
+
+/**
+ * Every project branches from a template made on the first storage node; with several nodes the others read it from
+ * the bucket, so all of it must be there, not in the first node's write log (a checkpoint uploads it; quick when
+ * it already is). A failure is logged: new projects on other nodes then fail until it succeeds at a later start.
+ */
+async function sharedTemplates(storage: StorageNodes, s: ControlPlaneState, log: Logger): Promise<void> {
+  if (storage.all().length < 2) return;
+  for (const t of [s.template_timeline_id, s.postgres_template_timeline_id]) {
+    if (t) await storage.first.client.checkpoint(t).catch((e: unknown) => log.error({ template: t, err: String(e) }, 'could not upload the template to the bucket; projects on other storage nodes cannot start'));
+  }
 }
 
 /**

@@ -134,11 +134,16 @@ function proxyDependencies(config: ProxyConfig, metrics: ProxyMetrics, logger: L
   // old password work on after a change).
   const roles = { ...(directory.watchInvalidations ? {} : { ttlMs: 0 }), ...config.roleCache };
   const auth = new Authenticator(directory, { mockSecret: config.mockAuthSecret, limits: config.authLimits, roles });
+  const pool = new BackendPool(connector, { maxIdlePerKey: 50, idleTimeoutMs: 5 * 60_000, maxPerEndpoint: 50, ...config.pool });
   const stopInvalidations = directory.watchInvalidations?.({
     role: (endpointId, role) => auth.roles.invalidate(endpointId, role),
     all: () => auth.roles.invalidateAll(),
+    compute: (endpointId) => {
+      logger.warn({ endpointId }, "the endpoint's compute host was taken out: its next query wakes it elsewhere");
+      connector.invalidate(endpointId);
+      pool.dropEndpoint(endpointId);
+    },
   });
-  const pool = new BackendPool(connector, { maxIdlePerKey: 50, idleTimeoutMs: 5 * 60_000, maxPerEndpoint: 50, ...config.pool });
   const wire: WireSessionDeps = {
     auth,
     connector,

@@ -6,7 +6,7 @@ import type { ErrorStatus, ServiceErrorOptions } from '../lib/errors.ts';
 import { InternalClient } from '../lib/internal-client.ts';
 import type { RawAnswer, RequestOptions } from '../lib/internal-client.ts';
 import { encodeBatch } from './api/batch-codec.ts';
-import type { BatchAck, CreateTimelineRequest, FileEntry, PageRef, TimelineInfo, WriteBatch } from './api/types.ts';
+import type { BatchAck, CreateTimelineRequest, FileEntry, PageRef, ReleaseAnswer, TimelineInfo, WriteBatch, WriterAnswer } from './api/types.ts';
 import { PAGE_SIZE } from './api/types.ts';
 
 /**
@@ -88,6 +88,25 @@ export class StorageClient {
     await this.call('DELETE', StorageClient.timeline(timelineId));
   }
 
+  /**
+   * Takes the timeline for a read-write compute: a new writer generation, durable when this resolves, for every
+   * batch the compute sends (`writeBatch({ writerGeneration })`); batches of older generations are refused
+   * (409 `writer_fenced`). With the timeline as of the takeover (its lastLsn is the head to build on).
+   */
+  acquireWriter(timelineId: string): Promise<WriterAnswer> {
+    return this.json<WriterAnswer>('POST', StorageClient.timeline(timelineId, '/writer'), {});
+  }
+
+  /**
+   * Hands the timeline over to another node: what it acknowledged is put in the bucket (everything, its write log
+   * included), then it forgets the timeline, and its branches loaded there (`descendants`), so that any node can
+   * adopt it from the bucket. Suspend its writers first: a batch sent meanwhile is taken by the node again.
+   */
+  releaseTimeline(timelineId: string): Promise<ReleaseAnswer> {
+    return this.json('POST', StorageClient.timeline(timelineId, '/release'), {}, MAINTENANCE_TIMEOUT_MS);
+  }
+
+  /** One write batch; `batch.writerGeneration` (from acquireWriter) is carried as is. */
   async writeBatch(timelineId: string, batch: WriteBatch): Promise<BatchAck> {
     const res = await this.call('POST', StorageClient.timeline(timelineId, '/batches'), { body: encodeBatch(batch), contentType: 'application/octet-stream' });
     return JSON.parse(res.body.toString('utf8')) as BatchAck;

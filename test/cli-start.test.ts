@@ -160,7 +160,7 @@ describe('lakebase commands and lakebase start', () => {
   }, 180_000);
 
   it('each service logs to DIR/logs/<service>.log; `lakebase logs` shows them; the terminal has progress and restarts, not log lines', async () => {
-    const services = ['compute-host', 'control-plane', 'proxy', 'storage-node'];
+    const services = ['compute-host-1', 'control-plane', 'proxy', 'storage-node-1'];
     expect((await readdir(join(dir, 'logs'))).sort()).toEqual(services.map((s) => `${s}.log`));
     const terminal = stack.output();
     for (const s of services) expect(terminal).toMatch(new RegExp(`lakebase: ${s} is up \\(pid \\d+`));

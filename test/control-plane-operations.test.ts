@@ -147,7 +147,7 @@ describe('background operations through the API (control plane in this process)'
 
   beforeAll(async () => {
     cp = await startControlPlane({
-      storageUrl: relay.url, storageToken: node.token, computeHostUrls: [], objectStore: new LocalFolderStore(join(dir, 'cp')), apiKey: API_KEY,
+      storageUrls: [relay.url], storageToken: node.token, computeHostUrls: [], objectStore: new LocalFolderStore(join(dir, 'cp')), apiKey: API_KEY,
       internalToken: INTERNAL_TOKEN, computePassword: 'compute', baseDomain: 'lakebase.localhost', proxyPort: 5433, logger: createLogger('control-plane', 'warn'),
     });
     call = client(cp.url);
@@ -185,7 +185,7 @@ describe('background operations through the API (control plane in this process)'
     const listed = await call('GET', `/projects/${projectId}/operations`);
     expect(listed.body.operations.find((o: J) => o.id === op.id)?.status).toBe('running');
     expect(await timelineExists(b.timeline)).toBe(true);
-    expect(state().operation_jobs?.[op.id]).toEqual({ action: 'delete_timeline', input: { timeline_ids: [b.timeline] } });
+    expect(state().operation_jobs?.[op.id]).toEqual({ action: 'delete_timeline', input: { timeline_ids: [b.timeline], storage_node: 'storage-node-1' } });
     await new Promise((resolve) => setTimeout(resolve, 300));
     relay.release();
     const { seen, op: end } = await pollUntilEnded(call, projectId, op.id);

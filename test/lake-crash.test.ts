@@ -106,7 +106,7 @@ describe('lake tables under kill -9', () => {
     const lt = (await stack.api<J>('POST', base, { lake_table: { source_table: 'ev' } })).lake_table;
 
     const stream = writeStream(uri);
-    for (const service of ['compute-host', 'storage-node', 'control-plane']) {
+    for (const service of ['compute-host-1', 'storage-node-1', 'control-plane']) {
       await new Promise((r) => setTimeout(r, 2000));
       await killAndWait(service);
     }

@@ -180,8 +180,8 @@ describe('lakebase start', () => {
     }
   });
 
-  it.each(['compute-host', 'storage-node', 'proxy'])('an acknowledged commit survives kill -9 of the %s', async (service) => {
-    const table = `crash_${service.replace('-', '_')}`;
+  it.each(['compute-host-1', 'storage-node-1', 'proxy'])('an acknowledged commit survives kill -9 of the %s', async (service) => {
+    const table = `crash_${service.replaceAll('-', '_')}`;
     const admin = neon(stack.project.connectionString);
     await admin.query(`CREATE TABLE ${table} (id int PRIMARY KEY)`);
     const acked: number[] = [];
@@ -288,14 +288,14 @@ describe('lakebase start, again', () => {
       return i;
     };
     const done = [...log.matchAll(/^lakebase: stopping (\S+)\.\.\. done/gm)].map((m) => m[1]);
-    expect(done, log).toEqual(['proxy', 'control-plane', 'compute-host', 'storage-node']);
+    expect(done, log).toEqual(['proxy', 'control-plane', 'compute-host-1', 'storage-node-1']);
     // Each one after the previous one's exit: the compute host stops its computes while the storage node still runs.
     const stops = lines.filter((l) => l.includes('"compute stopped"')).map((l) => JSON.parse(l) as { computeId: string; clean: boolean });
     expect(stops.length, log).toBeGreaterThan(0);
     expect(stops.filter((s) => !s.clean), log).toEqual([]);
-    expect(at(/stopping compute-host\.\.\.$/)).toBeLessThan(at(/"compute stopped"/));
-    expect(at(/"compute host stopped"/)).toBeLessThan(at(/stopping compute-host\.\.\. done/));
-    expect(at(/stopping compute-host\.\.\. done/)).toBeLessThan(at(/"component":"storage-node".*"shutting down/));
+    expect(at(/stopping compute-host-1\.\.\.$/)).toBeLessThan(at(/"compute stopped"/));
+    expect(at(/"compute host stopped"/)).toBeLessThan(at(/stopping compute-host-1\.\.\. done/));
+    expect(at(/stopping compute-host-1\.\.\. done/)).toBeLessThan(at(/"component":"storage-node".*"shutting down/));
   });
 
   it('starts again on the same directory: same data, and local.json and the banner name the ports this start listens on', async () => {
@@ -322,7 +322,7 @@ describe('lakebase start, again', () => {
 
   it('takes its services down with it when the supervisor itself is killed -9', async () => {
     const pids = JSON.parse(await readFile(join(stack.dir, 'services.json'), 'utf8')) as Record<string, number>;
-    expect(Object.keys(pids).sort()).toEqual(['compute-host', 'control-plane', 'proxy', 'storage-node']);
+    expect(Object.keys(pids).sort()).toEqual(['compute-host-1', 'control-plane', 'proxy', 'storage-node-1']);
     process.kill(stack.pid, 'SIGKILL');
     const alive = (pid: number) => {
       try {

@@ -62,7 +62,7 @@ async function servicePid(name: string): Promise<number> {
 
 /** The FUSE server of the compute: a child process of the compute host running compute/fuse/main.ts. */
 async function fuseServerPid(): Promise<number> {
-  const host = await servicePid('compute-host');
+  const host = await servicePid('compute-host-1');
   for (const name of await readdir('/proc')) {
     if (!/^\d+$/.test(name)) continue;
     const stat = await readFile(`/proc/${name}/stat`, 'utf8').catch(() => '');
@@ -137,7 +137,7 @@ describe('kill -9 under 4 concurrent writers loses nothing acknowledged', () => 
   it('of the storage node', async () => {
     await crashRounds(async () => {
       await postmasterPid();
-      process.kill(await servicePid('storage-node'), 'SIGKILL');
+      process.kill(await servicePid('storage-node-1'), 'SIGKILL');
     });
   }, 180_000);
 });

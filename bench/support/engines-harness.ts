@@ -4,6 +4,9 @@
 import { startLakebaseStack, type LakebaseStack } from '../../test/support/lakebase-stack.ts';
 import { startNativePostgres, type NativePostgres } from '../../test/support/native-postgres.ts';
 import { nowMs, progress } from './stats.ts';
+import { execFile } from 'node:child_process';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
 
 /** A positive number from the environment, or the fallback. */
 export function knob(name: string, fallback: number): number {
@@ -14,6 +17,13 @@ export function knob(name: string, fallback: number): number {
 export const met = (ok: boolean): string => (ok ? 'met' : 'not met');
 export const ratio = (x: number, ref: number): string => `${(x / ref).toFixed(2)}x`;
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** pg_ctl on the native cluster, as the postgres user when we are root (as test/support/native-postgres.ts runs it). */
+export function pgCtl(native: NativePostgres, args: string[]): Promise<unknown> {
+  const ctl = join(native.binDir, 'pg_ctl');
+  const [file, argv] = process.getuid?.() === 0 ? ['runuser', ['-u', 'postgres', '--', ctl, ...args]] : [ctl, args];
+  return promisify(execFile)(file, argv);
+}
 
 /** Queries/s of `workers` closed loops calling fn for `seconds`. */
 export async function throughput(seconds: number, workers: number, fn: (w: number) => Promise<unknown>): Promise<number> {

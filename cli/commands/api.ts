@@ -21,6 +21,13 @@ export class Api {
     return cliErrors(this.cfg, () => this.client.call<T>(method, path, body));
   }
 
+  /** The operator's API beside the public one: <base>/admin/v1 (control-plane/http/admin-api.ts), same key. */
+  async admin<T = Json>(method: string, path: string, body?: unknown): Promise<T> {
+    const adminUrl = this.cfg.apiUrl.replace(/\/api\/v2\/?$/, '') + '/admin/v1';
+    // a drain moves every project of a node: minutes for many
+    return cliErrors(this.cfg, () => new LakebaseApi({ apiUrl: adminUrl, apiKey: this.cfg.apiKey, timeoutMs: 3_600_000 }).call<T>(method, path, body));
+  }
+
   /** The project to act on: --project, LAKEBASE_PROJECT_ID, local.json, or the only one there is. */
   async projectId(): Promise<string> {
     if (this.cfg.projectId) return this.cfg.projectId;

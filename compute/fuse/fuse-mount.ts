@@ -67,7 +67,7 @@ export class FuseMount {
       const loaded = await loadTree(client, cfg.timelineId, cfg.lsn, tree, pages, startPages);
       if (!loaded.dataDir) startPages?.cancel(); // before initdb: no start to speed up
       addLocalFiles(tree, pages, cfg.localFiles);
-      shipper = new Shipper({ client, timelineId: cfg.timelineId, lsn: loaded.lsn, readOnly: cfg.readOnly, tree, pages, counters, emit, log });
+      shipper = new Shipper({ client, timelineId: cfg.timelineId, lsn: loaded.lsn, readOnly: cfg.readOnly, writerGeneration: cfg.writerGeneration, tree, pages, counters, emit, log });
       const handlers = new FuseHandlers({ tree, pages, shipper, counters, log });
       const dir = await prepareMountpoint(cfg.mountpoint);
       const fuse = await mountFuse(FuseCtor, dir, handlers.operations());

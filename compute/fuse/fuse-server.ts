@@ -15,7 +15,8 @@
 // - Durability point = fsync: an fsync/fdatasync/fsyncdir of any file answers once every change made before it
 //   is acknowledged by the storage node (one batch in flight; fsyncs during a ship join the next one).
 // - After a failed ship every fsync answers EIO, so Postgres PANICs; 'fenced' means the storage node refused the
-//   batch's expectedLsn (another writer has the timeline), 'ship_failed' anything else. Restart from the node.
+//   batch's expectedLsn (another writer has the timeline) or its writerGeneration (a newer compute took the
+//   timeline: 409 writer_fenced), 'ship_failed' anything else. Restart from the node on ship_failed only.
 // - readOnly: changes stay in memory and fsync answers at once; `lsn` mounts the timeline as of that LSN.
 // - Isolation: allow_other + default_permissions, root 0700, every node owned by uid/gid: run each compute's
 //   Postgres under its own uid. Root still sees everything (the host and this server are the trusted base).
@@ -46,6 +47,8 @@ export interface FuseMountOptions {
   lsn?: number;
   /** Changes stay in memory, never shipped; fsync answers 0 at once. */
   readOnly: boolean;
+  /** The writer generation the host took the timeline with: every batch carries it (none: none is sent). */
+  writerGeneration?: number;
   /** Created if missing; a stale mount there is lazily unmounted first. */
   mountpoint: string;
   /** Owner of every node (the compute's Postgres uid/gid); the root directory is 0700. */

@@ -9,6 +9,8 @@ export const mountConfigSchema = v.pipe(
     timelineId: v.pipe(v.string(), v.minLength(1, 'timelineId is required')),
     lsn: v.optional(v.pipe(v.number(), v.integer(), v.minValue(0))),
     readOnly: v.boolean(),
+    /** The writer generation every batch carries (a read-write compute the host took the timeline for). */
+    writerGeneration: v.optional(v.pipe(v.number(), v.integer(), v.minValue(0))),
     mountpoint: v.pipe(v.string(), v.startsWith('/', 'mountpoint must be an absolute path')),
     uid: v.pipe(v.number(), v.integer(), v.minValue(0)),
     gid: v.pipe(v.number(), v.integer(), v.minValue(0)),

@@ -3,7 +3,8 @@
 // in flight at a time; an fsync that arrives during a ship waits for the next one, which carries everything
 // that piled up meanwhile (group commit). Metadata ops keep their order; file data goes as runs of dirty pages
 // read at collect time, under each file's path then. A failed ship is final: every later fsync fails (EIO) and
-// Postgres PANICs; a refused `expectedLsn` means another writer took the timeline (fenced).
+// Postgres PANICs; a refused `expectedLsn` means another writer took the timeline, a refused `writerGeneration`
+// (409 writer_fenced) that a newer compute did: both are final (fenced).
 import type { Logger } from '../../lib/logger.ts';
 import type { StorageClient } from '../../storage-node/client.ts';
 import { PAGE_SIZE } from '../../storage-node/api/types.ts';
@@ -24,6 +25,8 @@ export interface ShipperOptions {
   /** The LSN the mount's tree was read at. */
   lsn: number;
   readOnly: boolean;
+  /** Carried by every batch (undefined: none is sent). */
+  writerGeneration?: number;
   tree: Tree;
   pages: PageStore;
   counters: FuseCounters;
@@ -171,7 +174,8 @@ export class Shipper {
     const { client, timelineId, counters, emit } = this.opts;
     const bytes = ops.reduce((s, o) => s + (o.op === 'write' ? o.data.length : 0), 0);
     const t0 = performance.now();
-    const ack = await client.writeBatch(timelineId, { expectedLsn: this.lsn, ops });
+    const { writerGeneration } = this.opts;
+    const ack = await client.writeBatch(timelineId, writerGeneration === undefined ? { expectedLsn: this.lsn, ops } : { expectedLsn: this.lsn, writerGeneration, ops });
     const ms = performance.now() - t0;
     this.lsn = ack.lsn;
     counters.batch(ms / 1000, ops.length, bytes);
@@ -195,9 +199,12 @@ export class Shipper {
   }
 
   private fail(e: Error): void {
-    const fenced = (e as { code?: unknown }).code === 'lsn_mismatch';
+    const code = (e as { code?: unknown }).code;
+    const fenced = code === 'lsn_mismatch' || code === 'writer_fenced';
     const kind = fenced ? 'fenced' : 'ship_failed';
-    const message = fenced
+    const message = code === 'writer_fenced'
+      ? `fenced by a newer compute: ${e.message}; every later fsync fails with EIO`
+      : fenced
       ? `fenced: another writer took timeline ${this.opts.timelineId} (${e.message}); every later fsync fails with EIO`
       : `shipping to the storage node failed (${e.message}); every later fsync fails with EIO`;
     this.failure = { kind, error: new Error(message, { cause: e }) };

@@ -29,6 +29,11 @@ export interface StartRequest {
    * endpoint that never suspends.
    */
   evictable?: boolean;
+  /**
+   * The storage node serving the timeline (an http(s) URL; several nodes share one bucket, each project's timelines
+   * on one): the start's check and the compute's reads and writes go to it. Absent: the host's own --storage-url.
+   */
+  storageUrl?: string;
 }
 
 /** Statements the control plane runs as the compute's superuser (roles, databases, lake sync), in order, in one database. */
@@ -77,6 +82,8 @@ export interface ComputeInfo {
   host: string;
   port: number;
   timelineId: string;
+  /** The storage node the compute reads and writes through (the start's storageUrl, else the host's own). */
+  storageUrl: string;
   lsn: number | null;
   readOnly: boolean;
   database: string;

@@ -1,6 +1,6 @@
 // The compute host's control API (Hono), for the control plane across a network:
-//   POST   /v1/computes        {computeId, timelineId, lsn?, readOnly?, database?, username?, engine?, roles?, evictable?}
-//                               -> 201 once it accepts connections (having waited, if need be, for memory)
+//   POST   /v1/computes        {computeId, timelineId, lsn?, readOnly?, database?, username?, engine?, roles?, evictable?,
+//                                storageUrl?} -> 201 once it accepts connections (having waited, if need be, for memory)
 //   GET    /v1/computes        {computes: [ComputeInfo]}
 //   GET    /v1/computes/:id    ComputeInfo
 //   DELETE /v1/computes/:id    clean stop -> {computeId, stopped, clean, lsn}
@@ -24,7 +24,7 @@ const COMPUTE_ID = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/;
 const TIMELINE_ID = /^[0-9a-f]{32}$/;
 const NAME = /^[^\0]{1,63}$/;
 
-const FIELDS = ['computeId', 'timelineId', 'lsn', 'readOnly', 'database', 'username', 'engine', 'roles', 'evictable'] as const;
+const FIELDS = ['computeId', 'timelineId', 'lsn', 'readOnly', 'database', 'username', 'engine', 'roles', 'evictable', 'storageUrl'] as const;
 const MESSAGES: Record<(typeof FIELDS)[number], string> = {
   computeId: 'computeId must be 1-63 characters of letters, digits, "_", "-" or "." (the endpoint id)',
   timelineId: 'timelineId must be 32 lowercase hex characters',
@@ -35,9 +35,17 @@ const MESSAGES: Record<(typeof FIELDS)[number], string> = {
   engine: 'engine must be "pglite" or "postgres"',
   roles: 'roles must be a list of {"name", "verifier"} with a SCRAM-SHA-256 verifier',
   evictable: 'evictable must be a boolean',
+  storageUrl: 'storageUrl must be an http or https URL (the storage node serving the timeline)',
 };
 /** The code of a bad field (the rest are `invalid_request`). */
 const FIELD_CODES: Partial<Record<string, string>> = { computeId: 'invalid_compute_id', timelineId: 'invalid_timeline_id', lsn: 'invalid_lsn' };
+
+/** An absolute http(s) URL: what a StorageClient can talk to (no credentials in it: the token goes apart). */
+const isHttpUrl = (s: string): boolean => {
+  if (!URL.canParse(s)) return false;
+  const u = new URL(s);
+  return (u.protocol === 'http:' || u.protocol === 'https:') && u.username === '' && u.password === '' && u.search === '' && u.hash === '';
+};
 
 const firstUnknownField = (body: Record<string, unknown>): string | undefined =>
   Object.keys(body).find((k) => !(FIELDS as readonly string[]).includes(k));
@@ -76,6 +84,7 @@ export const StartRequestSchema = v.pipe(
       engine: v.optional(v.picklist(ENGINES, MESSAGES.engine)),
       roles: v.optional(v.pipe(v.array(RoleSchema, MESSAGES.roles), v.maxLength(1000, MESSAGES.roles))),
       evictable: v.optional(v.boolean(MESSAGES.evictable)),
+      storageUrl: v.optional(v.pipe(v.string(MESSAGES.storageUrl), v.maxLength(2048, MESSAGES.storageUrl), v.check(isHttpUrl, MESSAGES.storageUrl))),
     },
     // a missing required field reads like a wrong one
     (issue) => MESSAGES[issuePath(issue) as 'computeId' | 'timelineId'],
@@ -89,6 +98,7 @@ export const StartRequestSchema = v.pipe(
     if (b.engine !== undefined) req.engine = b.engine;
     if (b.roles !== undefined) req.roles = b.roles;
     if (b.evictable !== undefined) req.evictable = b.evictable;
+    if (b.storageUrl !== undefined) req.storageUrl = b.storageUrl;
     return req;
   }),
 );
@@ -133,7 +143,8 @@ export function createHostApp(host: ComputeHost, opts: { apiToken?: string } = {
   app.post('/v1/computes', jsonBody(StartRequestSchema, { notJson, fail: invalidStart }), async (c) => c.json(await host.start(c.req.valid('json')), 201));
   app.get('/v1/computes', async (c) => c.json({ computes: await host.list() }));
   app.get('/v1/computes/:id', async (c) => c.json(await host.get(c.req.param('id'))));
-  app.delete('/v1/computes/:id', async (c) => c.json(await host.stop(c.req.param('id'))));
+  // ?immediate=true: no shutdown checkpoint, no waiting (the control plane moved the endpoint off a storage node that is gone)
+  app.delete('/v1/computes/:id', async (c) => c.json(await host.stop(c.req.param('id'), { immediate: c.req.query('immediate') === 'true' })));
   app.post('/v1/computes/:id/sql', jsonBody(AdminSqlSchema, { notJson, fail: invalidStart }), async (c) => {
     return c.json(await host.adminSql(c.req.param('id'), c.req.valid('json')));
   });

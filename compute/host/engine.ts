@@ -7,6 +7,11 @@ export interface EngineComputeConfig {
   computeId: string;
   timelineId: string;
   readOnly: boolean;
+  /**
+   * The writer generation the host took the timeline with (read-write computes; set before start()): every batch
+   * carries it, and the storage node refuses it (409 `writer_fenced`) once a newer compute took the timeline.
+   */
+  writerGeneration?: number;
   /** Memory this compute holds against the host's budget. */
   reservedBytes: number;
 }
@@ -22,8 +27,11 @@ export interface EngineCompute {
   readonly startPhases: Record<string, number>;
   /** Resolves once the compute accepts connections. */
   start(): Promise<void>;
-  /** A clean stop: sessions ended, a shutdown checkpoint, the last write batch acknowledged. */
-  stop(): Promise<{ clean: boolean; lsn: number }>;
+  /**
+   * A clean stop: sessions ended, a shutdown checkpoint, the last write batch acknowledged. `immediate`: no
+   * checkpoint and no wait, the processes killed (the compute's storage node is gone or its timeline moved on).
+   */
+  stop(opts?: { immediate?: boolean }): Promise<{ clean: boolean; lsn: number }>;
   /** Fresh counters for describe() (bounded in time). */
   refreshStats(): Promise<void>;
   describe(): ComputeInfo;

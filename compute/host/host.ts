@@ -3,7 +3,8 @@
 // does not fit waits in line for memory (admission.ts), which idle computes give up (idle-reclaim.ts).
 import { TIMELINE_SETTING } from '../../lib/compute-startup.ts';
 import { availableParallelism } from 'node:os';
-import { StorageClient, StorageNodeError } from '../../storage-node/client.ts';
+import { StorageNodeError } from '../../storage-node/client.ts';
+import type { TimelineInfo } from '../../storage-node/api/types.ts';
 import type { Logger } from '../../lib/logger.ts';
 import { getPgliteWasmModule } from '../wasm.ts';
 import { DEFAULT_MAX_RESULT_BYTES } from '../compute.ts';
@@ -26,13 +27,15 @@ import type { HostLimits } from './hosted-compute.ts';
 import { MemoryAdmission } from './admission.ts';
 import { HostError } from './host-error.ts';
 import { IdleReclaimer } from './idle-reclaim.ts';
+import { StorageClients } from './storage-clients.ts';
 export { HostError } from './host-error.ts';
 
 const MiB = 1024 * 1024;
 
 export interface HostOptions {
+  /** The storage node of a start that names none (StartRequest.storageUrl), and of the postgres template. */
   storageUrl: string;
-  /** The storage node's bearer token (LAKEBASE_STORAGE_TOKEN), for the host's and its computes' clients. */
+  /** The storage nodes' bearer token (LAKEBASE_STORAGE_TOKEN: one for every node), for the host's and its computes' clients. */
   storageToken?: string;
   /** The internal password every client (the proxy) must present. */
   token: string;
@@ -110,7 +113,8 @@ export class ComputeHost {
   private readonly uids = new UidPool();
   private readonly pool: WorkerPool;
   private readonly keys = new CancelKeys();
-  private readonly storage: StorageClient;
+  /** A client per storage node the host's computes use (the host's own first). */
+  private readonly storage: StorageClients;
   private readonly admission: MemoryAdmission;
   private readonly reclaimer: IdleReclaimer;
   /** Compute ids from the start's first check until it ends (waiting in line included): one start per id. */
@@ -125,7 +129,7 @@ export class ComputeHost {
 
   constructor(opts: HostOptions) {
     this.opts = opts;
-    this.storage = new StorageClient(opts.storageUrl, opts.storageToken);
+    this.storage = new StorageClients(opts.storageUrl, opts.storageToken);
     const maxSpawns = opts.poolSpawns ?? 2 * availableParallelism();
     this.pool = new WorkerPool({ size: opts.poolSize, maxSpawns, log: opts.log, onChange: (n) => this.metrics.poolIdle.set(n) });
     this.reclaimer = new IdleReclaimer({
@@ -213,10 +217,11 @@ export class ComputeHost {
       throw e;
     });
     if (queueMs > 0) this.metrics.startQueueSeconds.observe(queueMs / 1000);
+    const storageUrl = this.storage.urlFor(req.storageUrl);
     let hosted: EngineCompute;
     try {
       this.check(req, true); // again: the host changed while the start waited
-      hosted = engine === 'postgres' ? await this.postgresCompute(req, need) : this.pgliteCompute(req, need);
+      hosted = engine === 'postgres' ? await this.postgresCompute(req, need, storageUrl) : this.pgliteCompute(req, need, storageUrl);
     } catch (e) {
       this.admission.release(need);
       throw e;
@@ -227,7 +232,7 @@ export class ComputeHost {
     const t0 = performance.now();
     let checkMs = 0;
     try {
-      await this.checkTimeline(req);
+      hosted.config.writerGeneration = await this.checkTimeline(req, storageUrl);
       checkMs = performance.now() - t0;
       await hosted.start();
     } catch (e) {
@@ -241,16 +246,16 @@ export class ComputeHost {
     this.metrics.startPagesFetched.inc(hosted.pagesFetched);
     this.updateGauges();
     const d = hosted.describe();
-    this.opts.log.info({ computeId: req.computeId, timelineId: req.timelineId, engine, port: d.port, startMs: d.startMs, queueMs: round1(queueMs), pooled: d.pooled, pagesFetched: d.pagesFetched }, 'compute started');
+    this.opts.log.info({ computeId: req.computeId, timelineId: req.timelineId, storageUrl: d.storageUrl, writerGeneration: hosted.config.writerGeneration, engine, port: d.port, startMs: d.startMs, queueMs: round1(queueMs), pooled: d.pooled, pagesFetched: d.pagesFetched }, 'compute started');
     const phases = { queue: round1(queueMs), check: round1(checkMs), ...hosted.startPhases };
     for (const [phase, ms] of Object.entries(phases)) this.metrics.startPhaseSeconds.observe({ engine, phase }, ms / 1000);
     return { computeId: req.computeId, host: d.host, port: d.port, startMs: d.startMs, pagesFetched: d.pagesFetched, pooled: d.pooled, lsn: d.lsn, engine, phases };
   }
 
-  private pgliteCompute(req: StartRequest, need: number): HostedCompute {
+  private pgliteCompute(req: StartRequest, need: number, storageUrl: string): HostedCompute {
     return new HostedCompute({
       computeId: req.computeId, timelineId: req.timelineId, lsn: req.lsn, readOnly: req.readOnly ?? false,
-      database: req.database ?? 'neondb', username: req.username ?? 'postgres', storageUrl: this.opts.storageUrl, storageToken: this.opts.storageToken,
+      database: req.database ?? 'neondb', username: req.username ?? 'postgres', storageUrl, storageToken: this.opts.storageToken,
       postgresConfig: { shared_buffers: `${Math.max(1, Math.round(this.opts.pgliteSharedBuffersBytes / MiB))}MB`, [TIMELINE_SETTING]: req.timelineId },
       cacheBytes: this.opts.pageCacheBytes, reservedBytes: need,
     }, {
@@ -261,12 +266,12 @@ export class ComputeHost {
     });
   }
 
-  private async postgresCompute(req: StartRequest, need: number): Promise<PostgresCompute> {
+  private async postgresCompute(req: StartRequest, need: number, storageUrl: string): Promise<PostgresCompute> {
     return new PostgresCompute({
       computeId: req.computeId, timelineId: req.timelineId, lsn: req.lsn, readOnly: req.readOnly ?? false, roles: req.roles ?? [],
       database: req.database ?? 'neondb', cacheBytes: this.opts.pageCacheBytes, sharedBuffersBytes: this.opts.sharedBuffersBytes, reservedBytes: need,
     }, {
-      storageUrl: this.opts.storageUrl, storageToken: this.opts.storageToken, listenHost: this.opts.listenHost, advertiseHost: this.opts.advertiseHost,
+      storageUrl, storageToken: this.opts.storageToken, listenHost: this.opts.listenHost, advertiseHost: this.opts.advertiseHost,
       runDir: await this.runDir(), uids: this.uids, guardLibrary: () => guardLibrary(), takeSpareFuse: () => this.takeSpareFuse(),
       stopTimeoutMs: this.opts.stopTimeoutMs,
       readyTimeoutMs: 60_000, metrics: this.metrics, log: this.opts.log,
@@ -308,7 +313,7 @@ export class ComputeHost {
   async createTemplate(engine: EngineName): Promise<TemplateAnswer> {
     if (engine !== 'postgres') throw new HostError(400, 'invalid_request', 'only the postgres engine makes its template on a compute host; the pglite template is made by the control plane');
     await this.requirePostgres();
-    return createPostgresTemplate(this.storage, this.opts.log);
+    return createPostgresTemplate(this.storage.get(), this.opts.log);
   }
 
   /** Runs the control plane's statements as the compute's superuser. */
@@ -323,11 +328,30 @@ export class ComputeHost {
     });
   }
 
-  private async checkTimeline(req: StartRequest): Promise<void> {
-    const info = await this.storage.getTimeline(req.timelineId).catch((e: unknown) => {
-      if (e instanceof StorageNodeError && e.status === 404) throw new HostError(404, 'timeline_not_found', `timeline ${req.timelineId} does not exist on the storage node`);
+  /**
+   * The start's one storage-node round trip: a read-write compute takes the timeline (a new writer generation, which
+   * every batch of it carries: a compute started earlier elsewhere, on a host that froze, can no longer write);
+   * a read-only one only checks it exists. Returns the writer generation (undefined: read-only).
+   */
+  private async checkTimeline(req: StartRequest, storageUrl: string): Promise<number | undefined> {
+    const readOnly = req.readOnly ?? false;
+    const storage = this.storage.get(storageUrl);
+    const notFound = (e: unknown): never => {
+      if (e instanceof StorageNodeError && e.status === 404) throw new HostError(404, 'timeline_not_found', `timeline ${req.timelineId} does not exist on the storage node at ${storageUrl}`);
       throw e;
-    });
+    };
+    // A read-write start at an LSN (which the control plane never asks) is checked before it takes the timeline:
+    // a refused start must not fence the timeline's current writer.
+    if (readOnly || req.lsn !== undefined) {
+      this.checkStartLsn(req, await storage.getTimeline(req.timelineId).catch(notFound));
+      if (readOnly) return undefined;
+    }
+    const { generation, timeline } = await storage.acquireWriter(req.timelineId).catch(notFound);
+    this.checkStartLsn(req, timeline);
+    return generation;
+  }
+
+  private checkStartLsn(req: StartRequest, info: TimelineInfo): void {
     if (req.lsn === undefined) return;
     if (!(req.readOnly ?? false) && req.lsn !== info.lastLsn) {
       throw new HostError(400, 'invalid_lsn', `a read-write compute starts at the head of timeline ${req.timelineId} (LSN ${info.lastLsn}), not at LSN ${req.lsn}: start a read-only compute or branch at that LSN`);
@@ -346,13 +370,14 @@ export class ComputeHost {
   }
 
   /** A clean stop; a second stop of the same compute joins the first. */
-  stop(computeId: string): Promise<StopAnswer> {
+  /** `immediate`: no shutdown checkpoint and no waiting (its storage node is gone); it also overtakes a clean stop in progress. */
+  stop(computeId: string, opts: { immediate?: boolean } = {}): Promise<StopAnswer> {
     const inFlight = this.stopping.get(computeId);
-    if (inFlight) return inFlight;
     const c = this.computes.get(computeId);
+    if (inFlight && !(opts.immediate && c)) return inFlight;
     if (!c) return Promise.reject(new HostError(404, 'compute_not_found', `no compute ${computeId} on this host`));
     if (c.state === 'starting') return Promise.reject(new HostError(409, 'compute_starting', `compute ${computeId} is still starting; stop it once the start answered`));
-    const p = c.stop().then((r) => {
+    const p = c.stop(opts).then((r) => {
       this.forget(computeId, c);
       this.opts.log.info({ computeId, clean: r.clean, lsn: r.lsn }, 'compute stopped');
       return { computeId, stopped: true as const, clean: r.clean, lsn: r.lsn };
@@ -414,6 +439,7 @@ export class ComputeHost {
     await Promise.all([...this.computes.keys()].map((id) => this.stop(id).catch(() => undefined)));
     for (const s of this.spareFuse.splice(0)) s.kill();
     await this.pool.close();
+    this.storage.close();
     // the run directory the host made itself goes with it (rmdir: only when every compute's directory is gone)
     if (this.runDirReady && this.opts.runDir === undefined) await rmdir(await this.runDirReady).catch(() => undefined);
   }

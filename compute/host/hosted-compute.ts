@@ -24,8 +24,11 @@ export interface HostedComputeConfig {
   timelineId: string;
   lsn?: number;
   readOnly: boolean;
+  /** Set by the host once it took the timeline (read-write): every batch carries it, restarts included. */
+  writerGeneration?: number;
   database: string;
   username: string;
+  /** The storage node serving the timeline (the start's, else the host's own): the worker reads and writes there. */
   storageUrl: string;
   storageToken?: string;
   /** Postgres settings (`-c`), shared_buffers among them. */
@@ -165,7 +168,7 @@ export class HostedCompute implements Backend, EngineCompute {
     this.workerWaitMs = performance.now() - t0;
     const compute = await startCompute({
       storageUrl: c.storageUrl, storageToken: c.storageToken, timelineId: c.timelineId, lsn: c.lsn, readOnly: c.readOnly,
-      database: c.database, username: c.username, cacheBytes: c.cacheBytes, postgresConfig: c.postgresConfig, worker,
+      writerGeneration: c.writerGeneration, database: c.database, username: c.username, cacheBytes: c.cacheBytes, postgresConfig: c.postgresConfig, worker,
       maxResultBytes: this.deps.limits.maxResultBytes,
     });
     this.latest = compute;
@@ -273,7 +276,12 @@ export class HostedCompute implements Backend, EngineCompute {
     const msg = (e as Error).message;
     // Another writer took the timeline: this compute must never write again. Anything else (the storage
     // node unreachable or restarting) is a crash: restart on the timeline's durable state, which holds every
-    // acknowledged commit; the unacknowledged statement fails.
+    // acknowledged commit; the unacknowledged statement fails. A newer compute's takeover (writer_fenced) is
+    // final too: a restart would carry the same, refused, writer generation.
+    if (/fenced/.test(msg) && /taken over by a newer compute/.test(msg)) {
+      this.fail(`fenced by a newer compute: ${msg}`);
+      return new BackendFailure('fenced', msg);
+    }
     if (/fenced/.test(msg) && /another writer|lsn_mismatch|second writer|expected timeline/.test(msg)) {
       this.fail(`fenced: ${msg}`);
       return new BackendFailure('fenced', msg);
@@ -347,9 +355,13 @@ export class HostedCompute implements Backend, EngineCompute {
     for (const s of this.sessions) s.terminate({ severity: 'FATAL', code: '57P01', message: `terminating connection: the compute failed (${why})` });
   }
 
-  /** Clean stop: no new sessions or batches, the running batch finishes, sessions get 57P01, PGlite shuts down. */
-  async stop(): Promise<{ clean: boolean; lsn: number }> {
+  /**
+   * Clean stop: no new sessions or batches, the running batch finishes, sessions get 57P01, PGlite shuts down.
+   * `immediate`: nothing waited for (a batch may hang on a storage node that is gone), the worker killed.
+   */
+  async stop(opts: { immediate?: boolean } = {}): Promise<{ clean: boolean; lsn: number }> {
     if (this.state === 'stopping' || this.state === 'stopped') return { clean: false, lsn: this.latest?.lsn ?? 0 };
+    if (opts.immediate) return this.stopNow();
     const failed = this.state === 'failed';
     this.state = 'stopping';
     this.server?.close();
@@ -380,6 +392,27 @@ export class HostedCompute implements Backend, EngineCompute {
     this.current = null;
     this.deps.metrics.stops.inc({ outcome: clean ? 'clean' : 'killed' });
     return { clean, lsn: compute?.lsn ?? 0 };
+  }
+
+  /** The immediate stop: sessions ended, the worker (and one still launching) killed, nothing flushed. */
+  private async stopNow(): Promise<{ clean: boolean; lsn: number }> {
+    this.state = 'stopping';
+    this.server?.close();
+    this.mux.close(new BackendFailure('stopped', 'the compute is stopping'));
+    for (const s of this.sessions) s.terminate({ severity: 'FATAL', code: '57P01', message: 'terminating connection: the compute was moved elsewhere' });
+    const pending = this.current;
+    this.current = null;
+    pending?.then((c) => c.kill('stopped'), () => undefined);
+    const lsn = this.latest?.lsn ?? 0;
+    if (this.latest) {
+      this.killedFor.set(this.latest, 'stopped');
+      // the worker ends at once; its storage requests in flight may hang on the node that is gone: not waited for
+      const killed = this.latest.kill('stopped');
+      await Promise.race([killed, new Promise((r) => setTimeout(r, 1000).unref())]);
+    }
+    this.state = 'stopped';
+    this.deps.metrics.stops.inc({ outcome: 'killed' });
+    return { clean: false, lsn };
   }
 
   /** A fresh memory reading from the worker when it is idle (a busy worker answers after its statement). */
@@ -414,6 +447,7 @@ export class HostedCompute implements Backend, EngineCompute {
       host: this.deps.advertiseHost,
       port: this.port,
       timelineId: this.config.timelineId,
+      storageUrl: this.config.storageUrl,
       lsn: c?.lsn ?? null,
       readOnly: this.config.readOnly,
       database: this.config.database,

@@ -28,6 +28,7 @@ export interface PostgresComputeConfig extends EngineComputeConfig {
 }
 
 export interface PostgresComputeDeps {
+  /** The storage node serving the timeline (the start's, else the host's own): the FUSE server reads and ships there. */
   storageUrl: string;
   storageToken?: string;
   listenHost: string;
@@ -170,7 +171,7 @@ export class PostgresCompute implements EngineCompute {
     const c = this.config;
     const fuse = await FuseServer.start({
       storageUrl: this.deps.storageUrl, storageToken: this.deps.storageToken, timelineId: c.timelineId, lsn: c.readOnly ? c.lsn : undefined,
-      readOnly: c.readOnly, mountpoint: path.join(this.dir, 'data'), uid: this.uid, gid: this.uid, cacheBytes: c.cacheBytes,
+      readOnly: c.readOnly, writerGeneration: c.readOnly ? undefined : c.writerGeneration, mountpoint: path.join(this.dir, 'data'), uid: this.uid, gid: this.uid, cacheBytes: c.cacheBytes,
       localFiles: c.readOnly ? [{ path: 'standby.signal', data: new Uint8Array(0) }] : [],
     }, this.log, this.deps.takeSpareFuse());
     this.fuse = fuse;
@@ -201,7 +202,9 @@ export class PostgresCompute implements EngineCompute {
     }
     if (gen !== this.generation || this.state === 'stopping' || this.state === 'stopped') return;
     if (e.type === 'fenced') {
-      this.fail(`fenced: ${e.message}`);
+      // final: a restart would mount with the same writer generation, or chain on an LSN another writer moved
+      // (the shipper's message says "fenced: ..." or "fenced by a newer compute: ...")
+      this.fail(e.message.startsWith('fenced') ? e.message : `fenced: ${e.message}`);
     } else if (this.state === 'running') {
       this.log.warn({ event: e.type, message: 'message' in e ? e.message : undefined }, 'FUSE server failed; restarting the compute on its timeline');
       this.restart('crash');
@@ -266,9 +269,9 @@ export class PostgresCompute implements EngineCompute {
     await Promise.all([pm?.kill(), fuse?.kill()]);
   }
 
-  async stop(): Promise<{ clean: boolean; lsn: number }> {
+  async stop(opts: { immediate?: boolean } = {}): Promise<{ clean: boolean; lsn: number }> {
     if (this.state === 'stopping' || this.state === 'stopped') return { clean: false, lsn: this.fuse?.lsn ?? 0 };
-    const failed = this.state === 'failed';
+    const failed = this.state === 'failed' || opts.immediate === true;
     this.state = 'stopping';
     this.generation++;
     let clean = false;
@@ -353,7 +356,7 @@ export class PostgresCompute implements EngineCompute {
   describe(): ComputeInfo {
     return {
       computeId: this.config.computeId, state: this.state, engine: 'postgres', host: this.deps.advertiseHost, port: this.port,
-      timelineId: this.config.timelineId, lsn: this.fuse?.lsn ?? null, readOnly: this.config.readOnly, database: '',
+      timelineId: this.config.timelineId, storageUrl: this.deps.storageUrl, lsn: this.fuse?.lsn ?? null, readOnly: this.config.readOnly, database: '',
       createdAt: this.createdAt.toISOString(), lastActivityAt: new Date(this.activity.lastActivityAt).toISOString(),
       activeSessions: this.activity.sessions, inTransaction: this.activity.inTransaction,
       waitingBatches: 0, startMs: Math.round(this.startMs * 10) / 10, pagesFetched: this.pagesFetched, pagesFetchedTotal: 0,

@@ -1,6 +1,7 @@
 // The template timeline of the postgres engine: initdb once, as the `postgres` OS user, on a local directory; the
 // roles a new project starts with; a clean stop; then the directory is imported into a new timeline (the same
-// import as the PGlite template, compute/template.ts). Every postgres-engine project branches from it.
+// import as the PGlite template, compute/template.ts) and a checkpoint, so that every storage node over the bucket
+// reads it. Every postgres-engine project branches from it.
 // initdb runs on a local directory rather than on a FUSE mount: the result is the same files, and it takes 1.8 s
 // instead of 5 s (initdb syncs only at its end, so on a mount everything ships at once anyway).
 import { execFile } from 'node:child_process';
@@ -10,7 +11,7 @@ import * as path from 'node:path';
 import { promisify } from 'node:util';
 import type { Logger } from '../../lib/logger.ts';
 import type { StorageClient } from '../../storage-node/client.ts';
-import { importDataDir } from '../template.ts';
+import { checkpointTemplate, importDataDir } from '../template.ts';
 import type { TemplateAnswer } from '../host/api-types.ts';
 import { ADMIN_ROLE, withAdmin } from './admin.ts';
 import { PG_BIN } from './environment.ts';
@@ -84,6 +85,7 @@ export async function createPostgresTemplate(storage: StorageClient, log: Logger
     await initLocal(dir, log);
     const initdbMs = performance.now() - t0;
     const imported = await importDataDir(storage, path.join(dir, 'data'));
+    await checkpointTemplate(storage, imported.timelineId, imported.lsn);
     log.info({ timelineId: imported.timelineId, files: imported.files, bytes: imported.bytesShipped, initdbMs: Math.round(initdbMs) }, 'postgres template timeline made');
     return { engine: 'postgres', timelineId: imported.timelineId, lsn: imported.lsn, initdbMs: Math.round(initdbMs) };
   } finally {

@@ -5,7 +5,7 @@ import type { Context } from 'hono';
 import type { ServiceError } from '../../lib/errors.ts';
 import type { Logger } from '../../lib/logger.ts';
 
-export type ApiName = 'public' | 'internal';
+export type ApiName = 'public' | 'internal' | 'hosts' | 'admin';
 
 export interface ErrorReport {
   log?: Logger;

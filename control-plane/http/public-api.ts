@@ -33,7 +33,7 @@ import { ProjectAdmin } from '../project-admin.ts';
 import type { Projects } from '../projects.ts';
 import { RoleAdmin } from '../role-admin.ts';
 import type { StateStore } from '../state-store.ts';
-import { StorageClient } from '../../storage-node/client.ts';
+import type { StorageNodes } from '../storage/storage-nodes.ts';
 import { type ErrorReport, reportErrors } from './error-report.ts';
 
 export interface PublicApiOptions {
@@ -46,12 +46,12 @@ export interface PublicApiOptions {
   connectionHost?: string;
   /** Key material for sealing role passwords (reveal_password). Default: the API key. */
   secret?: string;
-  /** The compute hosts' internal password; with `computeHosts` > 0, roles and databases are made in Postgres too. */
+  /** The compute hosts' internal password; with `drivesComputes`, roles and databases are made in Postgres too. */
   computePassword?: string;
-  /** How many compute hosts the control plane drives; 0 means records only (no compute can start). */
-  computeHosts?: number;
-  /** The storage node's bearer token (LAKEBASE_STORAGE_TOKEN). */
-  storageToken?: string;
+  /** Whether the control plane drives compute hosts (static or registering); without, records only (no compute starts). */
+  drivesComputes?: boolean;
+  /** The storage nodes (a project's timelines are on one of them). */
+  storage: StorageNodes;
   /** Engine of a project created without pg_version. */
   defaultEngine?: EngineName;
   /** Keeps lake tables fresh; their Iceberg tables live in its bucket. */
@@ -99,10 +99,10 @@ export function publicApi(state: StateStore, projects: Projects, endpoints: Endp
 
 /** The services behind the routes, over one plane. */
 function apiDeps(state: StateStore, projects: Projects, endpoints: EndpointManager, opts: PublicApiOptions): ApiDeps {
-  const hasHosts = (opts.computeHosts ?? 0) > 0;
+  const hasHosts = opts.drivesComputes ?? false;
   const plane: Plane = {
     state,
-    storage: new StorageClient(projects.storageUrl, opts.storageToken),
+    storage: opts.storage,
     endpoints,
     box: new PasswordBox(opts.secret ?? opts.apiKey),
     sql: hasHosts ? new ComputeSql(endpoints) : null,

@@ -189,7 +189,7 @@ export class Exports {
 
   /** The point as the storage node numbers it (and as Postgres does), with the refusals a branch's creation gives. */
   private async resolve(branch: BranchRecord, at: PointInTime, database: string): Promise<{ storageLsn: number; walLsn: number | null }> {
-    const storage = this.plane.storage;
+    const storage = this.plane.storage.of(this.plane.state.current, branch.project_id);
     try {
       if ('lsn' in at) return { storageLsn: (await storage.lsnAtWal(branch.timeline_id, at.lsn)).lsn, walLsn: at.lsn };
       if ('timestamp' in at) {

@@ -9,6 +9,7 @@
 // plane might have) have no job here and are marked failed.
 import { ServiceError, toServiceError } from '../../lib/errors.ts';
 import type { StorageClient } from '../../storage-node/client.ts';
+import type { StorageNodes } from '../storage/storage-nodes.ts';
 import type { JobAction, OperationJobInputs } from '../model.ts';
 import { dropTimelines } from '../timelines.ts';
 
@@ -42,8 +43,8 @@ async function deleteTimelines(storage: StorageClient, ids: string[]): Promise<v
   }
 }
 
-export function jobRegistry(deps: { storage: StorageClient }): JobRegistry {
+export function jobRegistry(deps: { storage: StorageNodes }): JobRegistry {
   return {
-    delete_timeline: { resumable: true, run: (input) => deleteTimelines(deps.storage, input.timeline_ids) },
+    delete_timeline: { resumable: true, run: (input) => deleteTimelines(deps.storage.byName(input.storage_node).client, input.timeline_ids) },
   };
 }

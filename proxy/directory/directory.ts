@@ -44,6 +44,8 @@ export interface InvalidationHandler {
   role(endpointId: string, role: string | null): void;
   /** Everything: the feed restarted (new epoch) or the proxy fell too far behind it. */
   all(): void;
+  /** The endpoint's compute moved (its host was taken out): drop its cached address and idle connections. */
+  compute?(endpointId: string): void;
 }
 
 /** Statuses a DirectoryError keeps as they are; any other is its class's generic one (400 or 500). */

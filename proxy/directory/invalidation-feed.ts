@@ -1,6 +1,6 @@
 // The proxy's side of the control plane's role-invalidation feed (control-plane/role-invalidations.ts): a long
 // poll, `GET <url>?after=N&epoch=E&wait_ms=W`, held by the control plane until there is news. Each answer's
-// events drop cache entries; a new epoch (the control plane restarted) or `reset` (this proxy fell behind the
+// events drop cache entries (verifiers, or a moved compute's address and connections); a new epoch (the control plane restarted) or `reset` (this proxy fell behind the
 // feed's window) drops everything, as does the first answer (events before the subscription are unknown).
 // While the control plane is unreachable the loop retries with a capped backoff and the cache keeps serving.
 
@@ -18,6 +18,7 @@ interface FeedAnswer {
 interface FeedEvent {
   endpoint_id?: unknown;
   role?: unknown;
+  kind?: unknown;
 }
 
 /** Applies one answer; returns the new cursor, or null if the answer was malformed. */
@@ -29,6 +30,10 @@ function apply(body: FeedAnswer, epoch: string | null, handler: InvalidationHand
   }
   for (const e of body.events as FeedEvent[]) {
     if (typeof e.endpoint_id !== 'string') continue;
+    if (e.kind === 'compute') {
+      handler.compute?.(e.endpoint_id);
+      continue;
+    }
     handler.role(e.endpoint_id, typeof e.role === 'string' ? e.role : null);
   }
   return { epoch, after: body.last };

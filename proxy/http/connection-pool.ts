@@ -105,6 +105,19 @@ export class BackendPool {
     return conn;
   }
 
+  /**
+   * Drops every idle connection of the endpoint: its compute moved (its host was taken out), and a connection to the
+   * old one may hang on a frozen machine. Requests in flight on such connections end with their sockets.
+   */
+  dropEndpoint(endpointId: string): void {
+    const prefix = `${endpointId}\0`;
+    for (const [key, list] of this.idle) {
+      if (!key.startsWith(prefix)) continue;
+      for (const i of list) i.conn.destroy();
+      this.idle.delete(key);
+    }
+  }
+
   /** Closes one idle connection of the endpoint, whose slot then goes to a request of another key. */
   private evictIdle(endpointId: string): void {
     const prefix = `${endpointId}\0`;

@@ -21,6 +21,7 @@ type HeaderOp =
 
 interface Header {
   expectedLsn?: number;
+  writerGeneration?: number;
   ops: HeaderOp[];
 }
 
@@ -33,6 +34,7 @@ export function encodeBatch(batch: WriteBatch): Buffer {
   });
   const header: Header = { ops };
   if (batch.expectedLsn !== undefined) header.expectedLsn = batch.expectedLsn;
+  if (batch.writerGeneration !== undefined) header.writerGeneration = batch.writerGeneration;
   const json = Buffer.from(JSON.stringify(header));
   const len = Buffer.alloc(4);
   len.writeUInt32BE(json.length);
@@ -58,8 +60,9 @@ export function decodeBatch(buf: Uint8Array): WriteBatch {
   if (typeof header !== 'object' || header === null || !Array.isArray((header as Header).ops)) {
     throw new BatchDecodeError('batch header must be an object with an "ops" array');
   }
-  const h = header as { expectedLsn?: unknown; ops: unknown[] };
+  const h = header as { expectedLsn?: unknown; writerGeneration?: unknown; ops: unknown[] };
   if (h.expectedLsn !== undefined && !isInt(h.expectedLsn)) throw new BatchDecodeError('expectedLsn must be a non-negative integer');
+  if (h.writerGeneration !== undefined && !isInt(h.writerGeneration)) throw new BatchDecodeError('writerGeneration must be a non-negative integer');
   let pos = 8 + hlen;
   const ops: FileOp[] = [];
   h.ops.forEach((raw, i) => {
@@ -100,5 +103,6 @@ export function decodeBatch(buf: Uint8Array): WriteBatch {
   if (pos !== b.length) throw new BatchDecodeError(`batch has ${b.length - pos} bytes of data not claimed by any write op`);
   const batch: WriteBatch = { ops };
   if (h.expectedLsn !== undefined) batch.expectedLsn = h.expectedLsn as number;
+  if (h.writerGeneration !== undefined) batch.writerGeneration = h.writerGeneration as number;
   return batch;
 }

@@ -57,6 +57,16 @@ export const createTimelineFailure = codedByField({
   ancestorWalLsn: 'invalid_lsn',
 });
 
+// ---- POST /v1/timelines/:id/writer and /release ----
+
+/** `{}` (or no body): the request asks nothing more; a field is refused rather than silently ignored. */
+const emptyObjectBody = v.pipe(
+  v.custom<Record<string, unknown>>(isObject, 'request body must be a JSON object'),
+  v.check((b) => Object.keys(b).length === 0, (issue) => `unknown field ${JSON.stringify(Object.keys(issue.input)[0])}`),
+);
+export const acquireWriterBody = emptyObjectBody;
+export const releaseTimelineBody = emptyObjectBody;
+
 // ---- POST /v1/timelines/:id/pages ----
 
 const PAGES_MSG = 'body must be {"pages": [{"path": ..., "page": ...}, ...]}';

@@ -26,6 +26,11 @@ export type FileOpName = FileOp['op'];
 export interface WriteBatch {
   /** The LSN the writer believes is the timeline's last; a mismatch means a second writer and is refused. */
   expectedLsn?: number;
+  /**
+   * The writer generation the compute was given when it took the timeline (POST /writer). A batch of an older
+   * generation (or none, once the timeline has one) is refused: a newer compute has taken the timeline over.
+   */
+  writerGeneration?: number;
   ops: FileOp[];
 }
 
@@ -52,6 +57,24 @@ export interface TimelineInfo {
   createdAt: string;
   /** Timelines branched from this one. */
   children: string[];
+}
+
+/** POST /v1/timelines/:id/writer: the new writer generation (durable), and the timeline as of the takeover. */
+export interface WriterAnswer {
+  generation: number;
+  timeline: TimelineInfo;
+}
+
+/**
+ * POST /v1/timelines/:id/release: the timeline was handed over; everything acknowledged up to `lastLsn` is in the
+ * bucket (`uploadedLsn`, in layers) and this node forgot it. `descendants`: its branches loaded on this node, released
+ * with it (before it; deepest first).
+ */
+export interface ReleaseAnswer {
+  timelineId: string;
+  lastLsn: number;
+  uploadedLsn: number;
+  descendants: string[];
 }
 
 /** POST /v1/timelines (api/schemas.ts: `createTimelineBody`). */

@@ -63,3 +63,13 @@ export class WriteLogFailedError extends CodedError {
     super(500, 'internal_error', message, { kind: 'storage', cause });
   }
 }
+
+/**
+ * The timeline kept moving under a request (released, or found changed by another node, each time it was taken up
+ * again): 503, try again.
+ */
+export class TimelineBusyError extends CodedError {
+  constructor(timelineId: string) {
+    super(503, 'timeline_busy', `timeline ${timelineId} is being handed over between storage nodes; try again`);
+  }
+}

@@ -17,7 +17,9 @@ export interface TimelineCreateRecord {
 export type LogRecord =
   | { type: 'batch'; timelineId: string; lsn: number; time: number; batch: Buffer }
   | { type: 'create'; timeline: TimelineCreateRecord }
-  | { type: 'delete'; timelineId: string };
+  | { type: 'delete'; timelineId: string }
+  /** The node handed the timeline over (everything of it is in the bucket): a restart forgets it, as for a delete. */
+  | { type: 'release'; timelineId: string };
 
 const SEGMENT_BYTES = 64 * 1024 * 1024;
 /**

@@ -12,10 +12,11 @@ import type { InternalAuth } from '../../lib/http-guard.ts';
 import { jsonBody, parse, queryOf, type v } from '../../lib/validate.ts';
 import { decodeBatch } from '../api/batch-codec.ts';
 import {
-  createTimelineBody, createTimelineFailure, lsnAtQuery, lsnQuery, pageQuery, pageRefsBody, pageRefsFailure, queryFailure, timeQuery,
+  acquireWriterBody, createTimelineBody, createTimelineFailure, lsnAtQuery, lsnQuery, pageQuery, pageRefsBody, pageRefsFailure, queryFailure, releaseTimelineBody,
+  timeQuery,
   timelineIdFailure, timelineIdParam,
 } from '../api/schemas.ts';
-import type { StorageEngine } from '../engine/storage-engine.ts';
+import type { Durability, StorageEngine } from '../engine/storage-engine.ts';
 import type { StorageMetrics } from '../metrics.ts';
 
 export interface AppOptions {
@@ -59,7 +60,7 @@ function batchLimit(maxBatchBytes: number): MiddlewareHandler {
 
 export function createApp(engine: StorageEngine, metrics: StorageMetrics, opts: AppOptions): Hono {
   const app = new Hono();
-  guard(app, metrics, opts);
+  guard(app, metrics, opts, engine.config.durability);
   timelineRoutes(app, engine, opts.maxBatchBytes);
   readRoutes(app, engine, opts.maxPagesPerRead);
   maintenanceRoutes(app, engine);
@@ -67,7 +68,7 @@ export function createApp(engine: StorageEngine, metrics: StorageMetrics, opts: 
 }
 
 /** Metrics per route, the one error handler, /healthz, then the token and the body limits for everything else. */
-function guard(app: Hono, metrics: StorageMetrics, opts: AppOptions): void {
+function guard(app: Hono, metrics: StorageMetrics, opts: AppOptions, durability: Durability): void {
   app.use('*', async (c, next) => {
     const started = process.hrtime.bigint();
     await next();
@@ -85,7 +86,8 @@ function guard(app: Hono, metrics: StorageMetrics, opts: AppOptions): void {
   }));
   app.notFound(routeNotFound('internal'));
 
-  app.get('/healthz', (c) => c.json({ status: 'ok' }));
+  // durability: whether the bucket holds every acknowledged batch (a dead node's timelines may be taken over)
+  app.get('/healthz', (c) => c.json({ status: 'ok', durability }));
   // everything else (/v1, /metrics) needs the token; then bodies are limited while they are read
   app.use('*', requireAuth(opts.auth, {
     unauthorized: (c) => answerError(c, unauthorized()),
@@ -106,6 +108,12 @@ function timelineRoutes(app: Hono, engine: StorageEngine, maxBatchBytes: number)
     await engine.deleteTimeline(c.req.valid('param').id);
     return c.json({ deleted: true });
   });
+  // a read-write compute takes the timeline: batches of older writer generations are refused from now on
+  app.post('/v1/timelines/:id/writer', timelineId, jsonBody(acquireWriterBody, { emptyAs: {} }), async (c) =>
+    c.json(await engine.acquireWriter(c.req.valid('param').id)));
+  // hand the timeline over: everything acknowledged into the bucket, then forgotten here (another node adopts it)
+  app.post('/v1/timelines/:id/release', timelineId, jsonBody(releaseTimelineBody, { emptyAs: {} }), async (c) =>
+    c.json(await engine.releaseTimeline(c.req.valid('param').id)));
   app.post('/v1/timelines/:id/batches', batchLimit(maxBatchBytes), timelineId, async (c) => {
     const batch = decodeBatch(new Uint8Array(await c.req.arrayBuffer()));
     return c.json(await engine.writeBatch(c.req.valid('param').id, batch));

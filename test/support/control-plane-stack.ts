@@ -80,7 +80,7 @@ export async function startControlPlaneStack(): Promise<ControlPlaneStack> {
     dataDir: join(dir, 'storage'), objectStore: store, token: randomBytes(16).toString('hex'), logger: createLogger('storage-node', 'warn'), backgroundIntervalMs: 0,
   });
   const start = () => startControlPlane({
-    storageUrl: storage.url, storageToken: storage.token, computeHostUrls: [], objectStore: store, apiKey: API_KEY, internalToken: INTERNAL_TOKEN, computePassword: 'compute',
+    storageUrls: [storage.url], storageToken: storage.token, computeHostUrls: [], objectStore: store, apiKey: API_KEY, internalToken: INTERNAL_TOKEN, computePassword: 'compute',
     baseDomain: 'lakebase.localhost', proxyPort: 5433, secret: 'test-secret', logger: createLogger('control-plane', 'warn'),
   });
   const stack: ControlPlaneStack = {
