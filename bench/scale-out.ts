@@ -23,12 +23,13 @@ import { fmtMs, nowMs, percentile, printTable, progress } from './support/stats.
 const WAKES = knob('LAKEBASE_BENCH_WAKES', 24);
 const MOVE_MB = knob('LAKEBASE_BENCH_MOVE_MB', 100);
 
-async function firstQuery(uri: string): Promise<void> {
+/** Runs `sql` on a new connection, retrying (a frozen machine answers nothing: the client gives up after 4 s). */
+async function firstQuery(uri: string, sql = 'SELECT 1'): Promise<void> {
   for (let attempt = 0; ; attempt++) {
     const c = so.client(uri);
     try {
       await c.connect();
-      await c.query('SELECT 1');
+      await c.query(sql);
       return;
     } catch (e) {
       if (attempt >= 60) throw e;
@@ -98,18 +99,19 @@ async function nodeTakeover(stack: LakebaseStack, projects: Project[]): Promise<
   const placed = await so.nodes(stack);
   const victim = placed.find((n) => n.projects.length > 0 && n.name !== 'storage-node-1') ?? placed[1];
   const mine = projects.filter((p) => victim.projects.includes(p.id));
-  for (const p of mine) await firstQuery(p.uri);
+  for (const p of mine) await firstQuery(p.uri, 'CREATE TABLE IF NOT EXISTS t (id int)');
   progress(`freezing ${victim.name} with ${mine.length} projects`);
   const pid = so.servicePid(stack, victim.name);
   const t0 = nowMs();
   so.signalTree(pid, 'SIGSTOP');
+  // a write: it needs the storage node (a SELECT 1 would be answered by the running compute alone)
   const times = await Promise.all(mine.map(async (p) => {
-    await firstQuery(p.uri);
+    await firstQuery(p.uri, 'INSERT INTO t VALUES (1)');
     return nowMs() - t0;
   }));
   so.signalTree(pid, 'SIGCONT');
   await waitFor(`${victim.name} back`, async () => (await so.nodes(stack)).every((n) => n.state === 'live'));
-  return [[`frozen storage node: its projects answer again (${mine.length})`, `p50 ${fmtMs(percentile(times, 50))}, last ${fmtMs(Math.max(...times))}`, 'probe timeout 5 s (--storage-node-timeout-s), then takeover from the bucket and a wake']];
+  return [[`frozen storage node: its projects commit again (${mine.length})`, `p50 ${fmtMs(percentile(times, 50))}, last ${fmtMs(Math.max(...times))}`, 'probe timeout 5 s (--storage-node-timeout-s), then takeover from the bucket and a wake']];
 }
 
 /** A project with a table of about MOVE_MB, drained from its node to the other, against `cp` of a file that size. */

@@ -65,6 +65,11 @@ export class ComputeHostClient {
     }
   }
 
+  /** Whether the host answers its /healthz within `timeoutMs` (a host whose heartbeats are late may just be busy). */
+  async answers(timeoutMs: number): Promise<boolean> {
+    return this.call('GET', '/healthz', undefined, timeoutMs).then(() => true, () => false);
+  }
+
   async list(timeoutMs?: number): Promise<ComputeInfo[]> {
     return (await this.call<{ computes: ComputeInfo[] }>('GET', '/v1/computes', undefined, timeoutMs)).computes;
   }

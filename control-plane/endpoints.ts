@@ -76,6 +76,8 @@ export class EndpointManager {
   /** Projects being moved to another storage node: their wakes wait for the move (hold()). */
   private readonly holds = new Map<string, Promise<unknown>>();
   private readonly storage: StorageNodes;
+  /** Starts under way per host: concurrent wakes spread instead of all picking the host that looked emptiest. */
+  private readonly placing = new Map<string, number>();
   private timer: NodeJS.Timeout | null = null;
 
   constructor(state: StateStore, hosts: HostRegistry, storage: StorageNodes, log: Logger, events: EndpointEvents = {}) {
@@ -237,6 +239,7 @@ export class EndpointManager {
   private async startOnSomeHost(req: StartComputeRequest, engine: EngineName): Promise<{ host: ComputeHostClient; info: StartAnswer }> {
     let refusal: unknown;
     for (const host of this.hostsByLoad(engine)) {
+      this.placing.set(host.baseUrl, (this.placing.get(host.baseUrl) ?? 0) + 1);
       try {
         return { host, info: await host.start(req) };
       } catch (e) {
@@ -247,6 +250,8 @@ export class EndpointManager {
         refusal ??= e;
         const why = unreachable ? 'did not answer' : holdsOld ? 'still holds its old compute' : 'refused the start for memory';
         this.log.warn({ endpointId: req.computeId, host: host.baseUrl, code: e.code }, `compute host ${why}: ${e.message}`);
+      } finally {
+        this.placing.set(host.baseUrl, (this.placing.get(host.baseUrl) ?? 1) - 1);
       }
     }
     throw refusal ?? this.noHost(engine);
@@ -263,11 +268,11 @@ export class EndpointManager {
   }
 
   /**
-   * Live hosts that run the engine, least loaded first: by the computes this control plane placed there, then by
-   * the memory each reported free.
+   * Live hosts that run the engine, least loaded first: by the computes this control plane placed or is placing
+   * there, then by the memory each reported free.
    */
   private hostsByLoad(engine: EngineName): ComputeHostClient[] {
-    const load = new Map<string, number>();
+    const load = new Map(this.placing);
     for (const loc of this.running.values()) load.set(loc.hostUrl, (load.get(loc.hostUrl) ?? 0) + 1);
     const free = (h: ComputeHostRecord) => (h.memoryBudgetBytes ?? 0) - (h.memoryUsedBytes ?? 0);
     return this.hosts

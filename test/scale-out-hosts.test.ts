@@ -72,9 +72,13 @@ describe('two compute hosts, one frozen', () => {
     expect(moved.find((h) => h.name === victim.name)?.state).toBe('dead');
     expect(moved.find((h) => h.name !== victim.name)?.endpoints.sort()).toEqual(projects.map((p) => p.endpointId).sort());
 
-    // the frozen host resumes: its open transaction's COMMIT reaches the timeline it lost, and is refused
+    // the frozen host resumes while the control plane cannot tell it to stop what it lost (frozen in turn): its
+    // open transaction's COMMIT reaches the timeline it lost, and the storage node refuses it
+    const cpPid = so.servicePid(stack, 'control-plane');
+    so.signalTree(cpPid, 'SIGSTOP', frozen);
     so.signalTree(victimPid, 'SIGCONT', frozen);
     expect(await commit).toMatch(/^refused: .*taken over by a newer compute \(writer generation \d+; this batch's is \d+\)/);
+    so.signalTree(cpPid, 'SIGCONT', frozen);
     await ghost.end().catch(() => {});
     await so.until(`${victim.name} rejoining without the computes it lost`, 30_000, async () => {
       const v = (await so.hosts(stack)).find((h) => h.name === victim.name);

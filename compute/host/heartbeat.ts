@@ -33,7 +33,8 @@ export function startHeartbeat(host: ComputeHost, o: HeartbeatOptions): () => vo
   let registered = false;
   const beat = async () => {
     try {
-      const computes = (await host.list()).map((c) => ({ id: c.computeId, host: c.host, port: c.port, engine: c.engine }));
+      // describe() only: asking every compute for fresh counters would make the beat as slow as the busiest one
+      const computes = host.brief().map((c) => ({ id: c.computeId, host: c.host, port: c.port, engine: c.engine }));
       const body = { name: o.name, url: o.url, engines: o.engines, unavailable: o.unavailable ?? {}, memoryBudgetBytes: o.memoryBudgetBytes, memoryUsedBytes: host.reservedBytes(), computes };
       const answer = await client.json<{ stop: string[] }>('POST', '/hosts/v1/heartbeat', body);
       if (!registered || failing) o.log.info({ controlPlane: o.controlPlaneUrl, name: o.name }, registered ? 'heartbeats reach the control plane again' : 'registered with the control plane');

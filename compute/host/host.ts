@@ -399,6 +399,11 @@ export class ComputeHost {
     this.updateGauges();
   }
 
+  /** The computes as they are now, without asking any for fresh counters: cheap, for the heartbeat. */
+  brief(): ComputeInfo[] {
+    return [...this.computes.values()].map((c) => c.describe());
+  }
+
   async list(): Promise<ComputeInfo[]> {
     const all = [...this.computes.values()];
     await Promise.all(all.map((c) => c.refreshStats()));

@@ -41,6 +41,9 @@ export interface ComputeHostRecord {
   lastHeartbeatAt: number | null;
 }
 
+/** How long a host whose heartbeats are late has to answer a direct probe. */
+const PROBE_MS = 2000;
+
 export interface HostEvents {
   /** A host missed its heartbeats: whatever ran there is lost to this control plane. */
   dead(host: ComputeHostRecord): void;
@@ -96,20 +99,32 @@ export class HostRegistry {
     if (h.state === 'live') this.events.dead(h);
   }
 
-  /** Marks hosts silent past the timeout dead (and tells `dead`); the sweep loop calls it every second. */
-  sweep(now = Date.now()): void {
-    for (const h of this.hosts.values()) {
-      if (h.static || h.state === 'dead' || h.lastHeartbeatAt === null) continue;
-      if (now - h.lastHeartbeatAt <= this.timeoutMs) continue;
+  /**
+   * Marks dead (and tells `dead`) the hosts silent past the timeout that do not answer a direct probe either: a
+   * host busy starting many computes may send its beats late, and taking it out would kill healthy computes.
+   * The sweep loop calls it every second.
+   */
+  async sweep(now = Date.now()): Promise<void> {
+    const late = [...this.hosts.values()].filter((h) => !h.static && h.state === 'live' && h.lastHeartbeatAt !== null && now - h.lastHeartbeatAt > this.timeoutMs);
+    await Promise.all(late.map(async (h) => {
+      if (await h.client.answers(PROBE_MS)) {
+        this.log.warn({ host: h.name, silentMs: now - (h.lastHeartbeatAt ?? now) }, `compute host ${h.name} sends no heartbeat but answers: kept (busy?)`);
+        return;
+      }
+      if (h.state !== 'live' || (h.lastHeartbeatAt ?? 0) > now - this.timeoutMs) return; // it beat meanwhile
       h.state = 'dead';
-      this.log.warn({ host: h.name, url: h.url, silentMs: now - h.lastHeartbeatAt }, `compute host ${h.name} missed its heartbeats: taken out, its endpoints wake elsewhere`);
+      this.log.warn({ host: h.name, url: h.url, silentMs: now - (h.lastHeartbeatAt ?? now) }, `compute host ${h.name} missed its heartbeats and does not answer: taken out, its endpoints wake elsewhere`);
       this.events.dead(h);
-    }
+    }));
   }
 
   startSweeping(intervalMs = 1000): void {
-    this.timer = setInterval(() => this.sweep(), intervalMs);
-    this.timer.unref();
+    const loop = () => {
+      void this.sweep().finally(() => {
+        if (this.timer) this.timer = setTimeout(loop, intervalMs).unref();
+      });
+    };
+    this.timer = setTimeout(loop, intervalMs).unref();
   }
 
   get(url: string): ComputeHostRecord | undefined {
@@ -137,7 +152,8 @@ export class HostRegistry {
   }
 
   close(): void {
-    if (this.timer) clearInterval(this.timer);
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
     for (const h of this.hosts.values()) h.client.close();
   }
 }
