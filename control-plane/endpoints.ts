@@ -24,6 +24,8 @@ export interface ComputeLocation {
   port: number;
   hostUrl: string;
   engine: EngineName;
+  /** The storage node the compute was started on (unknown for one learnt from a host's heartbeat). */
+  storageUrl?: string;
   /**
    * The steps of the start that produced this location, ms each: `host` (the compute host's whole answer), then the
    * host's own (`host.check`, `host.launch`, ...); only on the wake that started the compute (the proxy's Server-Timing).
@@ -152,7 +154,22 @@ export class EndpointManager {
 
   private async ensureRunning(endpointId: string): Promise<ComputeLocation> {
     const projectId = this.state.current.endpoints[endpointId]?.project_id;
-    for (let held = projectId && this.holds.get(projectId); held; held = projectId && this.holds.get(projectId)) await held.catch(() => undefined);
+    for (;;) {
+      for (let held = projectId && this.holds.get(projectId); held; held = projectId && this.holds.get(projectId)) await held.catch(() => undefined);
+      const known = await this.stillServing(endpointId);
+      if (known) return known;
+      // a move of the project began while the host was asked: wait for it, then start on its new node
+      if (projectId && this.holds.has(projectId)) continue;
+      const started = await this.start(endpointId);
+      if (!projectId || started.storageUrl === this.storage.nodeOf(this.state.current, projectId).url) return started;
+      // the project moved to another storage node while this compute started on the old one: it must not serve
+      this.running.delete(endpointId);
+      await this.client(started.hostUrl)?.stop(endpointId, { immediate: true }).catch(() => this.noteLost(started.hostUrl, endpointId));
+    }
+  }
+
+  /** The endpoint's known compute if its host still runs it; else forgets it (a failed one is stopped first). */
+  private async stillServing(endpointId: string): Promise<ComputeLocation | undefined> {
     const known = this.running.get(endpointId);
     if (known) {
       // a dead host is not asked; a live one that does not answer in time is passed over like a dead one (a
@@ -165,7 +182,7 @@ export class EndpointManager {
       else this.noteLost(known.hostUrl, endpointId);
       this.log.warn({ endpointId, host: known.hostUrl, state: info?.state ?? 'gone' }, 'compute is not serving (host restarted, gone or hung, or compute failed); starting it again');
     }
-    return this.start(endpointId);
+    return undefined;
   }
 
   private async start(endpointId: string): Promise<ComputeLocation> {
@@ -201,7 +218,7 @@ export class EndpointManager {
     }
     const { host, info } = placed;
     const hostMs = performance.now() - started;
-    const loc: ComputeLocation = { host: info.host, port: info.port, hostUrl: host.baseUrl, engine };
+    const loc: ComputeLocation = { host: info.host, port: info.port, hostUrl: host.baseUrl, engine, storageUrl: req.storageUrl };
     this.lost.get(host.baseUrl)?.delete(endpointId); // placed there again: the host's compute is the current one
     this.running.set(endpointId, loc);
     this.lastActivity.set(endpointId, Date.now());
@@ -442,8 +459,12 @@ export class EndpointManager {
     }
   }
 
-  async suspend(endpointId: string): Promise<void> {
-    await this.waking.get(endpointId)?.catch(() => undefined);
+  /**
+   * Stops the endpoint's compute, cleanly, after a wake under way. `waitForWake: false` inside hold(): the wakes of a
+   * held project wait for the hold, so waiting for them would never end.
+   */
+  async suspend(endpointId: string, opts: { waitForWake?: boolean } = {}): Promise<void> {
+    if (opts.waitForWake !== false) await this.waking.get(endpointId)?.catch(() => undefined);
     const loc = this.running.get(endpointId);
     if (loc) {
       for (const hook of this.suspendHooks) {

@@ -74,7 +74,7 @@ export class ProjectMover {
       const endpoints = Object.values(s.endpoints).filter((e) => e.project_id === projectId);
       const timelines = timelinesOf(s, projectId);
       if (how === 'release') {
-        for (const e of endpoints) await this.endpoints.suspend(e.id);
+        for (const e of endpoints) await this.endpoints.suspend(e.id, { waitForWake: false });
         const old = this.storage.byName(from).client;
         for (const id of timelines) await old.releaseTimeline(id);
       } else {
