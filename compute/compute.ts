@@ -10,6 +10,7 @@ import { PAGE_SIZE } from '../storage-node/api/types.ts';
 import { BridgeServer, createBridgeMemory, requestCancel } from './storage-fs/bridge.ts';
 import type { BridgeIo } from './storage-fs/bridge.ts';
 import { bootstrap } from './storage-fs/prefetch.ts';
+import { readCheckedPages, warnBadPages } from './storage-fs/page-check.ts';
 import { ComputeError } from './storage-fs/protocol.ts';
 import type { BootMessage, CallMessage, CallOp, ComputeConfig, SerializedError, WorkerInit, WorkerMessage, WorkerStats } from './storage-fs/protocol.ts';
 import { getPgliteWasmModule } from './wasm.ts';
@@ -393,7 +394,7 @@ async function checkStartLsn(client: StorageClient, opts: ComputeOptions): Promi
 function bindStorage(cw: ComputeWorker, client: StorageClient, opts: ComputeOptions, io: IoCounters): void {
   cw.bind({
     readPages: async (refs, at) => {
-      const pages = await client.readPages(opts.timelineId, refs, at);
+      const pages = await readCheckedPages(refs, (r) => client.readPages(opts.timelineId, r, at), (bad, healed) => warnBadPages(opts.timelineId, at, bad, healed));
       io.pagesFetched += refs.length;
       io.bytesFetched += refs.length * PAGE_SIZE;
       io.readRequests++;

@@ -5,6 +5,7 @@
 import type { StorageClient } from '../../storage-node/client.ts';
 import type { FileEntry, PageRef } from '../../storage-node/api/types.ts';
 import { PAGE_SIZE } from '../../storage-node/api/types.ts';
+import { readCheckedPages, warnBadPages } from './page-check.ts';
 
 /** The prefetch hint: `{"v":1,"files":{"base/5/1259":[[0,3],[7,1]],...}}` (runs of [first page, count]). */
 export const HINT_PATH = 'lakebase.prefetch';
@@ -171,7 +172,10 @@ export async function bootstrap(
     if (todo.length === 0) return [];
     roundTrips++;
     const parts: Promise<Uint8Array[]>[] = [];
-    for (let i = 0; i < todo.length; i += max) parts.push(client.readPages(timelineId, todo.slice(i, i + max), at));
+    for (let i = 0; i < todo.length; i += max) {
+      const part = todo.slice(i, i + max);
+      parts.push(readCheckedPages(part, (r) => client.readPages(timelineId, r, at), (bad, healed) => warnBadPages(timelineId, at, bad, healed)));
+    }
     const pages = (await Promise.all(parts)).flat();
     refs.push(...todo);
     chunks.push(...pages);
