@@ -56,6 +56,12 @@ export interface EndpointEvents {
   moved?(endpointId: string): void;
 }
 
+/**
+ * A compute no endpoint names (left by an endpoint deleted while its host was cut off, or started on the host by
+ * hand) is stopped once heartbeats have shown it this long: long enough that no start in flight is mistaken for one.
+ */
+const STRAY_GRACE_MS = 30_000;
+
 /** How long a wake asks a host whether it still runs a compute, or the suspend loop lists a host's computes. */
 const PROBE_TIMEOUT_MS = 3000;
 
@@ -66,6 +72,8 @@ export class EndpointManager {
   private readonly lost = new Map<string, Set<string>>();
   /** Ephemeral computes (exports) this control plane started: a heartbeat listing them is not a stray. */
   private readonly ephemeral = new Set<string>();
+  /** Computes of no endpoint seen in heartbeats, and since when: stopped once past STRAY_GRACE_MS. */
+  private readonly strays = new Map<string, number>();
   private readonly log: Logger;
   private readonly events: EndpointEvents;
   /** Where each running compute is; lost on restart and rebuilt from the hosts (reconcile). */
@@ -298,6 +306,13 @@ export class EndpointManager {
       .map((h) => h.client);
   }
 
+  /** A compute of no endpoint: remembered when first seen, stale once seen for longer than STRAY_GRACE_MS. */
+  private isStaleStray(key: string, now: number): boolean {
+    const since = this.strays.get(key);
+    if (since === undefined) this.strays.set(key, now);
+    return since !== undefined && now - since > STRAY_GRACE_MS;
+  }
+
   /**
    * The URL of the storage node holding the project's timelines. A dead node whose acknowledged writes may be only on
    * its own disk (local durability) is waited for: its projects answer 503 until it is back.
@@ -371,7 +386,7 @@ export class EndpointManager {
    * restart of the control plane), and answers which computes it must stop: those it lost while taken out, those
    * now running elsewhere, and those of endpoints that no longer exist.
    */
-  heartbeat(report: HeartbeatReport): { stop: string[] } {
+  heartbeat(report: HeartbeatReport, now = Date.now()): { stop: string[] } {
     const h = this.hosts.heartbeat(report);
     const stop: string[] = [];
     const lost = this.lost.get(h.url);
@@ -380,8 +395,13 @@ export class EndpointManager {
       const loc = this.running.get(c.id);
       if (loc?.hostUrl === h.url) continue;
       const busy = this.waking.has(c.id) || this.starting.has(c.id);
-      if (lost?.has(c.id) || loc || (!this.state.current.endpoints[c.id] && !busy)) stop.push(c.id);
-      else if (!busy) this.running.set(c.id, { host: c.host, port: c.port, hostUrl: h.url, engine: c.engine });
+      if (lost?.has(c.id) || loc) stop.push(c.id);
+      else if (!this.state.current.endpoints[c.id]) {
+        if (!busy && this.isStaleStray(`${h.url} ${c.id}`, now)) stop.push(c.id);
+      } else if (!busy) this.running.set(c.id, { host: c.host, port: c.port, hostUrl: h.url, engine: c.engine });
+    }
+    for (const key of this.strays.keys()) {
+      if (key.startsWith(`${h.url} `) && !report.computes.some((c) => key === `${h.url} ${c.id}`)) this.strays.delete(key);
     }
     if (lost) for (const id of lost) if (!report.computes.some((c) => c.id === id)) lost.delete(id);
     if (stop.length > 0) this.log.warn({ host: h.name, stop }, `compute host ${h.name} runs computes it no longer owns: told to stop them`);
